@@ -1,0 +1,2 @@
+//! kb-cli
+pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS }

@@ -1,0 +1,111 @@
+//! The catalog of documents, chunks and ingest runs (SQLite in this workspace).
+
+use crate::document::{Chunk, DocumentId};
+use crate::error::CatalogError;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::fmt::Debug;
+use uuid::Uuid;
+
+/// A document as the catalog knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentRecord {
+    pub id: DocumentId,
+    /// Path of the source file as given at ingest.
+    pub path: String,
+    pub title: String,
+    pub content_hash: String,
+    /// Size of the source file in bytes.
+    pub size_bytes: u64,
+    /// Size of the extracted text in bytes.
+    pub text_bytes: u64,
+    pub chunk_count: u32,
+    pub groups: Vec<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A chunk as stored in the catalog, with its point id in the index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredChunk {
+    pub point_id: Uuid,
+    pub chunk: Chunk,
+    pub chunk_hash: String,
+}
+
+/// What one ingest run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunStats {
+    pub added: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub removed: u64,
+    pub failed: u64,
+    pub chunks: u64,
+    pub tokens: u64,
+    pub embedding_calls: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestRun {
+    pub id: i64,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub status: String,
+    pub stats: RunStats,
+}
+
+/// The catalog. Writes that touch the index follow a write-ahead protocol so that a crash
+/// at any point leaves catalog and index reconcilable:
+///
+/// 1. [`Catalog::record_pending_points`] before points are upserted,
+/// 2. [`Catalog::commit_document`] swaps chunks in one transaction and turns the replaced
+///    points into tombstones,
+/// 3. [`Catalog::clear_tombstones`] once the index has dropped them.
+///
+/// [`Catalog::orphan_candidates`] lists what a crashed run may have left in the index.
+#[async_trait]
+pub trait Catalog: Send + Sync + Debug {
+    async fn get_document(&self, id: &DocumentId) -> Result<Option<DocumentRecord>, CatalogError>;
+
+    async fn list_documents(&self) -> Result<Vec<DocumentRecord>, CatalogError>;
+
+    async fn chunks(&self, id: &DocumentId) -> Result<Vec<StoredChunk>, CatalogError>;
+
+    /// Point ids of every chunk in the catalog.
+    async fn all_point_ids(&self) -> Result<Vec<Uuid>, CatalogError>;
+
+    /// Record that these points are about to be written to the index.
+    async fn record_pending_points(&self, ids: &[Uuid]) -> Result<(), CatalogError>;
+
+    /// Replace a document and its chunks atomically. Points of the replaced version that are
+    /// not among the new ones become tombstones; the new points stop being pending.
+    async fn commit_document(
+        &self,
+        doc: &DocumentRecord,
+        chunks: &[StoredChunk],
+    ) -> Result<Vec<Uuid>, CatalogError>;
+
+    /// Remove a document; its points become tombstones, which are returned.
+    async fn remove_document(&self, id: &DocumentId) -> Result<Vec<Uuid>, CatalogError>;
+
+    /// Points that may be in the index without being in the catalog: tombstones, and pending
+    /// points of a run that never committed.
+    async fn orphan_candidates(&self) -> Result<Vec<Uuid>, CatalogError>;
+
+    /// Forget tombstones and stale pending records once the index no longer holds them.
+    async fn clear_tombstones(&self, ids: &[Uuid]) -> Result<(), CatalogError>;
+
+    /// Metadata key/value (e.g. the embedding model the index was built with).
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, CatalogError>;
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), CatalogError>;
+
+    async fn start_run(&self) -> Result<i64, CatalogError>;
+
+    async fn finish_run(&self, run: i64, status: &str, stats: &RunStats)
+    -> Result<(), CatalogError>;
+
+    async fn list_runs(&self, limit: u32) -> Result<Vec<IngestRun>, CatalogError>;
+}

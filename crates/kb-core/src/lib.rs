@@ -1,0 +1,20 @@
+//! kb's core: the domain types every other crate speaks and the boundary traits
+//! ([`Embedder`], [`ChatModel`], [`VectorIndex`], [`Catalog`]) that adapters implement.
+//!
+//! Nothing here does I/O. Adapters (engine client, local model, Qdrant, SQLite) depend on
+//! this crate; only the server and the CLI name concrete types.
+
+pub mod catalog;
+pub mod document;
+pub mod error;
+pub mod index;
+pub mod model;
+
+pub use catalog::{Catalog, DocumentRecord, IngestRun, RunStats, StoredChunk};
+pub use document::{Chunk, ChunkPayload, DocumentId, content_hash, point_id};
+pub use error::{CatalogError, IndexError, ModelError};
+pub use index::{ChunkPoint, Filter, Hit, VectorIndex};
+pub use model::{
+    ChatDelta, ChatMessage, ChatModel, ChatRequest, ChatResponse, ChatStream, Embedder, Embedding,
+    InputKind, Role, Usage,
+};
