@@ -1,1 +1,16 @@
-//! kb-answer
+//! kb's query side: embed the question, retrieve the top chunks the caller may read, and
+//! answer from them with numbered citations that are checked against what was retrieved.
+//!
+//! - [`prompt`] holds the grounded prompt template,
+//! - [`citations`] parses and validates `[n]` markers,
+//! - [`extractive`] answers without a chat model, from the best-matching sentences,
+//! - [`Answerer`] ties retrieval and generation together.
+
+pub mod answerer;
+pub mod citations;
+pub mod extractive;
+pub mod prompt;
+
+pub use answerer::{
+    Answer, AnswerError, AnswerMode, AnswerOptions, Answerer, AskRequest, Citation, Mode, Timings,
+};

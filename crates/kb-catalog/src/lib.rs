@@ -1,1 +1,539 @@
-//! kb-catalog
+//! kb's catalog in SQLite: documents, chunks, ingest runs, and the write-ahead records
+//! (pending points, tombstones) that let the vector index be reconciled after a crash.
+//!
+//! The schema lives in the workspace's `migrations/` folder and is applied on open.
+
+use async_trait::async_trait;
+use kb_core::{
+    Catalog, CatalogError, Chunk, DocumentId, DocumentRecord, IngestRun, RunStats, StoredChunk,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// The SQLite catalog. Cheap to clone (a connection pool).
+#[derive(Debug, Clone)]
+pub struct SqliteCatalog {
+    pool: SqlitePool,
+}
+
+fn db_err(context: &str) -> impl FnOnce(sqlx::Error) -> CatalogError + '_ {
+    move |e| CatalogError::Database(format!("{context}: {e}"))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+impl SqliteCatalog {
+    /// Open (creating if missing) the database file at `path` and apply pending migrations.
+    pub async fn open(path: &Path) -> Result<Self, CatalogError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                CatalogError::Database(format!("cannot create folder {}: {e}", parent.display()))
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(|e| CatalogError::Database(format!("{}: {e}", path.display())))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|e| CatalogError::Database(format!("cannot open {}: {e}", path.display())))?;
+        Self::from_pool(pool).await
+    }
+
+    /// Use an existing pool (e.g. from `#[sqlx::test]`) and apply migrations.
+    pub async fn from_pool(pool: SqlitePool) -> Result<Self, CatalogError> {
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| CatalogError::Migration(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    /// Check that the database answers (for readiness probes).
+    pub async fn ping(&self) -> Result<(), CatalogError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err("ping"))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn parse_uuid(s: &str) -> Result<Uuid, CatalogError> {
+    Uuid::parse_str(s).map_err(|e| CatalogError::Corrupt(format!("bad point id {s:?}: {e}")))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T, CatalogError> {
+    serde_json::from_str(s).map_err(|e| CatalogError::Corrupt(format!("bad {what} {s:?}: {e}")))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("BUG: catalog values always serialise")
+}
+
+fn document_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DocumentRecord, CatalogError> {
+    let groups: String = row.get("groups_json");
+    Ok(DocumentRecord {
+        id: DocumentId::new(row.get::<String, _>("id")),
+        path: row.get("path"),
+        title: row.get("title"),
+        content_hash: row.get("content_hash"),
+        size_bytes: row.get::<i64, _>("size_bytes") as u64,
+        text_bytes: row.get::<i64, _>("text_bytes") as u64,
+        chunk_count: row.get::<i64, _>("chunk_count") as u32,
+        groups: parse_json(&groups, "groups")?,
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    })
+}
+
+const DOCUMENT_COLUMNS: &str = "id, path, title, content_hash, size_bytes, text_bytes, \
+                                chunk_count, groups_json, created_at, updated_at";
+
+#[async_trait]
+impl Catalog for SqliteCatalog {
+    async fn get_document(&self, id: &DocumentId) -> Result<Option<DocumentRecord>, CatalogError> {
+        let row = sqlx::query(&format!(
+            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err("get document"))?;
+        row.as_ref().map(document_from_row).transpose()
+    }
+
+    async fn list_documents(&self) -> Result<Vec<DocumentRecord>, CatalogError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DOCUMENT_COLUMNS} FROM documents ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("list documents"))?;
+        rows.iter().map(document_from_row).collect()
+    }
+
+    async fn chunks(&self, id: &DocumentId) -> Result<Vec<StoredChunk>, CatalogError> {
+        let rows = sqlx::query(
+            "SELECT point_id, ordinal, heading_json, byte_start, byte_end, token_count, \
+             chunk_hash, text FROM chunks WHERE doc_id = ? ORDER BY ordinal",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("list chunks"))?;
+        rows.iter()
+            .map(|row| {
+                let heading: String = row.get("heading_json");
+                Ok(StoredChunk {
+                    point_id: parse_uuid(row.get("point_id"))?,
+                    chunk_hash: row.get("chunk_hash"),
+                    chunk: Chunk {
+                        ordinal: row.get::<i64, _>("ordinal") as u32,
+                        text: row.get("text"),
+                        heading_path: parse_json(&heading, "heading path")?,
+                        byte_start: row.get::<i64, _>("byte_start") as usize,
+                        byte_end: row.get::<i64, _>("byte_end") as usize,
+                        token_count: row.get::<i64, _>("token_count") as usize,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn all_point_ids(&self) -> Result<Vec<Uuid>, CatalogError> {
+        let rows = sqlx::query("SELECT point_id FROM chunks")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err("list point ids"))?;
+        rows.iter().map(|r| parse_uuid(r.get("point_id"))).collect()
+    }
+
+    async fn record_pending_points(&self, ids: &[Uuid]) -> Result<(), CatalogError> {
+        let mut tx = self.pool.begin().await.map_err(db_err("begin"))?;
+        let at = now();
+        for id in ids {
+            sqlx::query("INSERT OR IGNORE INTO pending_points (point_id, recorded_at) VALUES (?, ?)")
+                .bind(id.to_string())
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("record pending points"))?;
+        }
+        tx.commit().await.map_err(db_err("commit pending points"))
+    }
+
+    async fn commit_document(
+        &self,
+        doc: &DocumentRecord,
+        chunks: &[StoredChunk],
+    ) -> Result<Vec<Uuid>, CatalogError> {
+        let mut tx = self.pool.begin().await.map_err(db_err("begin"))?;
+        let at = now();
+        let old: Vec<String> = sqlx::query_scalar("SELECT point_id FROM chunks WHERE doc_id = ?")
+            .bind(doc.id.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err("read old chunks"))?;
+        let new: std::collections::HashSet<String> =
+            chunks.iter().map(|c| c.point_id.to_string()).collect();
+        let mut replaced = Vec::new();
+        for id in old.iter().filter(|id| !new.contains(*id)) {
+            sqlx::query("INSERT OR IGNORE INTO tombstones (point_id, recorded_at) VALUES (?, ?)")
+                .bind(id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("record tombstone"))?;
+            replaced.push(parse_uuid(id)?);
+        }
+        sqlx::query("DELETE FROM chunks WHERE doc_id = ?")
+            .bind(doc.id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err("delete old chunks"))?;
+        sqlx::query(
+            "INSERT INTO documents (id, path, title, content_hash, size_bytes, text_bytes, \
+             chunk_count, groups_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT(id) DO UPDATE SET path = excluded.path, title = excluded.title, \
+             content_hash = excluded.content_hash, size_bytes = excluded.size_bytes, \
+             text_bytes = excluded.text_bytes, chunk_count = excluded.chunk_count, \
+             groups_json = excluded.groups_json, updated_at = excluded.updated_at",
+        )
+        .bind(doc.id.as_str())
+        .bind(&doc.path)
+        .bind(&doc.title)
+        .bind(&doc.content_hash)
+        .bind(doc.size_bytes as i64)
+        .bind(doc.text_bytes as i64)
+        .bind(chunks.len() as i64)
+        .bind(to_json(&doc.groups))
+        .bind(at)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err("upsert document"))?;
+        for c in chunks {
+            let id = c.point_id.to_string();
+            sqlx::query(
+                "INSERT INTO chunks (point_id, doc_id, ordinal, heading_json, byte_start, byte_end, \
+                 token_count, chunk_hash, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&id)
+            .bind(doc.id.as_str())
+            .bind(c.chunk.ordinal as i64)
+            .bind(to_json(&c.chunk.heading_path))
+            .bind(c.chunk.byte_start as i64)
+            .bind(c.chunk.byte_end as i64)
+            .bind(c.chunk.token_count as i64)
+            .bind(&c.chunk_hash)
+            .bind(&c.chunk.text)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err("insert chunk"))?;
+            sqlx::query("DELETE FROM pending_points WHERE point_id = ?")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("clear pending point"))?;
+            sqlx::query("DELETE FROM tombstones WHERE point_id = ?")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("clear tombstone"))?;
+        }
+        tx.commit().await.map_err(db_err("commit document"))?;
+        Ok(replaced)
+    }
+
+    async fn remove_document(&self, id: &DocumentId) -> Result<Vec<Uuid>, CatalogError> {
+        let mut tx = self.pool.begin().await.map_err(db_err("begin"))?;
+        let at = now();
+        let old: Vec<String> = sqlx::query_scalar("SELECT point_id FROM chunks WHERE doc_id = ?")
+            .bind(id.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err("read chunks"))?;
+        for point in &old {
+            sqlx::query("INSERT OR IGNORE INTO tombstones (point_id, recorded_at) VALUES (?, ?)")
+                .bind(point)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("record tombstone"))?;
+        }
+        sqlx::query("DELETE FROM documents WHERE id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err("delete document"))?;
+        tx.commit().await.map_err(db_err("commit removal"))?;
+        old.iter().map(|s| parse_uuid(s)).collect()
+    }
+
+    async fn orphan_candidates(&self) -> Result<Vec<Uuid>, CatalogError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT point_id FROM tombstones \
+             UNION SELECT point_id FROM pending_points \
+             WHERE point_id NOT IN (SELECT point_id FROM chunks)",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("list orphan candidates"))?;
+        rows.iter().map(|s| parse_uuid(s)).collect()
+    }
+
+    async fn clear_tombstones(&self, ids: &[Uuid]) -> Result<(), CatalogError> {
+        let mut tx = self.pool.begin().await.map_err(db_err("begin"))?;
+        for id in ids {
+            let id = id.to_string();
+            sqlx::query("DELETE FROM tombstones WHERE point_id = ?")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("clear tombstone"))?;
+            sqlx::query("DELETE FROM pending_points WHERE point_id = ?")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("clear pending point"))?;
+        }
+        tx.commit().await.map_err(db_err("commit cleared tombstones"))
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>, CatalogError> {
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err("get meta"))
+    }
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), CatalogError> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES (?, ?) \
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err("set meta"))?;
+        Ok(())
+    }
+
+    async fn start_run(&self) -> Result<i64, CatalogError> {
+        let id = sqlx::query("INSERT INTO ingest_runs (started_at, status) VALUES (?, 'running')")
+            .bind(now())
+            .execute(&self.pool)
+            .await
+            .map_err(db_err("start run"))?
+            .last_insert_rowid();
+        Ok(id)
+    }
+
+    async fn finish_run(
+        &self,
+        run: i64,
+        status: &str,
+        stats: &RunStats,
+    ) -> Result<(), CatalogError> {
+        sqlx::query(
+            "UPDATE ingest_runs SET finished_at = ?, status = ?, stats_json = ? WHERE id = ?",
+        )
+        .bind(now())
+        .bind(status)
+        .bind(to_json(stats))
+        .bind(run)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err("finish run"))?;
+        Ok(())
+    }
+
+    async fn list_runs(&self, limit: u32) -> Result<Vec<IngestRun>, CatalogError> {
+        let rows = sqlx::query(
+            "SELECT id, started_at, finished_at, status, stats_json FROM ingest_runs \
+             ORDER BY id DESC LIMIT ?",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("list runs"))?;
+        rows.iter()
+            .map(|row| {
+                let stats: String = row.get("stats_json");
+                Ok(IngestRun {
+                    id: row.get("id"),
+                    started_at: row.get("started_at"),
+                    finished_at: row.get("finished_at"),
+                    status: row.get("status"),
+                    stats: if stats == "{}" {
+                        RunStats::default()
+                    } else {
+                        parse_json(&stats, "run stats")?
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kb_core::point_id;
+
+    fn doc(id: &str, hash: &str) -> DocumentRecord {
+        DocumentRecord {
+            id: DocumentId::new(id),
+            path: format!("/handbook/{id}"),
+            title: "Leave".into(),
+            content_hash: hash.into(),
+            size_bytes: 10,
+            text_bytes: 10,
+            chunk_count: 0,
+            groups: vec!["all".into()],
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn chunks(d: &DocumentRecord, n: u32) -> Vec<StoredChunk> {
+        (0..n)
+            .map(|i| StoredChunk {
+                point_id: point_id(&d.id, &d.content_hash, i),
+                chunk_hash: format!("h{i}"),
+                chunk: Chunk {
+                    ordinal: i,
+                    text: format!("chunk {i}"),
+                    heading_path: vec!["Leave".into()],
+                    byte_start: 0,
+                    byte_end: 7,
+                    token_count: 2,
+                },
+            })
+            .collect()
+    }
+
+    async fn catalog() -> (SqliteCatalog, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = SqliteCatalog::open(&dir.path().join("kb.db")).await.unwrap();
+        (cat, dir)
+    }
+
+    #[tokio::test]
+    async fn committing_a_document_stores_it_with_its_chunks() {
+        let (cat, _dir) = catalog().await;
+        let d = doc("leave.md", "v1");
+        let c = chunks(&d, 3);
+        cat.record_pending_points(&c.iter().map(|c| c.point_id).collect::<Vec<_>>())
+            .await
+            .unwrap();
+
+        let replaced = cat.commit_document(&d, &c).await.unwrap();
+
+        assert!(replaced.is_empty());
+        let stored = cat.get_document(&d.id).await.unwrap().unwrap();
+        assert_eq!(stored.chunk_count, 3);
+        assert_eq!(cat.chunks(&d.id).await.unwrap(), c);
+        assert!(cat.orphan_candidates().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_new_version_tombstones_the_old_points() {
+        let (cat, _dir) = catalog().await;
+        let v1 = doc("leave.md", "v1");
+        let old = chunks(&v1, 2);
+        cat.commit_document(&v1, &old).await.unwrap();
+        let v2 = doc("leave.md", "v2");
+        let new = chunks(&v2, 1);
+
+        let replaced = cat.commit_document(&v2, &new).await.unwrap();
+
+        let mut expected: Vec<Uuid> = old.iter().map(|c| c.point_id).collect();
+        expected.sort();
+        let mut got = replaced.clone();
+        got.sort();
+        assert_eq!(got, expected);
+        let mut orphans = cat.orphan_candidates().await.unwrap();
+        orphans.sort();
+        assert_eq!(orphans, expected);
+        cat.clear_tombstones(&replaced).await.unwrap();
+        assert!(cat.orphan_candidates().await.unwrap().is_empty());
+        assert_eq!(cat.all_point_ids().await.unwrap(), vec![new[0].point_id]);
+    }
+
+    #[tokio::test]
+    async fn pending_points_of_an_uncommitted_run_are_orphan_candidates() {
+        let (cat, _dir) = catalog().await;
+        let d = doc("leave.md", "v1");
+        let c = chunks(&d, 2);
+        let ids: Vec<Uuid> = c.iter().map(|c| c.point_id).collect();
+
+        cat.record_pending_points(&ids).await.unwrap();
+
+        let mut orphans = cat.orphan_candidates().await.unwrap();
+        orphans.sort();
+        let mut expected = ids.clone();
+        expected.sort();
+        assert_eq!(orphans, expected);
+    }
+
+    #[tokio::test]
+    async fn removing_a_document_deletes_chunks_and_returns_their_points() {
+        let (cat, _dir) = catalog().await;
+        let d = doc("leave.md", "v1");
+        let c = chunks(&d, 2);
+        cat.commit_document(&d, &c).await.unwrap();
+
+        let removed = cat.remove_document(&d.id).await.unwrap();
+
+        assert_eq!(removed.len(), 2);
+        assert!(cat.get_document(&d.id).await.unwrap().is_none());
+        assert!(cat.all_point_ids().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn runs_and_meta_round_trip() {
+        let (cat, _dir) = catalog().await;
+        let run = cat.start_run().await.unwrap();
+        let stats = RunStats {
+            added: 2,
+            chunks: 7,
+            ..RunStats::default()
+        };
+        cat.finish_run(run, "completed", &stats).await.unwrap();
+        cat.set_meta("embedding_model", "local:all-MiniLM-L6-v2")
+            .await
+            .unwrap();
+
+        let runs = cat.list_runs(10).await.unwrap();
+        assert_eq!(runs[0].stats, stats);
+        assert_eq!(runs[0].status, "completed");
+        assert_eq!(
+            cat.get_meta("embedding_model").await.unwrap().as_deref(),
+            Some("local:all-MiniLM-L6-v2")
+        );
+    }
+}

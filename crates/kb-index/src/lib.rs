@@ -1,1 +1,28 @@
-//! kb-index
+//! kb's vector index: the [`VectorIndex`](kb_core::VectorIndex) boundary trait implemented over
+//! Qdrant, either embedded in the process or as a server.
+//!
+//! - [`EmbeddedIndex`] runs Qdrant's in-process engine (`qdrant-edge`) on a local folder. It is
+//!   the default: nothing to install, one process owns the folder (a second one gets
+//!   [`IndexError::Locked`](kb_core::IndexError::Locked)).
+//! - [`QdrantServerIndex`] talks gRPC to a Qdrant server or cluster (`qdrant-client`), for
+//!   deployments where several processes share one index.
+//!
+//! Both store the same thing, so switching backends only needs a re-ingest:
+//!
+//! - one named dense vector, [`DENSE_VECTOR`] (`"dense"`), compared by cosine similarity (a
+//!   named vector leaves room for a sparse vector beside it later, for hybrid search);
+//! - point ids are the chunk UUIDs of [`kb_core::point_id`];
+//! - the payload is [`ChunkPayload`](kb_core::ChunkPayload) as flat JSON keys (`doc_id`,
+//!   `doc_hash`, `ordinal`, `title`, `path`, `heading_path`, `text`, `byte_start`, `byte_end`,
+//!   `groups`), with keyword indexes on `doc_id` and `groups`.
+//!
+//! Access control is a payload filter: a reader restricted to some groups sees the points whose
+//! `groups` contain one of them or [`PUBLIC_GROUP`] (`"all"`).
+
+mod embedded;
+mod payload;
+mod server;
+
+pub use embedded::{EmbeddedIndex, EmbeddedIndexInfo};
+pub use payload::{DENSE_VECTOR, PUBLIC_GROUP};
+pub use server::QdrantServerIndex;

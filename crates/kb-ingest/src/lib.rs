@@ -1,1 +1,16 @@
-//! kb-ingest
+//! kb's ingest pipeline: files → text → token-sized chunks → embeddings → vector index,
+//! with the catalog recording documents, chunks and runs.
+//!
+//! - [`loader`] reads one file into text plus metadata,
+//! - [`split`] cuts text into chunks sized in the embedder's own tokens,
+//! - [`pipeline`] drives a run: walk, compare hashes, embed in batches, write ahead, commit.
+
+pub mod loader;
+pub mod pipeline;
+pub mod split;
+
+pub use loader::{DocumentFormat, FrontMatter, LoadError, LoadedDocument, load_file};
+pub use pipeline::{
+    DocumentAction, FileFailure, IngestError, IngestOptions, IngestReport, Ingestor, StageTimings,
+};
+pub use split::{ChunkSplitter, SplitOptions};

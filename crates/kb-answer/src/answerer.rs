@@ -1,0 +1,362 @@
+//! Retrieval plus answer generation.
+
+use crate::{citations, extractive, prompt};
+use kb_core::{
+    ChatModel, ChatRequest, Embedder, Filter, Hit, IndexError, InputKind, ModelError, Usage,
+    VectorIndex,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::{Instrument, info, info_span};
+
+/// How answers are produced (configuration).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerMode {
+    /// Generative when a chat model is configured, extractive otherwise.
+    #[default]
+    Auto,
+    Extractive,
+    Generative,
+}
+
+/// How an answer was produced (reported to the caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Generative,
+    Extractive,
+    /// Nothing relevant was retrieved; no model was asked.
+    NotFound,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnswerOptions {
+    /// Chunks retrieved when the request names no `top_k`.
+    pub top_k: usize,
+    /// Largest `top_k` a request may ask for.
+    pub max_top_k: usize,
+    /// Best cosine score under which kb says the answer is not in the knowledge base.
+    pub min_score: f32,
+    pub mode: AnswerMode,
+    /// Sentences quoted by an extractive answer.
+    pub extractive_sentences: usize,
+    /// Completion token cap for generated answers.
+    pub max_answer_tokens: u32,
+    /// Longest question accepted, in characters.
+    pub max_question_chars: usize,
+}
+
+impl Default for AnswerOptions {
+    fn default() -> Self {
+        Self {
+            top_k: 5,
+            max_top_k: 20,
+            min_score: 0.35,
+            mode: AnswerMode::Auto,
+            extractive_sentences: 3,
+            max_answer_tokens: 512,
+            max_question_chars: 2000,
+        }
+    }
+}
+
+/// A question.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AskRequest {
+    pub question: String,
+    pub top_k: Option<usize>,
+    #[serde(default)]
+    pub filter: Filter,
+}
+
+/// A source the answer cites.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Citation {
+    /// The number used in the answer text, `[n]`.
+    pub n: usize,
+    pub document: String,
+    pub title: String,
+    pub path: String,
+    pub heading_path: Vec<String>,
+    /// Chunk ordinal within the document.
+    pub chunk: u32,
+    /// Byte range of the passage in the document's text.
+    pub byte_range: [usize; 2],
+    pub snippet: String,
+    pub score: f32,
+}
+
+impl Citation {
+    fn from_hit(n: usize, hit: &Hit) -> Self {
+        let p = &hit.payload;
+        Self {
+            n,
+            document: p.doc_id.to_string(),
+            title: p.title.clone(),
+            path: p.path.clone(),
+            heading_path: p.heading_path.clone(),
+            chunk: p.ordinal,
+            byte_range: [p.byte_start, p.byte_end],
+            snippet: p.text.clone(),
+            score: hit.score,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub embed_ms: f64,
+    pub search_ms: f64,
+    pub generate_ms: f64,
+    pub total_ms: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    pub answer: String,
+    pub citations: Vec<Citation>,
+    pub mode: Mode,
+    pub usage: Usage,
+    pub timings: Timings,
+    /// Citation markers removed because they named no retrieved source.
+    pub removed_citations: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("embedding the question failed: {0}")]
+    Embedding(#[source] ModelError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("the chat model failed: {0}")]
+    Chat(#[source] ModelError),
+}
+
+/// Answers questions over one index.
+#[derive(Debug, Clone)]
+pub struct Answerer {
+    embedder: Arc<dyn Embedder>,
+    index: Arc<dyn VectorIndex>,
+    chat: Option<Arc<dyn ChatModel>>,
+    options: AnswerOptions,
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+impl Answerer {
+    pub fn new(
+        embedder: Arc<dyn Embedder>,
+        index: Arc<dyn VectorIndex>,
+        chat: Option<Arc<dyn ChatModel>>,
+        options: AnswerOptions,
+    ) -> Self {
+        Self {
+            embedder,
+            index,
+            chat,
+            options,
+        }
+    }
+
+    pub fn options(&self) -> &AnswerOptions {
+        &self.options
+    }
+
+    fn validate(&self, question: &str, top_k: Option<usize>) -> Result<usize, AnswerError> {
+        let question = question.trim();
+        if question.is_empty() {
+            return Err(AnswerError::InvalidRequest(
+                "question: must not be empty".into(),
+            ));
+        }
+        let chars = question.chars().count();
+        if chars > self.options.max_question_chars {
+            return Err(AnswerError::InvalidRequest(format!(
+                "question: {chars} characters, over the limit of {}",
+                self.options.max_question_chars
+            )));
+        }
+        let k = top_k.unwrap_or(self.options.top_k);
+        if k == 0 || k > self.options.max_top_k {
+            return Err(AnswerError::InvalidRequest(format!(
+                "top_k: must be between 1 and {}, got {k}",
+                self.options.max_top_k
+            )));
+        }
+        Ok(k)
+    }
+
+    /// Retrieve the best chunks for a query, deduplicated, best first.
+    pub async fn search(
+        &self,
+        query: &str,
+        filter: &Filter,
+        top_k: Option<usize>,
+    ) -> Result<(Vec<Hit>, Vec<f32>, Timings), AnswerError> {
+        let k = self.validate(query, top_k)?;
+        let mut timings = Timings::default();
+        let t = Instant::now();
+        let vector = self
+            .embedder
+            .embed(&[query.trim().to_owned()], InputKind::Query)
+            .instrument(info_span!("embed_question"))
+            .await
+            .map_err(AnswerError::Embedding)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                AnswerError::Embedding(ModelError::Permanent("no vector returned".into()))
+            })?;
+        timings.embed_ms = ms(t);
+        let t = Instant::now();
+        let hits = self
+            .index
+            .search(&vector, filter, k)
+            .instrument(info_span!("retrieve", k))
+            .await?;
+        timings.search_ms = ms(t);
+        Ok((dedup(hits), vector, timings))
+    }
+
+    /// Answer a question from the knowledge base.
+    pub async fn ask(&self, req: &AskRequest) -> Result<Answer, AnswerError> {
+        let span = info_span!("ask", top_k = req.top_k);
+        self.ask_inner(req).instrument(span).await
+    }
+
+    async fn ask_inner(&self, req: &AskRequest) -> Result<Answer, AnswerError> {
+        let started = Instant::now();
+        let (hits, question_vector, mut timings) =
+            self.search(&req.question, &req.filter, req.top_k).await?;
+        let relevant: Vec<Hit> = hits
+            .into_iter()
+            .filter(|h| h.score >= self.options.min_score)
+            .collect();
+        let mut answer = if relevant.is_empty() {
+            info!("no source above the relevance threshold");
+            Answer {
+                answer: prompt::NOT_FOUND_ANSWER.to_owned(),
+                citations: Vec::new(),
+                mode: Mode::NotFound,
+                usage: Usage::default(),
+                timings: Timings::default(),
+                removed_citations: 0,
+            }
+        } else {
+            let t = Instant::now();
+            let answer = match (&self.chat, self.options.mode) {
+                (Some(chat), AnswerMode::Auto | AnswerMode::Generative) => {
+                    self.generate(chat.as_ref(), &req.question, &relevant).await?
+                }
+                _ => self.extract(&question_vector, &relevant).await?,
+            };
+            timings.generate_ms = ms(t);
+            answer
+        };
+        timings.total_ms = ms(started);
+        answer.timings = timings;
+        info!(
+            mode = ?answer.mode,
+            citations = answer.citations.len(),
+            removed_citations = answer.removed_citations,
+            prompt_tokens = answer.usage.prompt_tokens,
+            completion_tokens = answer.usage.completion_tokens,
+            total_ms = answer.timings.total_ms,
+            "answered"
+        );
+        Ok(answer)
+    }
+
+    async fn generate(
+        &self,
+        chat: &dyn ChatModel,
+        question: &str,
+        hits: &[Hit],
+    ) -> Result<Answer, AnswerError> {
+        let request = ChatRequest {
+            messages: prompt::build_messages(question, hits),
+            max_tokens: Some(self.options.max_answer_tokens),
+            temperature: Some(0.0),
+        };
+        let response = chat
+            .complete(&request)
+            .instrument(info_span!("generate", sources = hits.len()))
+            .await
+            .map_err(AnswerError::Chat)?;
+        let checked = citations::check(&response.content, hits.len());
+        Ok(Answer {
+            answer: checked.text,
+            citations: checked
+                .cited
+                .iter()
+                .map(|n| Citation::from_hit(*n, &hits[n - 1]))
+                .collect(),
+            mode: Mode::Generative,
+            usage: response.usage,
+            timings: Timings::default(),
+            removed_citations: checked.removed,
+        })
+    }
+
+    async fn extract(&self, question: &[f32], hits: &[Hit]) -> Result<Answer, AnswerError> {
+        let sources = &hits[..hits.len().min(3)];
+        let sentences = extractive::candidate_sentences(sources);
+        let texts: Vec<String> = sentences.iter().map(|s| s.text.clone()).collect();
+        let vectors = if texts.is_empty() {
+            Vec::new()
+        } else {
+            self.embedder
+                .embed(&texts, InputKind::Passage)
+                .instrument(info_span!("extract", sentences = texts.len()))
+                .await
+                .map_err(AnswerError::Embedding)?
+        };
+        let scores: Vec<f32> = sources.iter().map(|h| h.score).collect();
+        let chosen = extractive::select(
+            question,
+            &vectors,
+            &sentences,
+            &scores,
+            self.options.extractive_sentences,
+        );
+        let cited: Vec<usize> = {
+            let mut seen = Vec::new();
+            for i in &chosen {
+                let n = sentences[*i].source + 1;
+                if !seen.contains(&n) {
+                    seen.push(n);
+                }
+            }
+            seen.sort_unstable();
+            seen
+        };
+        Ok(Answer {
+            answer: extractive::compose(&sentences, &chosen),
+            citations: cited
+                .iter()
+                .map(|n| Citation::from_hit(*n, &hits[n - 1]))
+                .collect(),
+            mode: Mode::Extractive,
+            usage: Usage::default(),
+            timings: Timings::default(),
+            removed_citations: 0,
+        })
+    }
+}
+
+/// Drop repeated chunks (the same document and ordinal from two versions of a document
+/// while it is being replaced), keeping the best-scoring one.
+fn dedup(hits: Vec<Hit>) -> Vec<Hit> {
+    let mut seen = HashSet::new();
+    hits.into_iter()
+        .filter(|h| seen.insert((h.payload.doc_id.clone(), h.payload.ordinal)))
+        .collect()
+}

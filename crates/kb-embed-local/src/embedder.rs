@@ -1,0 +1,590 @@
+//! [`LocalEmbedder`]: loading a BERT-family model folder and embedding batches of texts.
+
+use crate::config::{LocalEmbedderConfig, Pooling};
+use crate::error::LocalEmbedError;
+use async_trait::async_trait;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use kb_core::{Embedder, Embedding, InputKind, ModelError};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use tokenizers::{
+    Encoding, PostProcessor, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy,
+};
+use tracing::{debug, info, warn};
+
+const CONFIG_FILE: &str = "config.json";
+const TOKENIZER_FILE: &str = "tokenizer.json";
+const WEIGHTS_FILE: &str = "model.safetensors";
+const MODULES_FILE: &str = "modules.json";
+const SENTENCE_BERT_CONFIG_FILE: &str = "sentence_bert_config.json";
+/// Where sentence-transformers puts the pooling settings when `modules.json` does not say.
+const DEFAULT_POOLING_DIR: &str = "1_Pooling";
+const POOLING_MODULE_TYPE: &str = "sentence_transformers.models.Pooling";
+
+/// An embedding model run in-process on the CPU with candle.
+///
+/// Cheap to clone: clones share the loaded model.
+#[derive(Clone)]
+pub struct LocalEmbedder {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    model: BertModel,
+    device: Device,
+    /// Adds special tokens and truncates at `max_tokens`; no padding (batches are padded here,
+    /// each to its own longest input).
+    embed_tokenizer: Tokenizer,
+    /// Neither truncates nor pads: counts what a text really costs.
+    count_tokenizer: Tokenizer,
+    pad_id: u32,
+    dimensions: usize,
+    max_tokens: usize,
+    max_input_tokens: usize,
+    query_prefix: String,
+    passage_prefix: String,
+    batch_size: usize,
+    pooling: Pooling,
+    normalize: bool,
+    model_id: String,
+}
+
+impl fmt::Debug for LocalEmbedder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        f.debug_struct("LocalEmbedder")
+            .field("model_id", &inner.model_id)
+            .field("dimensions", &inner.dimensions)
+            .field("max_tokens", &inner.max_tokens)
+            .field("max_input_tokens", &inner.max_input_tokens)
+            .field("query_prefix", &inner.query_prefix)
+            .field("passage_prefix", &inner.passage_prefix)
+            .field("batch_size", &inner.batch_size)
+            .field("pooling", &inner.pooling)
+            .field("normalize", &inner.normalize)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalEmbedder {
+    /// Load the model folder named by `config.model_dir`.
+    ///
+    /// The folder needs `config.json` (a BERT config), `tokenizer.json` and
+    /// `model.safetensors` (weights with or without a `bert.` prefix); `modules.json`,
+    /// `1_Pooling/config.json` and `sentence_bert_config.json` are read when present.
+    pub fn load(config: &LocalEmbedderConfig) -> Result<Self, LocalEmbedError> {
+        let started = Instant::now();
+        let dir = config.model_dir.as_path();
+        let _span = tracing::info_span!("load_local_embedder", model_dir = %dir.display()).entered();
+
+        if !dir.is_dir() {
+            return Err(LocalEmbedError::ModelDirMissing {
+                dir: dir.to_path_buf(),
+            });
+        }
+        for file in [CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE] {
+            if !dir.join(file).is_file() {
+                return Err(LocalEmbedError::FileMissing {
+                    dir: dir.to_path_buf(),
+                    file,
+                });
+            }
+        }
+        if config.batch_size == 0 {
+            return Err(LocalEmbedError::InvalidConfig {
+                key: "batch_size",
+                message: "must be at least 1".into(),
+            });
+        }
+
+        let bert_config: BertConfig = read_json(&dir.join(CONFIG_FILE), "BERT config")?;
+        let pooling = match config.pooling {
+            Some(pooling) => pooling,
+            None => pooling_from_folder(dir)?,
+        };
+
+        let tokenizer_path = dir.join(TOKENIZER_FILE);
+        let tokenizer_error = |source| LocalEmbedError::Tokenizer {
+            path: tokenizer_path.clone(),
+            source,
+        };
+        let tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(tokenizer_error)?;
+        let pad_id = tokenizer
+            .get_padding()
+            .map(|p| p.pad_id)
+            .unwrap_or(bert_config.pad_token_id as u32);
+        let mut count_tokenizer = tokenizer;
+        count_tokenizer.with_padding(None);
+        count_tokenizer
+            .with_truncation(None)
+            .map_err(tokenizer_error)?;
+
+        let max_tokens = effective_max_tokens(dir, config.max_tokens, &bert_config)?;
+        let special_tokens = count_tokenizer
+            .get_post_processor()
+            .map_or(0, |p| p.added_tokens(false));
+        let prefix_tokens = [&config.query_prefix, &config.passage_prefix]
+            .into_iter()
+            .map(|prefix| {
+                if !prefix.is_empty() && !ends_at_word_boundary(prefix) {
+                    warn!(
+                        prefix = %prefix,
+                        "embedding prefix does not end in a space or punctuation; it may merge with \
+                         the input's first word and shift token counts by one"
+                    );
+                }
+                count_with(&count_tokenizer, prefix)
+            })
+            .max()
+            .unwrap_or(0);
+        let reserved = special_tokens + prefix_tokens;
+        if max_tokens <= reserved {
+            return Err(LocalEmbedError::InvalidConfig {
+                key: "max_tokens",
+                message: format!(
+                    "{max_tokens} leaves no room for input after {special_tokens} special tokens \
+                     and {prefix_tokens} prefix tokens"
+                ),
+            });
+        }
+
+        let mut embed_tokenizer = count_tokenizer.clone();
+        embed_tokenizer
+            .with_truncation(Some(TruncationParams {
+                direction: TruncationDirection::Right,
+                max_length: max_tokens,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+            }))
+            .map_err(tokenizer_error)?;
+
+        let device = Device::Cpu;
+        let model = load_weights(&dir.join(WEIGHTS_FILE), &bert_config, &device)?;
+
+        let inner = Inner {
+            model,
+            device,
+            embed_tokenizer,
+            count_tokenizer,
+            pad_id,
+            dimensions: bert_config.hidden_size,
+            max_tokens,
+            max_input_tokens: max_tokens - reserved,
+            query_prefix: config.query_prefix.clone(),
+            passage_prefix: config.passage_prefix.clone(),
+            batch_size: config.batch_size,
+            pooling,
+            normalize: config.normalize,
+            model_id: model_id(dir),
+        };
+        info!(
+            model_id = %inner.model_id,
+            dimensions = inner.dimensions,
+            max_tokens,
+            max_input_tokens = inner.max_input_tokens,
+            pooling = ?pooling,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "local embedding model loaded"
+        );
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The model's tokenizer as used for counting: no padding, no truncation.
+    ///
+    /// Pass `add_special_tokens = false` to count what [`Embedder::count_tokens`] counts.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.inner.count_tokenizer
+    }
+
+    /// Embed `inputs` on the calling thread: one vector per input, in input order.
+    ///
+    /// Blocks for as long as the forward passes take (candle spreads each over the rayon
+    /// thread pool, sized by `RAYON_NUM_THREADS`); from async code use [`Embedder::embed`].
+    /// Inputs longer than `max_tokens` (prefix and special tokens included) are truncated.
+    pub fn embed_sync(
+        &self,
+        inputs: &[String],
+        kind: InputKind,
+    ) -> Result<Vec<Vec<f32>>, LocalEmbedError> {
+        self.inner.embed(inputs, kind)
+    }
+}
+
+impl Inner {
+    fn embed(&self, inputs: &[String], kind: InputKind) -> Result<Vec<Vec<f32>>, LocalEmbedError> {
+        let _span = tracing::debug_span!(
+            "local_embed",
+            model_id = %self.model_id,
+            inputs = inputs.len(),
+            kind = ?kind,
+        )
+        .entered();
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let started = Instant::now();
+
+        let prefix = match kind {
+            InputKind::Query => self.query_prefix.as_str(),
+            InputKind::Passage => self.passage_prefix.as_str(),
+        };
+        let texts: Vec<Cow<'_, str>> = inputs
+            .iter()
+            .map(|text| match prefix {
+                "" => Cow::Borrowed(text.as_str()),
+                _ => Cow::Owned(format!("{prefix}{text}")),
+            })
+            .collect();
+        let encodings = self
+            .embed_tokenizer
+            .encode_batch_fast(texts, true)
+            .map_err(|source| LocalEmbedError::Tokenize {
+                inputs: inputs.len(),
+                source,
+            })?;
+        let truncated = encodings
+            .iter()
+            .filter(|e| !e.get_overflowing().is_empty())
+            .count();
+        if truncated > 0 {
+            debug!(
+                truncated,
+                max_tokens = self.max_tokens,
+                "inputs truncated to the model's limit"
+            );
+        }
+
+        // Batching inputs of similar length pads less: attention cost grows with the
+        // longest input of a batch.
+        let mut order: Vec<usize> = (0..encodings.len()).collect();
+        order.sort_by_key(|&i| encodings[i].len());
+        let mut vectors = vec![Vec::new(); encodings.len()];
+        for batch in order.chunks(self.batch_size) {
+            let batch_encodings: Vec<&Encoding> = batch.iter().map(|&i| &encodings[i]).collect();
+            let batch_vectors =
+                self.forward(&batch_encodings)
+                    .map_err(|source| LocalEmbedError::Inference {
+                        inputs: batch.len(),
+                        source,
+                    })?;
+            for (&i, vector) in batch.iter().zip(batch_vectors) {
+                vectors[i] = vector;
+            }
+        }
+
+        let tokens: usize = encodings.iter().map(Encoding::len).sum();
+        debug!(
+            tokens,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "inputs embedded"
+        );
+        Ok(vectors)
+    }
+
+    /// One forward pass over encodings padded to the longest of them.
+    fn forward(&self, encodings: &[&Encoding]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let rows = encodings.len();
+        let width = encodings.iter().map(|e| e.len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(rows * width);
+        let mut type_ids = Vec::with_capacity(rows * width);
+        let mut mask = Vec::with_capacity(rows * width);
+        for encoding in encodings {
+            let padding = width - encoding.len();
+            ids.extend_from_slice(encoding.get_ids());
+            ids.extend(std::iter::repeat_n(self.pad_id, padding));
+            type_ids.extend_from_slice(encoding.get_type_ids());
+            type_ids.extend(std::iter::repeat_n(0, padding));
+            mask.extend_from_slice(encoding.get_attention_mask());
+            mask.extend(std::iter::repeat_n(0, padding));
+        }
+        let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
+        let type_ids = Tensor::from_vec(type_ids, (rows, width), &self.device)?;
+        let mask = Tensor::from_vec(mask, (rows, width), &self.device)?;
+
+        let hidden = self.model.forward(&ids, &type_ids, Some(&mask))?;
+        let pooled = match self.pooling {
+            Pooling::Mean => {
+                let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+                let sum = hidden.broadcast_mul(&mask)?.sum(1)?;
+                let count = mask.sum(1)?.maximum(1e-9f32)?;
+                sum.broadcast_div(&count)?
+            }
+            Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
+        };
+        let pooled = if self.normalize {
+            // As torch.nn.functional.normalize: the epsilon keeps a zero vector at zero.
+            let norm = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.maximum(1e-12f32)?;
+            pooled.broadcast_div(&norm)?
+        } else {
+            pooled
+        };
+        pooled.to_vec2::<f32>()
+    }
+}
+
+#[async_trait]
+impl Embedder for LocalEmbedder {
+    /// Runs [`LocalEmbedder::embed_sync`] on tokio's blocking pool.
+    async fn embed(
+        &self,
+        inputs: &[String],
+        kind: InputKind,
+    ) -> Result<Vec<Embedding>, ModelError> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inner = Arc::clone(&self.inner);
+        let inputs = inputs.to_vec();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| inner.embed(&inputs, kind)))
+            .await
+            .map_err(|err| ModelError::Permanent(format!("local embedding task failed: {err}")))?
+            .map_err(to_model_error)
+    }
+
+    fn dimensions(&self) -> usize {
+        self.inner.dimensions
+    }
+
+    /// `max_tokens` minus the special tokens the tokenizer adds (`[CLS]`, `[SEP]`) minus the
+    /// tokens of the longer of the two prefixes.
+    ///
+    /// A text of at most this many tokens (as counted by [`Embedder::count_tokens`]) is
+    /// embedded whole, prefix included. That holds as long as the prefix tokenizes on its own
+    /// exactly as it does in front of a text, which is the case for a BERT tokenizer when the
+    /// prefix ends in a space or punctuation (`"query: "`, `"passage: "`); [`LocalEmbedder::load`]
+    /// warns about any other prefix.
+    fn max_input_tokens(&self) -> usize {
+        self.inner.max_input_tokens
+    }
+
+    /// `local:` and the model folder's name, e.g. `local:all-MiniLM-L6-v2`.
+    fn model_id(&self) -> String {
+        self.inner.model_id.clone()
+    }
+
+    /// Tokens of `text` without special tokens, prefix, padding or truncation.
+    fn count_tokens(&self, text: &str) -> usize {
+        count_with(&self.inner.count_tokenizer, text)
+    }
+}
+
+/// Tokens of `text` without special tokens. Should the tokenizer fail, its byte length:
+/// never fewer than the tokens (each token covers at least one byte), so sizing stays safe.
+fn count_with(tokenizer: &Tokenizer, text: &str) -> usize {
+    match tokenizer.encode_fast(text, false) {
+        Ok(encoding) => encoding.len(),
+        Err(error) => {
+            warn!(%error, bytes = text.len(), "counting tokens failed; using the byte length");
+            text.len()
+        }
+    }
+}
+
+fn to_model_error(error: LocalEmbedError) -> ModelError {
+    let message = error_chain(&error);
+    if error.is_input_error() {
+        ModelError::InvalidRequest(message)
+    } else {
+        ModelError::Permanent(message)
+    }
+}
+
+/// `error: cause: cause ...`, since `ModelError` carries only a message.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+fn ends_at_word_boundary(prefix: &str) -> bool {
+    prefix
+        .chars()
+        .next_back()
+        .is_some_and(|c| c.is_whitespace() || c.is_ascii_punctuation())
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &'static str,
+) -> Result<T, LocalEmbedError> {
+    let bytes = std::fs::read(path).map_err(|source| LocalEmbedError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| LocalEmbedError::Json {
+        path: path.to_path_buf(),
+        what,
+        source,
+    })
+}
+
+/// `requested`, lowered to the model's position limit, which it cannot go beyond.
+fn effective_max_tokens(
+    dir: &Path,
+    requested: usize,
+    bert_config: &BertConfig,
+) -> Result<usize, LocalEmbedError> {
+    let limit = bert_config.max_position_embeddings;
+    if requested > limit {
+        warn!(
+            max_tokens = requested,
+            max_position_embeddings = limit,
+            "max_tokens is above what the model can take; using the model's limit"
+        );
+    }
+    let max_tokens = requested.min(limit);
+
+    #[derive(Deserialize)]
+    struct SentenceBertConfig {
+        max_seq_length: Option<usize>,
+    }
+    let path = dir.join(SENTENCE_BERT_CONFIG_FILE);
+    if path.is_file() {
+        let st: SentenceBertConfig = read_json(&path, "sentence-transformers config")?;
+        if let Some(trained) = st.max_seq_length.filter(|&trained| max_tokens > trained) {
+            warn!(
+                max_tokens,
+                max_seq_length = trained,
+                "max_tokens is above the sequence length the model was trained for; \
+                 long inputs may embed poorly"
+            );
+        }
+    }
+    Ok(max_tokens)
+}
+
+/// The pooling a sentence-transformers model folder declares, or mean pooling if it
+/// declares none.
+fn pooling_from_folder(dir: &Path) -> Result<Pooling, LocalEmbedError> {
+    #[derive(Deserialize)]
+    struct Module {
+        #[serde(rename = "type")]
+        kind: String,
+        path: String,
+    }
+    let modules_path = dir.join(MODULES_FILE);
+    let pooling_dir = if modules_path.is_file() {
+        let modules: Vec<Module> = read_json(&modules_path, "sentence-transformers module list")?;
+        match modules.into_iter().find(|m| m.kind == POOLING_MODULE_TYPE) {
+            Some(module) => module.path,
+            None => return Ok(Pooling::Mean),
+        }
+    } else {
+        DEFAULT_POOLING_DIR.to_owned()
+    };
+    let path = dir.join(pooling_dir).join(CONFIG_FILE);
+    if !path.is_file() {
+        return Ok(Pooling::Mean);
+    }
+    let config: PoolingConfig = read_json(&path, "sentence-transformers pooling config")?;
+    config.pooling().map_err(|mode| LocalEmbedError::UnsupportedPooling {
+        path,
+        mode: mode.to_owned(),
+    })
+}
+
+/// `1_Pooling/config.json`. Newer sentence-transformers versions write `pooling_mode`
+/// alongside the flags; the flags are always there.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PoolingConfig {
+    pooling_mode_cls_token: bool,
+    pooling_mode_mean_tokens: bool,
+    pooling_mode_max_tokens: bool,
+    pooling_mode_mean_sqrt_len_tokens: bool,
+    pooling_mode_weightedmean_tokens: bool,
+    pooling_mode_lasttoken: bool,
+}
+
+impl PoolingConfig {
+    /// The one supported mode switched on, or the name of an unsupported one.
+    fn pooling(&self) -> Result<Pooling, &'static str> {
+        let unsupported = [
+            (self.pooling_mode_max_tokens, "max_tokens"),
+            (self.pooling_mode_mean_sqrt_len_tokens, "mean_sqrt_len_tokens"),
+            (self.pooling_mode_weightedmean_tokens, "weightedmean_tokens"),
+            (self.pooling_mode_lasttoken, "lasttoken"),
+        ];
+        if let Some((_, mode)) = unsupported.iter().find(|(on, _)| *on) {
+            return Err(mode);
+        }
+        match (self.pooling_mode_mean_tokens, self.pooling_mode_cls_token) {
+            (true, true) => Err("cls_token + mean_tokens (concatenated)"),
+            (false, true) => Ok(Pooling::Cls),
+            (true, false) | (false, false) => Ok(Pooling::Mean),
+        }
+    }
+}
+
+/// Read the weights into memory (no mmap: `unsafe` is forbidden here) and build the model.
+fn load_weights(
+    path: &Path,
+    bert_config: &BertConfig,
+    device: &Device,
+) -> Result<BertModel, LocalEmbedError> {
+    let weights_error = |source| LocalEmbedError::Weights {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes = std::fs::read(path).map_err(|source| LocalEmbedError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let tensors = candle_core::safetensors::load_buffer(&bytes, device).map_err(weights_error)?;
+    drop(bytes);
+    let vb = VarBuilder::from_tensors(canonical_weight_names(tensors), DType::F32, device);
+    BertModel::load(vb, bert_config).map_err(weights_error)
+}
+
+/// Rename weights to what `BertModel` looks up: without the `bert.` prefix that checkpoints
+/// saved from `BertFor*` classes carry, and with `weight`/`bias` rather than the
+/// `gamma`/`beta` of checkpoints converted from TensorFlow.
+fn canonical_weight_names(tensors: HashMap<String, Tensor>) -> HashMap<String, Tensor> {
+    let prefixed = !tensors.contains_key("embeddings.word_embeddings.weight")
+        && tensors.contains_key("bert.embeddings.word_embeddings.weight");
+    tensors
+        .into_iter()
+        .map(|(name, tensor)| {
+            let name = match name.strip_prefix("bert.") {
+                Some(rest) if prefixed => rest.to_owned(),
+                _ => name,
+            };
+            let name = if let Some(stem) = name.strip_suffix("LayerNorm.gamma") {
+                format!("{stem}LayerNorm.weight")
+            } else if let Some(stem) = name.strip_suffix("LayerNorm.beta") {
+                format!("{stem}LayerNorm.bias")
+            } else {
+                name
+            };
+            (name, tensor)
+        })
+        .collect()
+}
+
+/// `local:` plus the model folder's name.
+fn model_id(dir: &Path) -> String {
+    let name = dir
+        .file_name()
+        .map(PathBuf::from)
+        .or_else(|| dir.canonicalize().ok()?.file_name().map(PathBuf::from))
+        .map_or_else(|| "model".to_owned(), |n| n.to_string_lossy().into_owned());
+    format!("local:{name}")
+}
+
+#[cfg(test)]
+mod tests;

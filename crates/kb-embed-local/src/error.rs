@@ -1,0 +1,82 @@
+//! Errors from loading and running the local embedding model.
+
+use std::path::PathBuf;
+
+/// What to do when the model files are missing.
+const FETCH_HINT: &str = "run scripts/fetch-model.sh to download the default model, or set the model folder in the configuration";
+
+/// Loading or running the local embedding model failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalEmbedError {
+    /// The configured model folder does not exist.
+    #[error("model folder {}: not found; {FETCH_HINT}", dir.display())]
+    ModelDirMissing { dir: PathBuf },
+
+    /// A required file is missing from the model folder.
+    #[error("model folder {}: no {file}; {FETCH_HINT}", dir.display())]
+    FileMissing { dir: PathBuf, file: &'static str },
+
+    /// A model file exists but could not be read.
+    #[error("model file {}: cannot be read", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A JSON file of the model folder is not what a BERT-family model ships.
+    #[error("model file {}: not a valid {what}", path.display())]
+    Json {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// `tokenizer.json` could not be loaded or configured.
+    #[error("model file {}: unusable tokenizer", path.display())]
+    Tokenizer {
+        path: PathBuf,
+        #[source]
+        source: tokenizers::Error,
+    },
+
+    /// The weights do not load into a BERT model of the configured shape.
+    #[error("model file {}: weights do not fit a BERT model described by config.json", path.display())]
+    Weights {
+        path: PathBuf,
+        #[source]
+        source: candle_core::Error,
+    },
+
+    /// The model folder asks for a pooling mode this crate does not implement.
+    #[error("model file {}: pooling mode {mode} is not supported (only mean and cls are)", path.display())]
+    UnsupportedPooling { path: PathBuf, mode: String },
+
+    /// A configuration value is out of range.
+    #[error("invalid local embedder setting {key}: {message}")]
+    InvalidConfig { key: &'static str, message: String },
+
+    /// The inputs could not be tokenized.
+    #[error("tokenizing {inputs} embedding inputs failed")]
+    Tokenize {
+        inputs: usize,
+        #[source]
+        source: tokenizers::Error,
+    },
+
+    /// The forward pass or the pooling failed.
+    #[error("embedding a batch of {inputs} inputs failed")]
+    Inference {
+        inputs: usize,
+        #[source]
+        source: candle_core::Error,
+    },
+}
+
+impl LocalEmbedError {
+    /// Whether the failure depends on the inputs rather than on the model.
+    pub fn is_input_error(&self) -> bool {
+        matches!(self, Self::Tokenize { .. })
+    }
+}

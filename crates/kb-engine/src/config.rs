@@ -1,0 +1,353 @@
+//! The `[engine]` section of the settings: endpoints, retry policy and timeouts.
+
+use crate::error::EngineError;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::HashSet;
+use std::fmt;
+
+/// What an API key serialises to: keys never leave the process through `Serialize` either.
+pub const REDACTED: &str = "[redacted]";
+
+/// Everything the engine client needs: where the engines are, how hard to retry, how long to wait.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// OpenAI-compatible engines (vLLM, TEI, llama.cpp, a gateway, ...), used in turn by weight.
+    pub endpoints: Vec<EndpointConfig>,
+    pub retry: RetryConfig,
+    pub timeouts: TimeoutConfig,
+}
+
+/// One OpenAI-compatible engine.
+///
+/// It serves embeddings when `embed_model` is set and chat when `chat_model` is set. Each API key
+/// is a separate route (an endpoint without keys is one route without authentication); a key the
+/// engine refuses (401/403) is disabled until restart and the other keys carry on.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// Unique name, used in logs and errors (never the key).
+    pub name: String,
+    /// Base URL up to and including the version, e.g. `http://127.0.0.1:8000/v1`.
+    pub base_url: String,
+    /// Sent as `Authorization: Bearer ...`; serialised as [`REDACTED`].
+    #[serde(serialize_with = "serialize_redacted")]
+    pub api_keys: Vec<SecretString>,
+    /// Share of the calls relative to the other endpoints (at least 1).
+    pub weight: u32,
+    pub embed_model: Option<String>,
+    pub chat_model: Option<String>,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            base_url: String::new(),
+            api_keys: Vec::new(),
+            weight: 1,
+            embed_model: None,
+            chat_model: None,
+        }
+    }
+}
+
+impl fmt::Debug for EndpointConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndpointConfig")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("api_keys", &format_args!("[{} redacted]", self.api_keys.len()))
+            .field("weight", &self.weight)
+            .field("embed_model", &self.embed_model)
+            .field("chat_model", &self.chat_model)
+            .finish()
+    }
+}
+
+fn serialize_redacted<S: Serializer>(keys: &[SecretString], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(keys.iter().map(|_| REDACTED))
+}
+
+/// Retries of one call, across routes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Attempts per call, the first one included (refused keys do not count).
+    pub max_attempts: u32,
+    /// Backoff before retry n is random in `[0, min(max_delay_ms, base_delay_ms * 2^n)]`, and
+    /// never shorter than a `Retry-After` the engine sent.
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+    /// Time budget of one call, all attempts and waits included (for a stream: until its first
+    /// token).
+    pub deadline_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            base_delay_ms: 200,
+            max_delay_ms: 10_000,
+            deadline_ms: 60_000,
+        }
+    }
+}
+
+/// Timeouts of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeoutConfig {
+    /// Establishing the TCP (and TLS) connection.
+    pub connect_ms: u64,
+    /// A whole non-streaming request, body included.
+    pub request_ms: u64,
+    /// From sending a streaming request to its first token.
+    pub first_token_ms: u64,
+    /// Between two chunks of a stream once it has started.
+    pub idle_ms: u64,
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        Self {
+            connect_ms: 5_000,
+            request_ms: 60_000,
+            first_token_ms: 30_000,
+            idle_ms: 30_000,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Check every value, naming the offending key (`engine.endpoints[0].base_url: ...`).
+    ///
+    /// An empty `endpoints` list is valid here (the engine may be unused);
+    /// [`EngineClient::new`](crate::EngineClient::new) refuses it.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        let mut names = HashSet::new();
+        for (i, e) in self.endpoints.iter().enumerate() {
+            let key = |field: &str| format!("engine.endpoints[{i}].{field}");
+            if e.name.trim().is_empty() {
+                return Err(EngineError::config(key("name"), "must not be empty"));
+            }
+            if !names.insert(e.name.as_str()) {
+                return Err(EngineError::config(
+                    key("name"),
+                    format!("{:?} is already the name of another endpoint", e.name),
+                ));
+            }
+            match url::Url::parse(&e.base_url) {
+                Err(err) => {
+                    return Err(EngineError::config(
+                        key("base_url"),
+                        format!("not a valid URL ({err})"),
+                    ));
+                }
+                Ok(url) if !matches!(url.scheme(), "http" | "https") => {
+                    return Err(EngineError::config(
+                        key("base_url"),
+                        format!("scheme must be http or https, not {}", url.scheme()),
+                    ));
+                }
+                Ok(url) if url.query().is_some() || url.fragment().is_some() => {
+                    return Err(EngineError::config(
+                        key("base_url"),
+                        "must not have a query or a fragment",
+                    ));
+                }
+                Ok(_) => {}
+            }
+            for (k, api_key) in e.api_keys.iter().enumerate() {
+                let api_key = api_key.expose_secret();
+                let problem = if api_key.trim().is_empty() {
+                    Some("must not be empty")
+                } else if api_key == REDACTED {
+                    Some("is the redacted placeholder, not a key")
+                } else if api_key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    Some("must not contain spaces or control characters")
+                } else {
+                    None
+                };
+                if let Some(problem) = problem {
+                    return Err(EngineError::config(key(&format!("api_keys[{k}]")), problem));
+                }
+            }
+            if e.weight == 0 {
+                return Err(EngineError::config(key("weight"), "must be at least 1"));
+            }
+            for (field, model) in [("embed_model", &e.embed_model), ("chat_model", &e.chat_model)] {
+                if model.as_deref().is_some_and(|m| m.trim().is_empty()) {
+                    return Err(EngineError::config(
+                        key(field),
+                        "must not be empty when set",
+                    ));
+                }
+            }
+        }
+        let r = &self.retry;
+        if r.max_attempts == 0 {
+            return Err(EngineError::config(
+                "engine.retry.max_attempts",
+                "must be at least 1",
+            ));
+        }
+        if r.max_delay_ms < r.base_delay_ms {
+            return Err(EngineError::config(
+                "engine.retry.max_delay_ms",
+                format!("must not be below base_delay_ms ({})", r.base_delay_ms),
+            ));
+        }
+        let t = &self.timeouts;
+        for (field, value) in [
+            ("engine.retry.deadline_ms", r.deadline_ms),
+            ("engine.timeouts.connect_ms", t.connect_ms),
+            ("engine.timeouts.request_ms", t.request_ms),
+            ("engine.timeouts.first_token_ms", t.first_token_ms),
+            ("engine.timeouts.idle_ms", t.idle_ms),
+        ] {
+            if value == 0 {
+                return Err(EngineError::config(field, "must be above 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(name: &str, base_url: &str) -> EndpointConfig {
+        EndpointConfig {
+            name: name.to_owned(),
+            base_url: base_url.to_owned(),
+            embed_model: Some("e5".to_owned()),
+            ..EndpointConfig::default()
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_match_the_documented_values() {
+        // Act
+        let config = EngineConfig::default();
+
+        // Assert
+        assert!(config.validate().is_ok());
+        assert_eq!(config.retry.max_attempts, 5);
+        assert_eq!(config.retry.base_delay_ms, 200);
+        assert_eq!(config.retry.max_delay_ms, 10_000);
+        assert_eq!(config.retry.deadline_ms, 60_000);
+        assert_eq!(config.timeouts.connect_ms, 5_000);
+        assert_eq!(EndpointConfig::default().weight, 1);
+    }
+
+    #[test]
+    fn invalid_base_url_names_the_key() {
+        // Arrange
+        let config = EngineConfig {
+            endpoints: vec![endpoint("a", "not a url")],
+            ..EngineConfig::default()
+        };
+
+        // Act
+        let err = config.validate().unwrap_err().to_string();
+
+        // Assert
+        assert!(
+            err.starts_with("engine.endpoints[0].base_url: not a valid URL"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicate_endpoint_names_are_refused() {
+        // Arrange
+        let config = EngineConfig {
+            endpoints: vec![
+                endpoint("a", "http://127.0.0.1:1/v1"),
+                endpoint("a", "http://127.0.0.1:2/v1"),
+            ],
+            ..EngineConfig::default()
+        };
+
+        // Act
+        let err = config.validate().unwrap_err().to_string();
+
+        // Assert
+        assert!(err.starts_with("engine.endpoints[1].name:"), "{err}");
+    }
+
+    #[test]
+    fn zero_weight_and_zero_attempts_are_refused() {
+        // Arrange
+        let mut zero_weight = EngineConfig {
+            endpoints: vec![endpoint("a", "http://127.0.0.1:1/v1")],
+            ..EngineConfig::default()
+        };
+        zero_weight.endpoints[0].weight = 0;
+        let mut zero_attempts = EngineConfig::default();
+        zero_attempts.retry.max_attempts = 0;
+
+        // Act
+        let weight_err = zero_weight.validate().unwrap_err().to_string();
+        let attempts_err = zero_attempts.validate().unwrap_err().to_string();
+
+        // Assert
+        assert_eq!(weight_err, "engine.endpoints[0].weight: must be at least 1");
+        assert_eq!(attempts_err, "engine.retry.max_attempts: must be at least 1");
+    }
+
+    #[test]
+    fn blank_api_key_is_refused_without_showing_it() {
+        // Arrange
+        let mut config = EngineConfig {
+            endpoints: vec![endpoint("a", "http://127.0.0.1:1/v1")],
+            ..EngineConfig::default()
+        };
+        config.endpoints[0].api_keys = vec!["sk-good".into(), "sk bad".into()];
+
+        // Act
+        let err = config.validate().unwrap_err().to_string();
+
+        // Assert
+        assert!(err.starts_with("engine.endpoints[0].api_keys[1]:"), "{err}");
+        assert!(!err.contains("sk"), "{err}");
+    }
+
+    #[test]
+    fn serialised_config_redacts_api_keys() {
+        // Arrange
+        let mut config = EngineConfig {
+            endpoints: vec![endpoint("a", "http://127.0.0.1:1/v1")],
+            ..EngineConfig::default()
+        };
+        config.endpoints[0].api_keys = vec!["sk-very-secret".into()];
+
+        // Act
+        let json = serde_json::to_string(&config).unwrap();
+
+        // Assert
+        assert!(!json.contains("sk-very-secret"), "{json}");
+        assert!(json.contains(REDACTED), "{json}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_and_missing_keys_take_defaults() {
+        // Arrange
+        let known = r#"{"endpoints": [{"name": "a", "base_url": "http://h/v1"}], "retry": {"max_attempts": 2}}"#;
+        let unknown = r#"{"retry": {"max_attempt": 2}}"#;
+
+        // Act
+        let config: EngineConfig = serde_json::from_str(known).unwrap();
+        let refused = serde_json::from_str::<EngineConfig>(unknown);
+
+        // Assert
+        assert_eq!(config.endpoints[0].weight, 1);
+        assert_eq!(config.retry.max_attempts, 2);
+        assert_eq!(config.retry.base_delay_ms, 200);
+        assert!(refused.is_err());
+    }
+}

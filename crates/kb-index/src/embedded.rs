@@ -1,0 +1,527 @@
+//! The embedded index: Qdrant's in-process engine (`qdrant-edge`) on a local folder.
+//!
+//! # Folder layout and locking
+//!
+//! The folder holds one edge shard (`edge_config.json`, `wal/`, `segments/`) and a `LOCK`
+//! file. [`EmbeddedIndex::open`] takes an exclusive advisory lock (`flock`) on `LOCK` before
+//! touching anything else and keeps it for the life of the index, so a second opener — another
+//! process, or the same process twice — fails with [`IndexError::Locked`] instead of corrupting
+//! the shard. The kernel releases the lock when the process exits, even on SIGKILL, so there is
+//! no stale lock to clean up. (qdrant-edge also `flock`s its `wal/` directory, but only once the
+//! shard exists and with an error that cannot be told apart from other WAL failures.)
+//!
+//! # Durability
+//!
+//! `EdgeShard::update` appends the operation to the shard's write-ahead log before applying it.
+//! The WAL segments are memory-mapped files, so once an update returns its record is in the
+//! kernel's page cache: it survives the process being killed (SIGKILL, panic, OOM) and is
+//! re-applied by `EdgeShard::load` on the next open. qdrant-edge does not `msync` on its own
+//! (it has no background flusher), so on top of that every write here ends with
+//! `EdgeShard::flush`, which syncs the WAL and the segments to disk: a write that returned
+//! also survives an OS crash or power loss. Dropping the index flushes once more.
+//!
+//! # Threads
+//!
+//! qdrant-edge is synchronous (and `Send + Sync`); every call runs on tokio's blocking pool.
+//! Reads run in parallel; qdrant-edge serialises updates internally. It never optimises in the
+//! background: [`VectorIndex::optimize`] runs its optimisers (segment merge and HNSW build for
+//! segments above the indexing threshold, ~10 MB of vectors). Below that, search is an exact
+//! brute-force scan, which is fast at that size.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use async_trait::async_trait;
+use kb_core::{ChunkPoint, DocumentId, Filter, Hit, IndexError, VectorIndex};
+use qdrant_edge::{
+    Condition, CountRequest, Distance, EdgeConfig, EdgeShard, EdgeVectorParamsBuilder,
+    FieldCondition, FieldIndexOperations, JsonPath, Match, NamedQuery, OperationError, Payload,
+    PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
+    PointStructPersisted, QueryEnum, QueryRequest, ScoringQuery, ScrollRequest, UpdateOperation,
+    VectorInternal, VectorPersisted, VectorStructPersisted, WithPayloadInterface, WithVector,
+};
+use tracing::{debug, info};
+
+use crate::payload::{self, Conditions, DENSE_VECTOR, DOC_ID_KEY, GROUPS_KEY, KEYWORD_INDEXED_KEYS};
+
+/// The lock file that marks the folder as owned by one process.
+const LOCK_FILE: &str = "LOCK";
+
+/// The file qdrant-edge writes when it creates a shard (its name is private to the crate).
+const EDGE_CONFIG_FILE: &str = "edge_config.json";
+
+/// Page size when listing point ids.
+const SCROLL_PAGE: usize = 1_000;
+
+/// Qdrant's embedded engine on a local folder.
+///
+/// Cheap to share behind an `Arc`; dropping the last handle flushes the shard and releases the
+/// folder's lock.
+#[derive(Debug)]
+pub struct EmbeddedIndex {
+    inner: Arc<Inner>,
+}
+
+/// What [`EmbeddedIndex::info`] reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EmbeddedIndexInfo {
+    /// Points stored (approximate while an optimisation runs).
+    pub points: usize,
+    /// Vectors covered by an HNSW graph; the rest are searched by brute force.
+    pub indexed_vectors: usize,
+    /// Storage segments.
+    pub segments: usize,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    /// Set once the collection exists: on open if the folder holds a shard, else by `ensure`.
+    shard: OnceLock<EdgeShard>,
+    /// Serialises shard creation and index setup in `ensure`.
+    setup: Mutex<()>,
+    /// Holds the folder's exclusive lock. Declared last so that it is dropped (unlocked) only
+    /// after the shard has been flushed and closed.
+    _lock: File,
+}
+
+impl EmbeddedIndex {
+    /// Open the index in `dir`, creating the folder if missing, and lock it for this process.
+    ///
+    /// An existing shard is loaded (re-applying whatever its WAL holds beyond the last flush);
+    /// otherwise the collection is created by the first [`VectorIndex::ensure`], which knows
+    /// the vector size. Fails with [`IndexError::Locked`] while another handle — in this
+    /// process or another one — has the folder open.
+    pub fn open(dir: &Path) -> Result<Self, IndexError> {
+        fs::create_dir_all(dir).map_err(|err| {
+            IndexError::Other(format!(
+                "cannot create index folder {}: {err}",
+                dir.display()
+            ))
+        })?;
+        let lock = lock_folder(dir)?;
+
+        let shard = OnceLock::new();
+        if dir.join(EDGE_CONFIG_FILE).exists() {
+            let loaded = EdgeShard::load(dir, None)
+                .map_err(|err| edge_error(format!("cannot load index {}", dir.display()), err))?;
+            let dims = dense_dims(&loaded);
+            info!(dir = %dir.display(), ?dims, "opened embedded vector index");
+            // A fresh `OnceLock` cannot already hold a value.
+            let _ = shard.set(loaded);
+        } else {
+            info!(dir = %dir.display(), "embedded vector index folder is empty; `ensure` creates it");
+        }
+
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir: dir.to_owned(),
+                shard,
+                setup: Mutex::new(()),
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// The folder this index lives in.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Size and index state, for status output: a fresh folder reports all zeros.
+    pub async fn info(&self) -> Result<EmbeddedIndexInfo, IndexError> {
+        self.blocking("info", |inner| {
+            let Some(shard) = inner.shard() else {
+                return Ok(EmbeddedIndexInfo::default());
+            };
+            let info = shard
+                .info()
+                .map_err(|err| edge_error("cannot read index info", err))?;
+            Ok(EmbeddedIndexInfo {
+                points: info.points_count,
+                indexed_vectors: info.indexed_vectors_count,
+                segments: info.segments_count,
+            })
+        })
+        .await
+    }
+
+    /// Run `job` on the blocking pool with the shared state.
+    async fn blocking<T, F>(&self, what: &'static str, job: F) -> Result<T, IndexError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, IndexError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || job(&inner))
+            .await
+            .map_err(|err| IndexError::Other(format!("{what}: index task failed: {err}")))?
+    }
+}
+
+/// Take the folder's exclusive lock, or report who has it.
+fn lock_folder(dir: &Path) -> Result<File, IndexError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|err| {
+            IndexError::Other(format!("cannot open lock file {}: {err}", path.display()))
+        })?;
+    // `fs4` rather than the inherent `File::try_lock`: it is a plain `flock` on every Unix
+    // (the std one is unsupported on some targets), the same call qdrant-edge uses for its WAL.
+    match fs4::FileExt::try_lock(&file) {
+        Ok(()) => Ok(file),
+        Err(fs4::TryLockError::WouldBlock) => Err(IndexError::Locked(dir.display().to_string())),
+        Err(fs4::TryLockError::Error(err)) => Err(IndexError::Other(format!(
+            "cannot lock {}: {err}",
+            path.display()
+        ))),
+    }
+}
+
+impl Inner {
+    /// The shard, or `None` if `ensure` has not created the collection yet.
+    fn shard(&self) -> Option<&EdgeShard> {
+        self.shard.get()
+    }
+
+    fn ensure(&self, dims: usize) -> Result<(), IndexError> {
+        if dims == 0 {
+            return Err(IndexError::Other(
+                "cannot create a vector index for 0-dimensional vectors".into(),
+            ));
+        }
+        // The guarded value is `()`, so a panic in another `ensure` left nothing inconsistent.
+        let _setup = self.setup.lock().unwrap_or_else(PoisonError::into_inner);
+
+        let shard = match self.shard.get() {
+            Some(shard) => shard,
+            None => {
+                let config = EdgeConfig::builder()
+                    .vector(
+                        DENSE_VECTOR,
+                        EdgeVectorParamsBuilder::new(dims, Distance::Cosine).build(),
+                    )
+                    .build();
+                let created = EdgeShard::new(&self.dir, config).map_err(|err| {
+                    edge_error(format!("cannot create index in {}", self.dir.display()), err)
+                })?;
+                info!(dir = %self.dir.display(), dims, "created embedded vector index");
+                self.shard.get_or_init(move || created)
+            }
+        };
+
+        let found = dense_dims(shard).ok_or_else(|| {
+            IndexError::Other(format!(
+                "index in {} has no `{DENSE_VECTOR}` vector; it was not written by kb",
+                self.dir.display()
+            ))
+        })?;
+        if found != dims {
+            return Err(IndexError::DimensionMismatch {
+                expected: dims,
+                found,
+            });
+        }
+
+        let schema = shard
+            .info()
+            .map_err(|err| edge_error("cannot read index info", err))?
+            .payload_schema;
+        let mut created_any = false;
+        for key in KEYWORD_INDEXED_KEYS {
+            let field = json_path(key);
+            if schema.contains_key(&field) {
+                continue;
+            }
+            let create = qdrant_edge::CreateIndex {
+                field_name: field,
+                field_schema: Some(PayloadFieldSchema::FieldType(PayloadSchemaType::Keyword)),
+            };
+            shard
+                .update(UpdateOperation::FieldIndexOperation(
+                    FieldIndexOperations::CreateIndex(create),
+                ))
+                .map_err(|err| edge_error(format!("cannot index payload field `{key}`"), err))?;
+            created_any = true;
+        }
+        if created_any {
+            flush(shard)?;
+        }
+        Ok(())
+    }
+
+    /// The shard, for a write: the collection must exist.
+    fn shard_for_write(&self) -> Result<&EdgeShard, IndexError> {
+        self.shard().ok_or_else(|| {
+            IndexError::Other(format!(
+                "index in {} has no collection yet; call `ensure` with the vector size first",
+                self.dir.display()
+            ))
+        })
+    }
+
+    /// Apply one update and make it durable.
+    fn write(&self, operation: UpdateOperation, what: &str) -> Result<(), IndexError> {
+        let shard = self.shard_for_write()?;
+        shard.update(operation).map_err(|err| edge_error(what, err))?;
+        flush(shard)
+    }
+}
+
+#[async_trait]
+impl VectorIndex for EmbeddedIndex {
+    async fn ensure(&self, dims: usize) -> Result<(), IndexError> {
+        self.blocking("ensure", move |inner| inner.ensure(dims))
+            .await
+    }
+
+    async fn upsert(&self, points: Vec<ChunkPoint>) -> Result<(), IndexError> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        self.blocking("upsert", move |inner| {
+            let dims = dense_dims(inner.shard_for_write()?);
+            let count = points.len();
+            let points = points
+                .into_iter()
+                .map(|point| to_edge_point(point, dims))
+                .collect::<Result<Vec<_>, _>>()?;
+            let operation = UpdateOperation::PointOperation(PointOperations::UpsertPoints(
+                PointInsertOperations::PointsList(points),
+            ));
+            inner.write(operation, &format!("cannot upsert {count} points"))
+        })
+        .await
+    }
+
+    async fn search(&self, query: &[f32], filter: &Filter, k: usize) -> Result<Vec<Hit>, IndexError> {
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let query = query.to_vec();
+        let filter = edge_filter(&Conditions::from_filter(filter));
+        self.blocking("search", move |inner| {
+            let Some(shard) = inner.shard() else {
+                return Ok(Vec::new());
+            };
+            check_dims(shard, query.len())?;
+            let request = QueryRequest {
+                query: Some(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(
+                    VectorInternal::Dense(query),
+                    DENSE_VECTOR,
+                )))),
+                filter,
+                with_payload: WithPayloadInterface::Bool(true),
+                with_vector: WithVector::Bool(false),
+                ..QueryRequest::new(k)
+            };
+            let scored = shard
+                .query(request)
+                .map_err(|err| edge_error("search failed", err))?;
+            scored
+                .into_iter()
+                .map(|point| {
+                    let id = uuid_of(point.id)?;
+                    let payload = point.payload.ok_or_else(|| {
+                        IndexError::Other(format!("point {id}: search returned no payload"))
+                    })?;
+                    Ok(Hit {
+                        id,
+                        score: point.score,
+                        payload: payload::from_json(payload.0, id)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn delete_points(&self, ids: &[uuid::Uuid]) -> Result<(), IndexError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<PointId> = ids.iter().copied().map(PointId::Uuid).collect();
+        self.blocking("delete points", move |inner| {
+            if inner.shard().is_none() {
+                return Ok(());
+            }
+            let count = ids.len();
+            inner.write(
+                UpdateOperation::PointOperation(PointOperations::DeletePoints { ids }),
+                &format!("cannot delete {count} points"),
+            )
+        })
+        .await
+    }
+
+    async fn delete_document(&self, id: &DocumentId) -> Result<(), IndexError> {
+        let id = id.clone();
+        self.blocking("delete document", move |inner| {
+            if inner.shard().is_none() {
+                return Ok(());
+            }
+            let filter = qdrant_edge::Filter::new_must(Condition::Field(FieldCondition::new_match(
+                json_path(DOC_ID_KEY),
+                Match::from(vec![id.as_str().to_owned()]),
+            )));
+            inner.write(
+                UpdateOperation::PointOperation(PointOperations::DeletePointsByFilter(filter)),
+                &format!("cannot delete the points of document {id}"),
+            )
+        })
+        .await
+    }
+
+    async fn point_ids(&self) -> Result<Vec<uuid::Uuid>, IndexError> {
+        self.blocking("list point ids", |inner| {
+            let Some(shard) = inner.shard() else {
+                return Ok(Vec::new());
+            };
+            let mut ids = Vec::new();
+            let mut offset = None;
+            loop {
+                let request = ScrollRequest {
+                    offset,
+                    limit: Some(SCROLL_PAGE),
+                    with_payload: Some(WithPayloadInterface::Bool(false)),
+                    ..ScrollRequest::new()
+                };
+                let (records, next) = shard
+                    .scroll(request)
+                    .map_err(|err| edge_error("cannot list point ids", err))?;
+                for record in records {
+                    ids.push(uuid_of(record.id)?);
+                }
+                match next {
+                    Some(next) => offset = Some(next),
+                    None => return Ok(ids),
+                }
+            }
+        })
+        .await
+    }
+
+    async fn count(&self) -> Result<u64, IndexError> {
+        self.blocking("count", |inner| {
+            let Some(shard) = inner.shard() else {
+                return Ok(0);
+            };
+            let count = shard
+                .count(CountRequest::new())
+                .map_err(|err| edge_error("cannot count points", err))?;
+            Ok(count as u64)
+        })
+        .await
+    }
+
+    async fn optimize(&self) -> Result<(), IndexError> {
+        self.blocking("optimize", |inner| {
+            let Some(shard) = inner.shard() else {
+                return Ok(());
+            };
+            let optimized = shard
+                .optimize()
+                .map_err(|err| edge_error("cannot optimize the index", err))?;
+            flush(shard)?;
+            if let Ok(info) = shard.info() {
+                debug!(
+                    optimized,
+                    segments = info.segments_count,
+                    points = info.points_count,
+                    indexed_vectors = info.indexed_vectors_count,
+                    "optimized embedded vector index"
+                );
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Size of the shard's dense vector, if it has one.
+fn dense_dims(shard: &EdgeShard) -> Option<usize> {
+    shard.config().vectors.get(DENSE_VECTOR).map(|params| params.size)
+}
+
+/// Reject a vector of the wrong size with the error that tells the user what to do.
+fn check_dims(shard: &EdgeShard, len: usize) -> Result<(), IndexError> {
+    match dense_dims(shard) {
+        Some(found) if found != len => Err(IndexError::DimensionMismatch {
+            expected: len,
+            found,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn to_edge_point(point: ChunkPoint, dims: Option<usize>) -> Result<PointStructPersisted, IndexError> {
+    if let Some(found) = dims.filter(|&dims| dims != point.vector.len()) {
+        return Err(IndexError::DimensionMismatch {
+            expected: point.vector.len(),
+            found,
+        });
+    }
+    let payload = payload::to_json(&point.payload)?;
+    Ok(PointStructPersisted {
+        id: PointId::Uuid(point.id),
+        vector: VectorStructPersisted::Named(HashMap::from([(
+            DENSE_VECTOR.to_owned(),
+            VectorPersisted::Dense(point.vector),
+        )])),
+        payload: Some(Payload(payload)),
+    })
+}
+
+fn edge_filter(conditions: &Conditions) -> Option<qdrant_edge::Filter> {
+    if conditions.is_empty() {
+        return None;
+    }
+    let must = [
+        (DOC_ID_KEY, &conditions.doc_ids),
+        (GROUPS_KEY, &conditions.groups),
+    ]
+    .into_iter()
+    .filter_map(|(key, values)| {
+        let values = values.as_ref()?;
+        Some(Condition::Field(FieldCondition::new_match(
+            json_path(key),
+            Match::from(values.clone()),
+        )))
+    })
+    .collect();
+    Some(qdrant_edge::Filter {
+        must: Some(must),
+        ..qdrant_edge::Filter::new()
+    })
+}
+
+fn uuid_of(id: PointId) -> Result<uuid::Uuid, IndexError> {
+    match id {
+        PointId::Uuid(uuid) => Ok(uuid),
+        PointId::NumId(num) => Err(IndexError::Other(format!(
+            "point {num} has a numeric id; the index was not written by kb"
+        ))),
+    }
+}
+
+fn json_path(key: &str) -> JsonPath {
+    key.parse()
+        .expect("BUG: payload keys are plain identifiers, valid JSON paths")
+}
+
+fn flush(shard: &EdgeShard) -> Result<(), IndexError> {
+    shard
+        .flush()
+        .map_err(|err| edge_error("cannot flush the index to disk", err))
+}
+
+fn edge_error(context: impl std::fmt::Display, err: OperationError) -> IndexError {
+    IndexError::Other(format!("{context}: {err}"))
+}

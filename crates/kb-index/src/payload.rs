@@ -1,0 +1,143 @@
+//! The stored layout shared by both backends: vector name, payload keys, and the conversion
+//! between [`ChunkPayload`] and the JSON object Qdrant stores.
+
+use kb_core::{ChunkPayload, Filter, IndexError};
+use serde_json::{Map, Value};
+
+/// Name of the dense embedding vector in the collection.
+pub const DENSE_VECTOR: &str = "dense";
+
+/// The group that makes a document readable by everyone.
+pub const PUBLIC_GROUP: &str = "all";
+
+/// Payload key of the document id (keyword-indexed).
+pub(crate) const DOC_ID_KEY: &str = "doc_id";
+
+/// Payload key of the access groups (keyword-indexed).
+pub(crate) const GROUPS_KEY: &str = "groups";
+
+/// Payload keys that carry a keyword index, so filters on them stay fast on large indexes.
+pub(crate) const KEYWORD_INDEXED_KEYS: [&str; 2] = [DOC_ID_KEY, GROUPS_KEY];
+
+/// The JSON object stored as a point's payload.
+pub(crate) fn to_json(payload: &ChunkPayload) -> Result<Map<String, Value>, IndexError> {
+    match serde_json::to_value(payload) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(IndexError::Other(format!(
+            "payload of chunk {} #{} is not a JSON object: {other}",
+            payload.doc_id, payload.ordinal
+        ))),
+        Err(err) => Err(IndexError::Other(format!(
+            "payload of chunk {} #{} cannot be serialized: {err}",
+            payload.doc_id, payload.ordinal
+        ))),
+    }
+}
+
+/// A stored payload back as a [`ChunkPayload`]; `point` names the point in the error.
+pub(crate) fn from_json(
+    map: Map<String, Value>,
+    point: impl std::fmt::Display,
+) -> Result<ChunkPayload, IndexError> {
+    serde_json::from_value(Value::Object(map)).map_err(|err| {
+        IndexError::Other(format!(
+            "point {point}: stored payload is not a kb chunk payload ({err}); was the index written by another tool?"
+        ))
+    })
+}
+
+/// The payload conditions of a [`Filter`], independent of the backend's filter type.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct Conditions {
+    /// `doc_id` must be one of these (no restriction when `None`).
+    pub doc_ids: Option<Vec<String>>,
+    /// `groups` must contain one of these (no restriction when `None`).
+    pub groups: Option<Vec<String>>,
+}
+
+impl Conditions {
+    pub fn from_filter(filter: &Filter) -> Self {
+        let doc_ids = (!filter.doc_ids.is_empty())
+            .then(|| filter.doc_ids.iter().map(|id| id.as_str().to_owned()).collect());
+        let groups = filter.groups.as_deref().map(readable_groups);
+        Self { doc_ids, groups }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.doc_ids.is_none() && self.groups.is_none()
+    }
+}
+
+/// The `groups` values a reader in `groups` may see: theirs plus [`PUBLIC_GROUP`].
+fn readable_groups(groups: &[String]) -> Vec<String> {
+    let mut readable = Vec::with_capacity(groups.len() + 1);
+    for group in groups.iter().map(String::as_str).chain([PUBLIC_GROUP]) {
+        if !readable.iter().any(|g: &String| g == group) {
+            readable.push(group.to_owned());
+        }
+    }
+    readable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kb_core::DocumentId;
+
+    fn sample() -> ChunkPayload {
+        ChunkPayload {
+            doc_id: DocumentId::new("policies/leave.md"),
+            doc_hash: "abc".into(),
+            ordinal: 3,
+            title: "Leave".into(),
+            path: "policies/leave.md".into(),
+            heading_path: vec!["Leave".into(), "Vacation".into()],
+            text: "Employees get 25 days.".into(),
+            byte_start: 10,
+            byte_end: 32,
+            groups: vec!["hr".into()],
+        }
+    }
+
+    #[test]
+    fn payload_is_stored_as_flat_keys_and_reads_back_unchanged() {
+        let map = to_json(&sample()).expect("serializes");
+
+        assert_eq!(map[DOC_ID_KEY], "policies/leave.md");
+        assert_eq!(map[GROUPS_KEY], serde_json::json!(["hr"]));
+        assert_eq!(map["byte_end"], 32);
+        assert_eq!(from_json(map, "p").expect("deserializes"), sample());
+    }
+
+    #[test]
+    fn a_foreign_payload_is_an_error_naming_the_point() {
+        let err = from_json(Map::new(), "42").expect_err("missing fields");
+
+        assert!(err.to_string().contains("point 42"), "{err}");
+    }
+
+    #[test]
+    fn group_readers_also_see_public_documents() {
+        let filter = Filter {
+            doc_ids: vec![],
+            groups: Some(vec!["hr".into(), "all".into(), "hr".into()]),
+        };
+
+        let conditions = Conditions::from_filter(&filter);
+
+        assert_eq!(conditions.groups, Some(vec!["hr".into(), "all".into()]));
+        assert_eq!(conditions.doc_ids, None);
+    }
+
+    #[test]
+    fn readers_without_groups_see_only_public_documents_and_admins_see_everything() {
+        let none = Conditions::from_filter(&Filter {
+            doc_ids: vec![],
+            groups: Some(vec![]),
+        });
+        let admin = Conditions::from_filter(&Filter::default());
+
+        assert_eq!(none.groups, Some(vec![PUBLIC_GROUP.to_owned()]));
+        assert!(admin.is_empty());
+    }
+}

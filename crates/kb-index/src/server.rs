@@ -1,0 +1,400 @@
+//! The server index: a collection on a Qdrant server or cluster, over gRPC (`qdrant-client`).
+//!
+//! Every write waits for the server to apply it (`wait=true`), so a write that returned is as
+//! durable as the server's own WAL makes it and visible to the next read. The server optimises
+//! in the background, so [`VectorIndex::optimize`] is a no-op here.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use kb_core::{ChunkPoint, DocumentId, Filter, Hit, IndexError, VectorIndex};
+use qdrant_client::qdrant::point_id::PointIdOptions;
+use qdrant_client::qdrant::vectors_config::Config as VectorsConfigKind;
+use qdrant_client::qdrant::{
+    Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
+    DeletePointsBuilder, Distance, FieldType, PointId, PointStruct, PointsIdsList, Query,
+    QueryPointsBuilder, ScrollPointsBuilder, UpsertPointsBuilder, Value as QdrantValue,
+    VectorParamsBuilder, VectorsConfigBuilder,
+};
+use qdrant_client::{Payload, Qdrant, QdrantError};
+use tonic::Code;
+use tracing::info;
+
+use crate::payload::{self, Conditions, DENSE_VECTOR, DOC_ID_KEY, GROUPS_KEY, KEYWORD_INDEXED_KEYS};
+
+/// Page size when listing point ids.
+const SCROLL_PAGE: u32 = 1_000;
+
+/// A collection on a Qdrant server, reached over gRPC.
+pub struct QdrantServerIndex {
+    client: Qdrant,
+    url: String,
+    collection: String,
+}
+
+/// Hand-written so that the API key never reaches a log.
+impl fmt::Debug for QdrantServerIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QdrantServerIndex")
+            .field("url", &self.url)
+            .field("collection", &self.collection)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QdrantServerIndex {
+    /// A client for `collection` on the server at `url` (the gRPC port, usually
+    /// `http://host:6334`).
+    ///
+    /// Connects lazily: an unreachable server surfaces as [`IndexError::Unavailable`] on the
+    /// first call, typically [`VectorIndex::ensure`] at start-up.
+    pub fn connect(url: &str, api_key: Option<&str>, collection: &str) -> Result<Self, IndexError> {
+        if collection.is_empty() {
+            return Err(IndexError::Other(
+                "qdrant collection name must not be empty".into(),
+            ));
+        }
+        let client = Qdrant::from_url(url)
+            .api_key(api_key)
+            // The check blocks on a health request and prints to stdout; a version skew shows
+            // up as a clear error on the first call instead.
+            .skip_compatibility_check()
+            .build()
+            .map_err(|err| IndexError::Other(format!("qdrant server {url}: {err}")))?;
+        Ok(Self {
+            client,
+            url: url.to_owned(),
+            collection: collection.to_owned(),
+        })
+    }
+
+    /// The collection this index reads and writes.
+    pub fn collection(&self) -> &str {
+        &self.collection
+    }
+
+    /// Drop the whole collection (for `reindex` and test clean-up); a missing one is fine.
+    pub async fn delete_collection(&self) -> Result<(), IndexError> {
+        self.client
+            .delete_collection(&self.collection)
+            .await
+            .map(drop)
+            .or_else(|err| ignore_not_found(err, ()))
+            .map_err(|err| self.error("cannot delete the collection", err))
+    }
+
+    /// The dense vector size of the existing collection, or `None` if it does not exist.
+    async fn existing_dims(&self) -> Result<Option<usize>, IndexError> {
+        let exists = self
+            .client
+            .collection_exists(&self.collection)
+            .await
+            .map_err(|err| self.error("cannot check the collection", err))?;
+        if !exists {
+            return Ok(None);
+        }
+        let info = self
+            .client
+            .collection_info(&self.collection)
+            .await
+            .map_err(|err| self.error("cannot read the collection info", err))?;
+        let vectors = info
+            .result
+            .and_then(|info| info.config)
+            .and_then(|config| config.params)
+            .and_then(|params| params.vectors_config)
+            .and_then(|vectors| vectors.config);
+        let size = match vectors {
+            Some(VectorsConfigKind::ParamsMap(map)) => map.map.get(DENSE_VECTOR).map(|p| p.size),
+            Some(VectorsConfigKind::Params(_)) | None => None,
+        };
+        let size = size.ok_or_else(|| {
+            IndexError::Other(format!(
+                "qdrant collection `{}` has no `{DENSE_VECTOR}` vector; it was not created by kb",
+                self.collection
+            ))
+        })?;
+        let size = usize::try_from(size).map_err(|_| {
+            IndexError::Other(format!(
+                "qdrant collection `{}` reports an impossible vector size {size}",
+                self.collection
+            ))
+        })?;
+        Ok(Some(size))
+    }
+
+    async fn create_collection(&self, dims: usize) -> Result<(), IndexError> {
+        let mut vectors = VectorsConfigBuilder::default();
+        vectors.add_named_vector_params(
+            DENSE_VECTOR,
+            VectorParamsBuilder::new(dims as u64, Distance::Cosine),
+        );
+        let created = self
+            .client
+            .create_collection(CreateCollectionBuilder::new(&self.collection).vectors_config(vectors))
+            .await;
+        match created {
+            Ok(_) => {
+                info!(url = %self.url, collection = %self.collection, dims, "created qdrant collection");
+                Ok(())
+            }
+            // Another process created it between our check and our create: fine, `ensure`
+            // checks its dimensions next.
+            Err(err) if status_code(&err) == Some(Code::AlreadyExists) => Ok(()),
+            Err(err) => Err(self.error("cannot create the collection", err)),
+        }
+    }
+
+    async fn ensure_payload_indexes(&self) -> Result<(), IndexError> {
+        let schema = self
+            .client
+            .collection_info(&self.collection)
+            .await
+            .map_err(|err| self.error("cannot read the collection info", err))?
+            .result
+            .map(|info| info.payload_schema)
+            .unwrap_or_default();
+        for key in KEYWORD_INDEXED_KEYS {
+            if schema.contains_key(key) {
+                continue;
+            }
+            self.client
+                .create_field_index(
+                    CreateFieldIndexCollectionBuilder::new(&self.collection, key, FieldType::Keyword)
+                        .wait(true),
+                )
+                .await
+                .map_err(|err| self.error(&format!("cannot index payload field `{key}`"), err))?;
+        }
+        Ok(())
+    }
+
+    fn error(&self, context: &str, err: QdrantError) -> IndexError {
+        let message = format!(
+            "qdrant server {} collection `{}`: {context}: {err}",
+            self.url, self.collection
+        );
+        match &err {
+            QdrantError::ResponseError { status } => match status.code() {
+                Code::Unavailable
+                | Code::DeadlineExceeded
+                | Code::ResourceExhausted
+                | Code::Aborted
+                | Code::Cancelled => IndexError::Unavailable(message),
+                Code::Unauthenticated | Code::PermissionDenied => {
+                    IndexError::Other(format!("{message} (check the qdrant API key)"))
+                }
+                Code::NotFound => IndexError::Other(format!(
+                    "{message} (the collection does not exist; `ensure` creates it)"
+                )),
+                _ => IndexError::Other(message),
+            },
+            QdrantError::ResourceExhaustedError { .. } | QdrantError::Io(_) => {
+                IndexError::Unavailable(message)
+            }
+            _ => IndexError::Other(message),
+        }
+    }
+}
+
+#[async_trait]
+impl VectorIndex for QdrantServerIndex {
+    async fn ensure(&self, dims: usize) -> Result<(), IndexError> {
+        if dims == 0 {
+            return Err(IndexError::Other(
+                "cannot create a vector index for 0-dimensional vectors".into(),
+            ));
+        }
+        let found = match self.existing_dims().await? {
+            Some(found) => found,
+            None => {
+                self.create_collection(dims).await?;
+                self.existing_dims().await?.ok_or_else(|| {
+                    IndexError::Other(format!(
+                        "qdrant collection `{}` vanished right after it was created",
+                        self.collection
+                    ))
+                })?
+            }
+        };
+        if found != dims {
+            return Err(IndexError::DimensionMismatch {
+                expected: dims,
+                found,
+            });
+        }
+        self.ensure_payload_indexes().await
+    }
+
+    async fn upsert(&self, points: Vec<ChunkPoint>) -> Result<(), IndexError> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        let count = points.len();
+        let points = points
+            .into_iter()
+            .map(|point| {
+                let payload = Payload::from(payload::to_json(&point.payload)?);
+                let vectors = HashMap::from([(DENSE_VECTOR.to_owned(), point.vector)]);
+                Ok(PointStruct::new(point.id.to_string(), vectors, payload))
+            })
+            .collect::<Result<Vec<_>, IndexError>>()?;
+        self.client
+            .upsert_points(UpsertPointsBuilder::new(&self.collection, points).wait(true))
+            .await
+            .map_err(|err| self.error(&format!("cannot upsert {count} points"), err))?;
+        Ok(())
+    }
+
+    async fn search(&self, query: &[f32], filter: &Filter, k: usize) -> Result<Vec<Hit>, IndexError> {
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let mut request = QueryPointsBuilder::new(&self.collection)
+            .query(Query::new_nearest(query.to_vec()))
+            .using(DENSE_VECTOR)
+            .limit(k as u64)
+            .with_payload(true);
+        if let Some(filter) = server_filter(&Conditions::from_filter(filter)) {
+            request = request.filter(filter);
+        }
+        let response = match self.client.query(request).await {
+            Ok(response) => response,
+            Err(err) => return ignore_not_found(err, Vec::new()).map_err(|err| self.error("search failed", err)),
+        };
+        response
+            .result
+            .into_iter()
+            .map(|point| {
+                let id = uuid_of(point.id)?;
+                Ok(Hit {
+                    id,
+                    score: point.score,
+                    payload: payload_of(point.payload, id)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_points(&self, ids: &[uuid::Uuid]) -> Result<(), IndexError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let selector = PointsIdsList {
+            ids: ids.iter().map(|id| PointId::from(id.to_string())).collect(),
+        };
+        self.client
+            .delete_points(DeletePointsBuilder::new(&self.collection).points(selector).wait(true))
+            .await
+            .map(drop)
+            .or_else(|err| ignore_not_found(err, ()))
+            .map_err(|err| self.error(&format!("cannot delete {} points", ids.len()), err))
+    }
+
+    async fn delete_document(&self, id: &DocumentId) -> Result<(), IndexError> {
+        let filter = qdrant_client::qdrant::Filter::must([Condition::matches(
+            DOC_ID_KEY,
+            id.as_str().to_owned(),
+        )]);
+        self.client
+            .delete_points(DeletePointsBuilder::new(&self.collection).points(filter).wait(true))
+            .await
+            .map(drop)
+            .or_else(|err| ignore_not_found(err, ()))
+            .map_err(|err| self.error(&format!("cannot delete the points of document {id}"), err))
+    }
+
+    async fn point_ids(&self) -> Result<Vec<uuid::Uuid>, IndexError> {
+        let mut ids = Vec::new();
+        let mut offset: Option<PointId> = None;
+        loop {
+            let mut request = ScrollPointsBuilder::new(&self.collection)
+                .limit(SCROLL_PAGE)
+                .with_payload(false);
+            if let Some(offset) = offset.take() {
+                request = request.offset(offset);
+            }
+            let page = match self.client.scroll(request).await {
+                Ok(page) => page,
+                Err(err) => {
+                    return ignore_not_found(err, Vec::new())
+                        .map_err(|err| self.error("cannot list point ids", err));
+                }
+            };
+            for point in page.result {
+                ids.push(uuid_of(point.id)?);
+            }
+            match page.next_page_offset {
+                Some(next) => offset = Some(next),
+                None => return Ok(ids),
+            }
+        }
+    }
+
+    async fn count(&self) -> Result<u64, IndexError> {
+        match self
+            .client
+            .count(CountPointsBuilder::new(&self.collection).exact(true))
+            .await
+        {
+            Ok(response) => Ok(response.result.map_or(0, |result| result.count)),
+            Err(err) => ignore_not_found(err, 0).map_err(|err| self.error("cannot count points", err)),
+        }
+    }
+
+    async fn optimize(&self) -> Result<(), IndexError> {
+        // The server builds its indexes in the background.
+        Ok(())
+    }
+}
+
+fn server_filter(conditions: &Conditions) -> Option<qdrant_client::qdrant::Filter> {
+    if conditions.is_empty() {
+        return None;
+    }
+    let must = [
+        (DOC_ID_KEY, &conditions.doc_ids),
+        (GROUPS_KEY, &conditions.groups),
+    ]
+    .into_iter()
+    .filter_map(|(key, values)| Some(Condition::matches(key, values.clone()?)));
+    Some(qdrant_client::qdrant::Filter::must(must))
+}
+
+fn uuid_of(id: Option<PointId>) -> Result<uuid::Uuid, IndexError> {
+    match id.and_then(|id| id.point_id_options) {
+        Some(PointIdOptions::Uuid(text)) => uuid::Uuid::parse_str(&text).map_err(|err| {
+            IndexError::Other(format!("point id {text:?} is not a UUID: {err}"))
+        }),
+        Some(PointIdOptions::Num(num)) => Err(IndexError::Other(format!(
+            "point {num} has a numeric id; the collection was not written by kb"
+        ))),
+        None => Err(IndexError::Other("qdrant returned a point without an id".into())),
+    }
+}
+
+fn payload_of(
+    payload: HashMap<String, QdrantValue>,
+    id: uuid::Uuid,
+) -> Result<kb_core::ChunkPayload, IndexError> {
+    let map = serde_json::Map::from(Payload::from(payload));
+    payload::from_json(map, id)
+}
+
+fn status_code(err: &QdrantError) -> Option<Code> {
+    match err {
+        QdrantError::ResponseError { status } => Some(status.code()),
+        _ => None,
+    }
+}
+
+/// Reading or deleting in a collection that does not exist yet finds nothing, as in the
+/// embedded index before `ensure`.
+fn ignore_not_found<T>(err: QdrantError, empty: T) -> Result<T, QdrantError> {
+    if status_code(&err) == Some(Code::NotFound) {
+        Ok(empty)
+    } else {
+        Err(err)
+    }
+}

@@ -1,0 +1,249 @@
+//! The fake engine's deterministic "models": a hashed bag-of-words embedder and an extractive
+//! answerer that quotes source `[1]`.
+
+/// Words too common to say anything about a text; left out so that texts are similar only when
+/// they share meaningful words.
+const STOPWORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "by", "do", "does", "for", "from", "how", "i", "in",
+    "is", "it", "of", "on", "or", "that", "the", "this", "to", "was", "what", "when", "which",
+    "who", "with",
+];
+
+/// Deterministic unit vector of `dims` dimensions for `text`.
+///
+/// Each lowercased word (and each CJK character) that is not a stop word is hashed (FNV-1a) into
+/// one bucket with a hashed sign, and the vector is L2-normalised: texts sharing words have a
+/// positive cosine, unrelated texts a cosine near zero. A leading `query: ` or `passage: ` prefix
+/// (e5 style) is ignored so that a question and a passage with the same words match.
+pub fn fake_embedding(text: &str, dims: usize) -> Vec<f32> {
+    let mut vector = vec![0.0_f32; dims];
+    if dims == 0 {
+        return vector;
+    }
+    let text = strip_prefix(text);
+    for token in tokens(text) {
+        if STOPWORDS.contains(&token.as_str()) {
+            continue;
+        }
+        let hash = fnv1a(token.as_bytes());
+        let bucket = (hash % dims as u64) as usize;
+        let sign = if hash >> 63 == 1 { -1.0 } else { 1.0 };
+        vector[bucket] += sign;
+    }
+    if vector.iter().all(|v| *v == 0.0) {
+        // No content words: still a valid unit vector, stable for the same text.
+        vector[(fnv1a(text.as_bytes()) % dims as u64) as usize] = 1.0;
+    }
+    let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
+    vector.iter_mut().for_each(|v| *v /= norm);
+    vector
+}
+
+/// The answer the fake engine gives to a conversation of `(role, content)` pairs.
+///
+/// Looks, from the last message backwards, for the first message that holds a `[1]` marker
+/// (preferably at the start of a line), takes the text after it up to the next line that starts
+/// with a `[n]` marker, reads newlines as spaces, and answers with its first sentence followed
+/// by ` [1]`. Without any source: `I don't know.`
+pub fn fake_answer<'a>(messages: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let messages: Vec<(&str, &str)> = messages.into_iter().collect();
+    let source = messages
+        .iter()
+        .rev()
+        .filter(|(role, _)| *role != "assistant")
+        .find_map(|(_, content)| first_source(content));
+    match source.map(|s| first_sentence(&s)) {
+        Some(sentence) if !sentence.is_empty() => format!("{sentence} [1]"),
+        _ => "I don't know.".to_owned(),
+    }
+}
+
+/// Number of whitespace-separated words: the fake engine's "tokens".
+pub fn word_count(text: &str) -> usize {
+    text.split_whitespace().count()
+}
+
+fn strip_prefix(text: &str) -> &str {
+    let trimmed = text.trim_start();
+    ["query:", "passage:"]
+        .iter()
+        .find_map(|p| trimmed.strip_prefix(p))
+        .unwrap_or(trimmed)
+}
+
+pub(crate) fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF       // hiragana, katakana
+        | 0x3400..=0x4DBF     // CJK extension A
+        | 0x4E00..=0x9FFF     // CJK unified ideographs
+        | 0xAC00..=0xD7AF     // hangul syllables
+        | 0xF900..=0xFAFF     // CJK compatibility ideographs
+        | 0x20000..=0x2FA1F   // CJK extensions B.. and supplement
+    )
+}
+
+fn tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    for c in text.chars() {
+        if is_cjk(c) {
+            flush(&mut word, &mut out);
+            out.push(c.to_string());
+        } else if c.is_alphanumeric() {
+            word.extend(c.to_lowercase());
+        } else {
+            flush(&mut word, &mut out);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+fn flush(word: &mut String, out: &mut Vec<String>) {
+    if !word.is_empty() {
+        out.push(std::mem::take(word));
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// `[n]` at the start of `s` (after spaces): the marker's length in bytes and `n`.
+fn marker_at(s: &str) -> Option<(usize, u32)> {
+    let rest = s.strip_prefix('[')?;
+    let end = rest.find(']')?;
+    let n = rest[..end].trim().parse().ok()?;
+    Some((end + 2, n))
+}
+
+fn first_source(content: &str) -> Option<String> {
+    let lines: Vec<&str> = content.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| matches!(marker_at(l.trim_start()), Some((_, 1))));
+    let (first, rest): (String, &[&str]) = match start {
+        Some(i) => {
+            let line = lines[i].trim_start();
+            let (len, _) = marker_at(line)?;
+            (line[len..].to_owned(), &lines[i + 1..])
+        }
+        None => {
+            // Tolerant fallback: a `[1]` anywhere, up to the next marker on the same text.
+            let at = content.find("[1]")?;
+            let after = &content[at + 3..];
+            let end = after.find("\n[").unwrap_or(after.len());
+            return Some(after[..end].to_owned());
+        }
+    };
+    let mut text = first;
+    for line in rest {
+        if marker_at(line.trim_start()).is_some() {
+            break;
+        }
+        text.push(' ');
+        text.push_str(line);
+    }
+    Some(text)
+}
+
+fn first_sentence(text: &str) -> String {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let end = i + c.len_utf8();
+        let closes = match c {
+            '。' | '！' | '？' => true,
+            '.' | '!' | '?' => chars.peek().is_none_or(|(_, next)| next.is_whitespace()),
+            _ => false,
+        };
+        if closes {
+            return text[..end].to_owned();
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cosine(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    #[test]
+    fn embeddings_are_unit_vectors_of_the_requested_size() {
+        // Act
+        let v = fake_embedding("Annual leave policy", 384);
+
+        // Assert
+        assert_eq!(v.len(), 384);
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn texts_sharing_words_are_more_similar_than_unrelated_texts() {
+        // Arrange
+        let query = fake_embedding("query: how many days of annual leave", 384);
+        let related = fake_embedding("passage: Employees get 25 days of annual leave.", 384);
+        let unrelated = fake_embedding("passage: The office coffee machine is on floor 3.", 384);
+
+        // Act
+        let (close, far) = (cosine(&query, &related), cosine(&query, &unrelated));
+
+        // Assert
+        assert!(close > far + 0.3, "close {close}, far {far}");
+    }
+
+    #[test]
+    fn cjk_characters_count_as_words() {
+        // Arrange
+        let a = fake_embedding("年假政策", 64);
+        let b = fake_embedding("年假", 64);
+
+        // Act
+        let similarity = cosine(&a, &b);
+
+        // Assert
+        assert!(similarity > 0.5, "similarity {similarity}");
+    }
+
+    #[test]
+    fn answer_quotes_the_first_sentence_of_source_one() {
+        // Arrange
+        let prompt = "Answer from the sources, cite them like [1].\n\n\
+            [1] Employees get 25 days of paid leave. Unused days expire.\n\
+            [2] Remote work needs approval.\n\nQuestion: how much leave?";
+
+        // Act
+        let answer = fake_answer([("system", "You are helpful."), ("user", prompt)]);
+
+        // Assert
+        assert_eq!(answer, "Employees get 25 days of paid leave. [1]");
+    }
+
+    #[test]
+    fn answer_without_sources_is_i_dont_know() {
+        // Act
+        let answer = fake_answer([("user", "What is the leave policy?")]);
+
+        // Assert
+        assert_eq!(answer, "I don't know.");
+    }
+
+    #[test]
+    fn source_spanning_lines_and_decimals_is_read_as_one_text() {
+        // Arrange
+        let prompt = "[1] Overtime is paid at 1.5 times\nthe base rate. Ask HR.\n[2] Other.";
+
+        // Act
+        let answer = fake_answer([("user", prompt)]);
+
+        // Assert
+        assert_eq!(answer, "Overtime is paid at 1.5 times the base rate. [1]");
+    }
+}
