@@ -254,7 +254,8 @@ impl Answerer {
             let t = Instant::now();
             let answer = match (&self.chat, self.options.mode) {
                 (Some(chat), AnswerMode::Auto | AnswerMode::Generative) => {
-                    self.generate(chat.as_ref(), &req.question, &relevant).await?
+                    self.generate(chat.as_ref(), &req.question, &relevant)
+                        .await?
                 }
                 _ => self.extract(&question_vector, &relevant).await?,
             };

@@ -58,7 +58,10 @@ fn clean_line(line: &str, header: &mut Option<Vec<String>>) -> Option<String> {
             .split('|')
             .map(|c| strip_emphasis(c.trim()))
             .collect();
-        if cells.iter().all(|c| c.chars().all(|ch| matches!(ch, '-' | ':' | ' '))) {
+        if cells
+            .iter()
+            .all(|c| c.chars().all(|ch| matches!(ch, '-' | ':' | ' ')))
+        {
             return None;
         }
         let Some(names) = header.as_ref() else {
@@ -77,9 +80,7 @@ fn clean_line(line: &str, header: &mut Option<Vec<String>>) -> Option<String> {
             .join("; ");
         return Some(row);
     }
-    let line = line
-        .trim_start_matches(['-', '*', '+', '>'])
-        .trim_start();
+    let line = line.trim_start_matches(['-', '*', '+', '>']).trim_start();
     let line = match line.split_once(". ") {
         Some((n, rest)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => rest,
         _ => line,
@@ -174,7 +175,10 @@ mod tests {
             "## Vacation\n\n- **New employees** get 25 days per year. They rise to 28 later on.\n| City | Cap per night |\n|---|---|\n| Zurich | EUR 250 |\nshort",
         )];
 
-        let s: Vec<String> = candidate_sentences(&hits).into_iter().map(|s| s.text).collect();
+        let s: Vec<String> = candidate_sentences(&hits)
+            .into_iter()
+            .map(|s| s.text)
+            .collect();
 
         assert_eq!(
             s,
@@ -188,7 +192,9 @@ mod tests {
 
     #[test]
     fn chinese_sentences_are_split_on_full_stops() {
-        let hits = vec![hit("公司为上海员工发放每月五百元的通勤补贴。补贴随当月工资一起发放，无需提供发票。")];
+        let hits = vec![hit(
+            "公司为上海员工发放每月五百元的通勤补贴。补贴随当月工资一起发放，无需提供发票。",
+        )];
         assert_eq!(candidate_sentences(&hits).len(), 2);
     }
 

@@ -173,12 +173,14 @@ impl Catalog for SqliteCatalog {
         let mut tx = self.pool.begin().await.map_err(db_err("begin"))?;
         let at = now();
         for id in ids {
-            sqlx::query("INSERT OR IGNORE INTO pending_points (point_id, recorded_at) VALUES (?, ?)")
-                .bind(id.to_string())
-                .bind(at)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err("record pending points"))?;
+            sqlx::query(
+                "INSERT OR IGNORE INTO pending_points (point_id, recorded_at) VALUES (?, ?)",
+            )
+            .bind(id.to_string())
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err("record pending points"))?;
         }
         tx.commit().await.map_err(db_err("commit pending points"))
     }
@@ -318,7 +320,9 @@ impl Catalog for SqliteCatalog {
                 .await
                 .map_err(db_err("clear pending point"))?;
         }
-        tx.commit().await.map_err(db_err("commit cleared tombstones"))
+        tx.commit()
+            .await
+            .map_err(db_err("commit cleared tombstones"))
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<String>, CatalogError> {
@@ -438,7 +442,9 @@ mod tests {
 
     async fn catalog() -> (SqliteCatalog, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let cat = SqliteCatalog::open(&dir.path().join("kb.db")).await.unwrap();
+        let cat = SqliteCatalog::open(&dir.path().join("kb.db"))
+            .await
+            .unwrap();
         (cat, dir)
     }
 

@@ -1,2 +1,103 @@
-//! kb-cli
-pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! The `kb` command line. Library so the root binary stays a one-liner.
+//!
+//! Commands open the adapters named by the settings. When a running `kb serve` holds the
+//! embedded index, `ingest`, `ask` and `docs` are sent to it through its admin API instead
+//! (it advertises itself in `{data_dir}/server.json`).
+
+mod commands;
+mod output;
+mod remote;
+
+use clap::{Parser, Subcommand};
+use kb_config::{LogFormat, Settings};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kb",
+    version,
+    about = "Company knowledge base: ingest documents, answer questions with citations"
+)]
+struct Cli {
+    /// Settings file (TOML); also KB_CONFIG. Environment variables KB__SECTION__KEY win.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Folder for the catalog and the embedded index (overrides data_dir).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Show progress logs (info level) for commands other than serve.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load files and folders (Markdown, text) into the knowledge base.
+    Ingest(commands::IngestArgs),
+    /// Serve the HTTP API.
+    Serve(commands::ServeArgs),
+    /// Answer one question from the command line.
+    Ask(commands::AskArgs),
+    /// List, show or delete documents.
+    Docs {
+        #[command(subcommand)]
+        command: commands::DocsCommand,
+    },
+}
+
+/// Run the CLI; prints `kb: error` chains and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match load_settings(&cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kb: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&settings, &cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kb: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli.command, settings)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kb: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    if let Some(dir) = &cli.data_dir {
+        settings.data_dir = dir.clone();
+    }
+    Ok(settings)
+}
+
+fn init_tracing(settings: &Settings, cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (&cli.command, cli.verbose) {
+        (Command::Serve(_), _) | (_, true) => settings.telemetry.level.clone(),
+        _ => "warn".to_owned(),
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.telemetry.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.compact().init(),
+    }
+}

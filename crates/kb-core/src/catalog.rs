@@ -104,8 +104,12 @@ pub trait Catalog: Send + Sync + Debug {
 
     async fn start_run(&self) -> Result<i64, CatalogError>;
 
-    async fn finish_run(&self, run: i64, status: &str, stats: &RunStats)
-    -> Result<(), CatalogError>;
+    async fn finish_run(
+        &self,
+        run: i64,
+        status: &str,
+        stats: &RunStats,
+    ) -> Result<(), CatalogError>;
 
     async fn list_runs(&self, limit: u32) -> Result<Vec<IngestRun>, CatalogError>;
 }

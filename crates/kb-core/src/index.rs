@@ -47,8 +47,12 @@ pub trait VectorIndex: Send + Sync + Debug {
     async fn upsert(&self, points: Vec<ChunkPoint>) -> Result<(), IndexError>;
 
     /// Top `k` points by cosine similarity that pass `filter`, best first.
-    async fn search(&self, query: &[f32], filter: &Filter, k: usize)
-    -> Result<Vec<Hit>, IndexError>;
+    async fn search(
+        &self,
+        query: &[f32],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<Hit>, IndexError>;
 
     /// Remove points by id (missing ids are ignored).
     async fn delete_points(&self, ids: &[Uuid]) -> Result<(), IndexError>;

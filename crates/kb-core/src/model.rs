@@ -21,7 +21,8 @@ pub enum InputKind {
 #[async_trait]
 pub trait Embedder: Send + Sync + Debug {
     /// One vector per input, in input order.
-    async fn embed(&self, inputs: &[String], kind: InputKind) -> Result<Vec<Embedding>, ModelError>;
+    async fn embed(&self, inputs: &[String], kind: InputKind)
+    -> Result<Vec<Embedding>, ModelError>;
 
     /// Length of every vector this embedder returns.
     fn dimensions(&self) -> usize;

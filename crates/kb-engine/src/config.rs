@@ -58,7 +58,10 @@ impl fmt::Debug for EndpointConfig {
         f.debug_struct("EndpointConfig")
             .field("name", &self.name)
             .field("base_url", &self.base_url)
-            .field("api_keys", &format_args!("[{} redacted]", self.api_keys.len()))
+            .field(
+                "api_keys",
+                &format_args!("[{} redacted]", self.api_keys.len()),
+            )
             .field("weight", &self.weight)
             .field("embed_model", &self.embed_model)
             .field("chat_model", &self.chat_model)
@@ -178,7 +181,10 @@ impl EngineConfig {
             if e.weight == 0 {
                 return Err(EngineError::config(key("weight"), "must be at least 1"));
             }
-            for (field, model) in [("embed_model", &e.embed_model), ("chat_model", &e.chat_model)] {
+            for (field, model) in [
+                ("embed_model", &e.embed_model),
+                ("chat_model", &e.chat_model),
+            ] {
                 if model.as_deref().is_some_and(|m| m.trim().is_empty()) {
                     return Err(EngineError::config(
                         key(field),
@@ -297,7 +303,10 @@ mod tests {
 
         // Assert
         assert_eq!(weight_err, "engine.endpoints[0].weight: must be at least 1");
-        assert_eq!(attempts_err, "engine.retry.max_attempts: must be at least 1");
+        assert_eq!(
+            attempts_err,
+            "engine.retry.max_attempts: must be at least 1"
+        );
     }
 
     #[test]

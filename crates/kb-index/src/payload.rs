@@ -57,8 +57,13 @@ pub(crate) struct Conditions {
 
 impl Conditions {
     pub fn from_filter(filter: &Filter) -> Self {
-        let doc_ids = (!filter.doc_ids.is_empty())
-            .then(|| filter.doc_ids.iter().map(|id| id.as_str().to_owned()).collect());
+        let doc_ids = (!filter.doc_ids.is_empty()).then(|| {
+            filter
+                .doc_ids
+                .iter()
+                .map(|id| id.as_str().to_owned())
+                .collect()
+        });
         let groups = filter.groups.as_deref().map(readable_groups);
         Self { doc_ids, groups }
     }

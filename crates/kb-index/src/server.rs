@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use kb_core::{ChunkPoint, DocumentId, Filter, Hit, IndexError, VectorIndex};
@@ -21,10 +22,18 @@ use qdrant_client::{Payload, Qdrant, QdrantError};
 use tonic::Code;
 use tracing::info;
 
-use crate::payload::{self, Conditions, DENSE_VECTOR, DOC_ID_KEY, GROUPS_KEY, KEYWORD_INDEXED_KEYS};
+use crate::payload::{
+    self, Conditions, DENSE_VECTOR, DOC_ID_KEY, GROUPS_KEY, KEYWORD_INDEXED_KEYS,
+};
 
 /// Page size when listing point ids.
 const SCROLL_PAGE: u32 = 1_000;
+
+/// Upper bound for one request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How qdrant-client's channel pool words a failed connection (`channel_pool.rs`).
+const CONNECT_FAILED: &str = "Failed to connect to";
 
 /// A collection on a Qdrant server, reached over gRPC.
 pub struct QdrantServerIndex {
@@ -57,6 +66,8 @@ impl QdrantServerIndex {
         }
         let client = Qdrant::from_url(url)
             .api_key(api_key)
+            // The client's 5 s default is short for a large `wait=true` upsert on a busy server.
+            .timeout(REQUEST_TIMEOUT)
             // The check blocks on a health request and prints to stdout; a version skew shows
             // up as a clear error on the first call instead.
             .skip_compatibility_check()
@@ -132,7 +143,9 @@ impl QdrantServerIndex {
         );
         let created = self
             .client
-            .create_collection(CreateCollectionBuilder::new(&self.collection).vectors_config(vectors))
+            .create_collection(
+                CreateCollectionBuilder::new(&self.collection).vectors_config(vectors),
+            )
             .await;
         match created {
             Ok(_) => {
@@ -161,8 +174,12 @@ impl QdrantServerIndex {
             }
             self.client
                 .create_field_index(
-                    CreateFieldIndexCollectionBuilder::new(&self.collection, key, FieldType::Keyword)
-                        .wait(true),
+                    CreateFieldIndexCollectionBuilder::new(
+                        &self.collection,
+                        key,
+                        FieldType::Keyword,
+                    )
+                    .wait(true),
                 )
                 .await
                 .map_err(|err| self.error(&format!("cannot index payload field `{key}`"), err))?;
@@ -182,6 +199,10 @@ impl QdrantServerIndex {
                 | Code::ResourceExhausted
                 | Code::Aborted
                 | Code::Cancelled => IndexError::Unavailable(message),
+                // qdrant-client reports a failed connection as `internal`, with this message.
+                Code::Internal if status.message().starts_with(CONNECT_FAILED) => {
+                    IndexError::Unavailable(message)
+                }
                 Code::Unauthenticated | Code::PermissionDenied => {
                     IndexError::Other(format!("{message} (check the qdrant API key)"))
                 }
@@ -247,7 +268,12 @@ impl VectorIndex for QdrantServerIndex {
         Ok(())
     }
 
-    async fn search(&self, query: &[f32], filter: &Filter, k: usize) -> Result<Vec<Hit>, IndexError> {
+    async fn search(
+        &self,
+        query: &[f32],
+        filter: &Filter,
+        k: usize,
+    ) -> Result<Vec<Hit>, IndexError> {
         if k == 0 {
             return Ok(Vec::new());
         }
@@ -261,7 +287,10 @@ impl VectorIndex for QdrantServerIndex {
         }
         let response = match self.client.query(request).await {
             Ok(response) => response,
-            Err(err) => return ignore_not_found(err, Vec::new()).map_err(|err| self.error("search failed", err)),
+            Err(err) => {
+                return ignore_not_found(err, Vec::new())
+                    .map_err(|err| self.error("search failed", err));
+            }
         };
         response
             .result
@@ -285,7 +314,11 @@ impl VectorIndex for QdrantServerIndex {
             ids: ids.iter().map(|id| PointId::from(id.to_string())).collect(),
         };
         self.client
-            .delete_points(DeletePointsBuilder::new(&self.collection).points(selector).wait(true))
+            .delete_points(
+                DeletePointsBuilder::new(&self.collection)
+                    .points(selector)
+                    .wait(true),
+            )
             .await
             .map(drop)
             .or_else(|err| ignore_not_found(err, ()))
@@ -298,7 +331,11 @@ impl VectorIndex for QdrantServerIndex {
             id.as_str().to_owned(),
         )]);
         self.client
-            .delete_points(DeletePointsBuilder::new(&self.collection).points(filter).wait(true))
+            .delete_points(
+                DeletePointsBuilder::new(&self.collection)
+                    .points(filter)
+                    .wait(true),
+            )
             .await
             .map(drop)
             .or_else(|err| ignore_not_found(err, ()))
@@ -339,7 +376,9 @@ impl VectorIndex for QdrantServerIndex {
             .await
         {
             Ok(response) => Ok(response.result.map_or(0, |result| result.count)),
-            Err(err) => ignore_not_found(err, 0).map_err(|err| self.error("cannot count points", err)),
+            Err(err) => {
+                ignore_not_found(err, 0).map_err(|err| self.error("cannot count points", err))
+            }
         }
     }
 
@@ -364,13 +403,14 @@ fn server_filter(conditions: &Conditions) -> Option<qdrant_client::qdrant::Filte
 
 fn uuid_of(id: Option<PointId>) -> Result<uuid::Uuid, IndexError> {
     match id.and_then(|id| id.point_id_options) {
-        Some(PointIdOptions::Uuid(text)) => uuid::Uuid::parse_str(&text).map_err(|err| {
-            IndexError::Other(format!("point id {text:?} is not a UUID: {err}"))
-        }),
+        Some(PointIdOptions::Uuid(text)) => uuid::Uuid::parse_str(&text)
+            .map_err(|err| IndexError::Other(format!("point id {text:?} is not a UUID: {err}"))),
         Some(PointIdOptions::Num(num)) => Err(IndexError::Other(format!(
             "point {num} has a numeric id; the collection was not written by kb"
         ))),
-        None => Err(IndexError::Other("qdrant returned a point without an id".into())),
+        None => Err(IndexError::Other(
+            "qdrant returned a point without an id".into(),
+        )),
     }
 }
 

@@ -6,8 +6,8 @@
 //! `KB_TEST_QDRANT_API_KEY` if the server wants one). Each server case uses its own collection,
 //! named after the test run and the case, and drops it afterwards, even when the case fails.
 //!
-//! The embedded-only behaviour (persistence across reopen and SIGKILL, the folder lock, a real
-//! HNSW build) is tested in [`embedded_only`].
+//! The embedded-only behaviour (persistence across reopen, the folder lock, a real HNSW build)
+//! is tested in [`embedded_only`]; surviving SIGKILL is in `tests/durability.rs`.
 
 use std::sync::{Arc, OnceLock};
 
@@ -110,7 +110,12 @@ mod cases {
         let far = chunk("b.md", 0, &["all"], [0.0, 0.0, 1.0, 0.0]);
         let opposite = chunk("b.md", 1, &["all"], [-1.0, 0.0, 0.0, 0.0]);
         index
-            .upsert(vec![far.clone(), opposite.clone(), exact.clone(), close.clone()])
+            .upsert(vec![
+                far.clone(),
+                opposite.clone(),
+                exact.clone(),
+                close.clone(),
+            ])
             .await
             .expect("upsert");
 
@@ -147,7 +152,10 @@ mod cases {
         replacement.vector = vec![0.0, 1.0, 0.0, 0.0];
         replacement.payload.text = "new text".into();
 
-        index.upsert(vec![replacement.clone()]).await.expect("upsert again");
+        index
+            .upsert(vec![replacement.clone()])
+            .await
+            .expect("upsert again");
 
         assert_eq!(index.count().await.expect("count"), 1);
         let hits = index
@@ -311,7 +319,12 @@ mod cases {
         let points: Vec<ChunkPoint> = (0..300u32)
             .map(|i| {
                 let x = i as f32 / 10.0;
-                chunk(&format!("doc{}.md", i % 7), i, &["all"], [x.cos(), x.sin(), 0.2, 0.1])
+                chunk(
+                    &format!("doc{}.md", i % 7),
+                    i,
+                    &["all"],
+                    [x.cos(), x.sin(), 0.2, 0.1],
+                )
             })
             .collect();
         index.upsert(points.clone()).await.expect("upsert");
@@ -327,7 +340,10 @@ mod cases {
         assert_eq!(hits[0].id, target.id);
         assert!((hits[0].score - 1.0).abs() < 1e-4);
         // Still writable after optimising: replace, delete, add.
-        index.delete_document(&DocumentId::new("doc0.md")).await.expect("delete");
+        index
+            .delete_document(&DocumentId::new("doc0.md"))
+            .await
+            .expect("delete");
         index
             .upsert(vec![chunk("new.md", 0, &["hr"], [0.0, 0.0, 0.0, 1.0])])
             .await
@@ -496,8 +512,6 @@ conformance_suite!(
 
 mod embedded_only {
     use super::*;
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
 
     #[tokio::test]
     async fn a_fresh_folder_reads_as_empty_and_refuses_writes_before_ensure() {
@@ -529,7 +543,10 @@ mod embedded_only {
             let index = EmbeddedIndex::open(dir.path()).expect("open");
             index.ensure(DIMS).await.expect("ensure");
             index
-                .upsert(vec![kept.clone(), chunk("b.md", 0, &["all"], [0.0, 1.0, 0.0, 0.0])])
+                .upsert(vec![
+                    kept.clone(),
+                    chunk("b.md", 0, &["all"], [0.0, 1.0, 0.0, 0.0]),
+                ])
                 .await
                 .expect("upsert");
             index
@@ -575,53 +592,6 @@ mod embedded_only {
         EmbeddedIndex::open(dir.path()).expect("open after the first handle is dropped");
     }
 
-    /// Child half of [`an_upsert_that_returned_survives_sigkill`]; does nothing on its own.
-    #[tokio::test]
-    async fn sigkill_child() {
-        let Ok(dir) = std::env::var("KB_INDEX_SIGKILL_DIR") else {
-            return;
-        };
-        let index = EmbeddedIndex::open(std::path::Path::new(&dir)).expect("child open");
-        index.ensure(DIMS).await.expect("child ensure");
-        index.upsert(sigkill_points()).await.expect("child upsert");
-        println!("KB_INDEX_CHILD_UPSERTED");
-        // Wait for the parent's SIGKILL while still holding the index (no drop, no flush).
-        std::thread::sleep(std::time::Duration::from_secs(600));
-        panic!("the parent did not kill this child");
-    }
-
-    fn sigkill_points() -> Vec<ChunkPoint> {
-        (0..50u32)
-            .map(|i| chunk("killed.md", i, &["all"], [1.0, i as f32, 0.0, 0.0]))
-            .collect()
-    }
-
-    #[tokio::test]
-    async fn an_upsert_that_returned_survives_sigkill() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(std::env::current_exe().expect("test binary"))
-            .args(["--exact", "embedded_only::sigkill_child", "--nocapture"])
-            .env("KB_INDEX_SIGKILL_DIR", dir.path())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn child");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let upserted = BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .any(|line| line.contains("KB_INDEX_CHILD_UPSERTED"));
-        assert!(upserted, "the child exited before upserting");
-
-        child.kill().expect("SIGKILL the child");
-        child.wait().expect("reap the child");
-
-        let index = EmbeddedIndex::open(dir.path()).expect("open after SIGKILL (lock released)");
-        assert_eq!(index.count().await.expect("count"), 50);
-        let mut expected: Vec<_> = sigkill_points().iter().map(|p| p.id).collect();
-        expected.sort();
-        assert_eq!(sorted_ids(&index).await, expected);
-    }
-
     /// Deterministic pseudo-random unit-ish vectors (xorshift), no extra dependency.
     fn random_vectors(count: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
         let mut state = seed;
@@ -649,7 +619,12 @@ mod embedded_only {
             .iter()
             .enumerate()
             .map(|(i, vector)| {
-                let mut point = chunk(&format!("doc{}.md", i % 50), i as u32, &["all"], [0.0; DIMS]);
+                let mut point = chunk(
+                    &format!("doc{}.md", i % 50),
+                    i as u32,
+                    &["all"],
+                    [0.0; DIMS],
+                );
                 point.vector = vector.clone();
                 point
             })
@@ -672,14 +647,21 @@ mod embedded_only {
 
         let after = index.info().await.expect("info");
         assert_eq!(after.points, COUNT, "{after:?}");
-        assert!(after.indexed_vectors >= COUNT, "HNSW was not built: {after:?}");
+        assert!(
+            after.indexed_vectors >= COUNT,
+            "HNSW was not built: {after:?}"
+        );
         for probe in [0, 777, COUNT - 1] {
             let hits = index
                 .search(&vectors[probe], &Filter::default(), 5)
                 .await
                 .expect("search");
             assert_eq!(hits[0].id, points[probe].id, "probe {probe}");
-            assert!((hits[0].score - 1.0).abs() < 1e-3, "probe {probe}: {}", hits[0].score);
+            assert!(
+                (hits[0].score - 1.0).abs() < 1e-3,
+                "probe {probe}: {}",
+                hits[0].score
+            );
         }
         // Filtered search through the payload index on the optimised segment.
         let hits = index
@@ -687,12 +669,56 @@ mod embedded_only {
             .await
             .expect("filtered search");
         assert_eq!(hits[0].id, points[777].id);
-        assert!(hits.iter().all(|hit| hit.payload.doc_id.as_str() == "doc27.md"));
+        assert!(
+            hits.iter()
+                .all(|hit| hit.payload.doc_id.as_str() == "doc27.md")
+        );
 
         drop(index);
         let reopened = EmbeddedIndex::open(dir.path()).expect("reopen");
         let info = reopened.info().await.expect("info");
         assert_eq!(info.points, COUNT);
         assert!(info.indexed_vectors >= COUNT, "{info:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server adapter behaviour that needs no server
+// ---------------------------------------------------------------------------------------------
+
+mod server_offline {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable_not_a_panic() {
+        // Port 1 on localhost: nothing listens, the connection is refused at once.
+        let index = QdrantServerIndex::connect("http://127.0.0.1:1", None, "kb_offline")
+            .expect("connecting is lazy");
+
+        let err = index.ensure(DIMS).await.expect_err("no server");
+
+        assert!(matches!(err, IndexError::Unavailable(_)), "{err:?}");
+        assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_names_the_server_but_not_the_api_key() {
+        let index =
+            QdrantServerIndex::connect("http://qdrant:6334", Some("s3cret-key"), "kb_chunks")
+                .expect("connect");
+
+        let debug = format!("{index:?}");
+
+        assert!(
+            debug.contains("qdrant:6334") && debug.contains("kb_chunks"),
+            "{debug}"
+        );
+        assert!(!debug.contains("s3cret"), "{debug}");
+    }
+
+    #[test]
+    fn an_invalid_url_or_empty_collection_is_rejected_up_front() {
+        assert!(QdrantServerIndex::connect("not a url", None, "kb").is_err());
+        assert!(QdrantServerIndex::connect("http://localhost:6334", None, "").is_err());
     }
 }

@@ -24,15 +24,63 @@ impl DocumentFormat {
 }
 
 /// Optional YAML front matter at the top of a Markdown file.
+/// Scalars are read as text whatever YAML thinks they are (`tags: [holidays, 2026]`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct FrontMatter {
+    #[serde(default, deserialize_with = "scalar::option")]
     pub title: Option<String>,
+    #[serde(default, deserialize_with = "scalar::option")]
     pub owner: Option<String>,
+    #[serde(default, deserialize_with = "scalar::option")]
     pub effective_date: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scalar::list")]
     pub tags: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scalar::list")]
     pub groups: Vec<String>,
+}
+
+mod scalar {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Int(i64),
+        Float(f64),
+        Bool(bool),
+    }
+
+    impl From<Scalar> for String {
+        fn from(s: Scalar) -> Self {
+            match s {
+                Scalar::Text(t) => t,
+                Scalar::Int(i) => i.to_string(),
+                Scalar::Float(f) => f.to_string(),
+                Scalar::Bool(b) => b.to_string(),
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(Scalar),
+        Many(Vec<Scalar>),
+    }
+
+    pub fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(Option::<Scalar>::deserialize(d)?.map(String::from))
+    }
+
+    /// A list of scalars, or a single scalar as a one-item list.
+    pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        Ok(match Option::<OneOrMany>::deserialize(d)? {
+            None => Vec::new(),
+            Some(OneOrMany::One(s)) => vec![s.into()],
+            Some(OneOrMany::Many(v)) => v.into_iter().map(String::from).collect(),
+        })
+    }
 }
 
 /// A file read into text.
@@ -159,7 +207,11 @@ mod tests {
     use super::*;
 
     fn md(bytes: &str) -> Result<LoadedDocument, LoadError> {
-        parse_bytes(Path::new("leave.md"), DocumentFormat::Markdown, bytes.as_bytes())
+        parse_bytes(
+            Path::new("leave.md"),
+            DocumentFormat::Markdown,
+            bytes.as_bytes(),
+        )
     }
 
     #[test]
@@ -173,8 +225,21 @@ mod tests {
     }
 
     #[test]
+    fn front_matter_scalars_of_any_type_are_read_as_text() {
+        let doc =
+            md("---\ntitle: 2026\ntags: [holidays, 2026, true]\ngroups: hr\n---\nBody.\n").unwrap();
+
+        assert_eq!(doc.title, "2026");
+        assert_eq!(doc.front_matter.tags, vec!["holidays", "2026", "true"]);
+        assert_eq!(doc.front_matter.groups, vec!["hr"]);
+    }
+
+    #[test]
     fn title_falls_back_to_first_heading_then_file_name() {
-        assert_eq!(md("intro\n# Travel Policy\n").unwrap().title, "Travel Policy");
+        assert_eq!(
+            md("intro\n# Travel Policy\n").unwrap().title,
+            "Travel Policy"
+        );
         assert_eq!(md("just text").unwrap().title, "leave");
     }
 

@@ -12,7 +12,7 @@ use kb_core::{
     Catalog, CatalogError, ChunkPayload, ChunkPoint, DocumentId, DocumentRecord, Embedder,
     IndexError, InputKind, ModelError, RunStats, StoredChunk, VectorIndex, content_hash, point_id,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -68,7 +68,7 @@ pub enum IngestError {
 }
 
 /// What happened to one document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DocumentAction {
     Added,
@@ -78,14 +78,14 @@ pub enum DocumentAction {
 }
 
 /// A file that was skipped, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileFailure {
     pub path: String,
     pub reason: String,
 }
 
 /// Wall time spent per stage, summed over documents.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StageTimings {
     pub read_ms: u64,
     pub split_ms: u64,
@@ -96,7 +96,7 @@ pub struct StageTimings {
 }
 
 /// The outcome of a run.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IngestReport {
     pub run_id: Option<i64>,
     pub stats: RunStats,
@@ -145,6 +145,14 @@ impl Ingestor {
             splitter,
             options,
         })
+    }
+
+    /// The same ingestor with other per-run flags.
+    pub fn with_run_flags(&self, prune: bool, dry_run: bool) -> Self {
+        let mut this = self.clone();
+        this.options.prune = prune;
+        this.options.dry_run = dry_run;
+        this
     }
 
     /// Refuse to mix vectors of two models in one index.
@@ -346,10 +354,17 @@ impl Ingestor {
                 })?;
             if out.len() != texts.len() {
                 return Err(FileError::Fatal(IngestError::Model(ModelError::Permanent(
-                    format!("embedder returned {} vectors for {} inputs", out.len(), texts.len()),
+                    format!(
+                        "embedder returned {} vectors for {} inputs",
+                        out.len(),
+                        texts.len()
+                    ),
                 ))));
             }
-            report.stats.tokens += batch.iter().map(|p| p.chunk.token_count as u64).sum::<u64>();
+            report.stats.tokens += batch
+                .iter()
+                .map(|p| p.chunk.token_count as u64)
+                .sum::<u64>();
             vectors.extend(out);
         }
         report.timings.embed_ms += t.elapsed().as_millis() as u64;
@@ -506,7 +521,14 @@ fn collect_inputs(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            push_input(&mut files, &mut ids, root, DocumentId::new(name), true, failures);
+            push_input(
+                &mut files,
+                &mut ids,
+                root,
+                DocumentId::new(name),
+                true,
+                failures,
+            );
             continue;
         }
         let walker = walkdir::WalkDir::new(&root)

@@ -69,7 +69,10 @@ impl std::fmt::Debug for ChunkSplitter {
 pub struct SplitConfigError(String);
 
 impl ChunkSplitter {
-    pub fn new(embedder: Arc<dyn Embedder>, options: SplitOptions) -> Result<Self, SplitConfigError> {
+    pub fn new(
+        embedder: Arc<dyn Embedder>,
+        options: SplitOptions,
+    ) -> Result<Self, SplitConfigError> {
         let max_input = embedder.max_input_tokens();
         if max_input <= CONTEXT_RESERVE + 8 {
             return Err(SplitConfigError(format!(
@@ -270,7 +273,10 @@ mod tests {
     fn heading_path_follows_nesting() {
         let text = "# A\n## B\n### C\ntext\n## D\nmore\n";
         let h = markdown_headings(text);
-        assert_eq!(heading_path_at(&h, text.find("text").unwrap()), ["A", "B", "C"]);
+        assert_eq!(
+            heading_path_at(&h, text.find("text").unwrap()),
+            ["A", "B", "C"]
+        );
         assert_eq!(heading_path_at(&h, text.find("more").unwrap()), ["A", "D"]);
     }
 
@@ -284,7 +290,10 @@ mod tests {
     #[test]
     fn no_chunk_exceeds_the_embedder_limit_even_with_long_context() {
         let long_heading = "word ".repeat(50);
-        let text = format!("# {long_heading}\n\n{}", "alpha beta gamma delta. ".repeat(200));
+        let text = format!(
+            "# {long_heading}\n\n{}",
+            "alpha beta gamma delta. ".repeat(200)
+        );
         let s = splitter(48, 1000);
 
         let chunks = s.split(&text, DocumentFormat::Markdown, &"title ".repeat(30));
@@ -292,7 +301,10 @@ mod tests {
         assert!(chunks.len() > 5);
         for c in chunks {
             assert!(c.chunk.token_count <= 48, "{} tokens", c.chunk.token_count);
-            assert_eq!(c.chunk.token_count, WordCounter { max: 48 }.count_tokens(&c.embedding_text));
+            assert_eq!(
+                c.chunk.token_count,
+                WordCounter { max: 48 }.count_tokens(&c.embedding_text)
+            );
         }
     }
 

@@ -267,14 +267,14 @@ impl Shared {
         route: Route,
         headers: &HeaderMap,
         body: &Bytes,
-    ) -> Result<(Value, Option<Fault>), Response> {
+    ) -> Result<(Value, Option<Fault>), Box<Response>> {
         self.calls[route.index()].fetch_add(1, Ordering::SeqCst);
         let request: Value = serde_json::from_slice(body).map_err(|e| {
-            error_response(
+            Box::new(error_response(
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 &format!("request body is not JSON: {e}"),
-            )
+            ))
         })?;
         let mut m = self.lock();
         m.last_requests[route.index()] = Some(request.clone());
@@ -284,7 +284,7 @@ impl Shared {
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok());
             if given != Some(expected.as_str()) {
-                return Err(unauthorized());
+                return Err(Box::new(unauthorized()));
             }
         }
         let fault = match m.queues[route.index()].pop_front() {
@@ -360,7 +360,7 @@ async fn apply_early_fault(state: &AppState, fault: &Option<Fault>) -> Option<Re
 async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let (request, fault) = match state.admit(Route::Embeddings, &headers, &body) {
         Ok(admitted) => admitted,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if let Some(response) = apply_early_fault(&state, &fault).await {
         return response;
@@ -416,7 +416,7 @@ async fn chat_completions(
 ) -> Response {
     let (request, fault) = match state.admit(Route::Chat, &headers, &body) {
         Ok(admitted) => admitted,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if let Some(response) = apply_early_fault(&state, &fault).await {
         return response;
@@ -553,7 +553,9 @@ enum StreamPlan {
 
 fn streamed(state: &AppState, plan: StreamPlan, delay: Duration, content_type: &str) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let body = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
     let state = state.clone();
     tokio::spawn(async move {
         let (chunks, ending) = match plan {
@@ -578,6 +580,8 @@ fn streamed(state: &AppState, plan: StreamPlan, delay: Duration, content_type: &
                         () = tx.closed() => return,
                     }
                 }
+                // Let hyper flush what was sent: it drops unflushed bytes when the body fails.
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 // An error in the body makes hyper drop the connection mid-response.
                 let cut = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "fake cut");
                 let _ = tx.send(Err(cut)).await;
@@ -601,9 +605,12 @@ fn json_body(state: &AppState, body: Value, fault: Option<Fault>) -> Response {
             "{\"object\": \"list\", \"data\": [{\"embedding\": [0.1, ",
         )
             .into_response(),
-        Some(Fault::CutStream { .. }) => {
-            streamed(state, StreamPlan::Cut(vec![half]), Duration::ZERO, "application/json")
-        }
+        Some(Fault::CutStream { .. }) => streamed(
+            state,
+            StreamPlan::Cut(vec![half]),
+            Duration::ZERO,
+            "application/json",
+        ),
         Some(Fault::StallStream { .. }) => streamed(
             state,
             StreamPlan::Stall(vec![half]),

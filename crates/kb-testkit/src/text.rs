@@ -44,7 +44,9 @@ pub fn fake_embedding(text: &str, dims: usize) -> Vec<f32> {
 /// Looks, from the last message backwards, for the first message that holds a `[1]` marker
 /// (preferably at the start of a line), takes the text after it up to the next line that starts
 /// with a `[n]` marker, reads newlines as spaces, and answers with its first sentence followed
-/// by ` [1]`. Without any source: `I don't know.`
+/// by ` [1]`. When the marker's own line has no sentence end and more lines follow
+/// (`[1] Leave Policy (leave-policy.md)` over the text), that line is a title and is skipped.
+/// Without any source: `I don't know.`
 pub fn fake_answer<'a>(messages: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let messages: Vec<(&str, &str)> = messages.into_iter().collect();
     let source = messages
@@ -138,32 +140,44 @@ fn first_source(content: &str) -> Option<String> {
             return Some(after[..end].to_owned());
         }
     };
-    let mut text = first;
-    for line in rest {
-        if marker_at(line.trim_start()).is_some() {
-            break;
-        }
+    let body: Vec<&str> = rest
+        .iter()
+        .take_while(|l| marker_at(l.trim_start()).is_none())
+        .copied()
+        .collect();
+    // `[1] Title (file.md)` over the text: a first line with no sentence end is a title.
+    let titled = sentence_end(&first).is_none() && body.iter().any(|l| !l.trim().is_empty());
+    let mut text = if titled { String::new() } else { first };
+    for line in body {
         text.push(' ');
         text.push_str(line);
     }
     Some(text)
 }
 
-fn first_sentence(text: &str) -> String {
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+/// Byte offset just past the first sentence end (`.`, `!`, `?` before a space or the end;
+/// `。`, `！`, `？` anywhere).
+fn sentence_end(text: &str) -> Option<usize> {
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
-        let end = i + c.len_utf8();
         let closes = match c {
             '。' | '！' | '？' => true,
             '.' | '!' | '?' => chars.peek().is_none_or(|(_, next)| next.is_whitespace()),
             _ => false,
         };
         if closes {
-            return text[..end].to_owned();
+            return Some(i + c.len_utf8());
         }
     }
-    text
+    None
+}
+
+fn first_sentence(text: &str) -> String {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match sentence_end(&text) {
+        Some(end) => text[..end].to_owned(),
+        None => text,
+    }
 }
 
 #[cfg(test)]
@@ -236,14 +250,27 @@ mod tests {
     }
 
     #[test]
-    fn source_spanning_lines_and_decimals_is_read_as_one_text() {
+    fn title_line_of_a_source_is_skipped_and_decimals_do_not_end_sentences() {
         // Arrange
-        let prompt = "[1] Overtime is paid at 1.5 times\nthe base rate. Ask HR.\n[2] Other.";
+        let prompt = "Sources:\n\n[1] Overtime (pay.md) — Pay > Overtime\nOvertime is paid at 1.5 times\n\
+            the base rate. Ask HR.\n\n[2] Other (other.md)\nOther text.\n\nQuestion: overtime?";
 
         // Act
         let answer = fake_answer([("user", prompt)]);
 
         // Assert
         assert_eq!(answer, "Overtime is paid at 1.5 times the base rate. [1]");
+    }
+
+    #[test]
+    fn chinese_source_ends_at_the_chinese_full_stop() {
+        // Act
+        let answer = fake_answer([(
+            "user",
+            "[1] 员工每年享有二十五天带薪年假。未使用的假期可以结转。",
+        )]);
+
+        // Assert
+        assert_eq!(answer, "员工每年享有二十五天带薪年假。 [1]");
     }
 }

@@ -1,0 +1,285 @@
+//! The subcommands.
+
+use crate::output;
+use crate::remote::Remote;
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use kb_answer::{Answer, AskRequest};
+use kb_config::Settings;
+use kb_core::{DocumentId, DocumentRecord, Filter, IndexError};
+use kb_ingest::IngestReport;
+use kb_server::wiring::{Components, WiringError, ingest_options};
+use kb_server::{Application, ServerInfo, shutdown_signal, state::generate_token};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files or folders to ingest (folders are walked; hidden entries are skipped).
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Remove documents under the given folders whose files are gone.
+    #[arg(long)]
+    prune: bool,
+    /// Show what would change without calling the engine or writing anything.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to bind (overrides server.host).
+    #[arg(long)]
+    host: Option<String>,
+    /// Port (overrides server.port; 0 picks a free one).
+    #[arg(long)]
+    port: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// The question.
+    question: String,
+    /// Chunks to retrieve.
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Print the whole answer as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DocsCommand {
+    /// List documents.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one document and its chunks.
+    Show { id: String },
+    /// Remove one document from the catalog and the index.
+    Delete { id: String },
+}
+
+pub async fn run(command: crate::Command, settings: Settings) -> anyhow::Result<ExitCode> {
+    match command {
+        crate::Command::Ingest(args) => ingest(args, &settings).await,
+        crate::Command::Serve(args) => serve(args, settings).await,
+        crate::Command::Ask(args) => ask(args, &settings).await,
+        crate::Command::Docs { command } => docs(command, &settings).await,
+    }
+}
+
+/// Where a command runs: in this process, or in the server holding the index.
+enum Target {
+    Local(Box<Components>),
+    Remote(Remote),
+}
+
+async fn open(settings: &Settings) -> anyhow::Result<Target> {
+    match Components::build(settings).await {
+        Ok(c) => Ok(Target::Local(Box::new(c))),
+        Err(WiringError::Index(IndexError::Locked(what))) => match Remote::find(&settings.data_dir)
+        {
+            Some(remote) => {
+                tracing::info!(
+                    url = remote.url(),
+                    "index is held by a running server; sending the command to it"
+                );
+                Ok(Target::Remote(remote))
+            }
+            None => bail!(
+                "the embedded index ({what}) is locked by another kb process; wait for it to finish or stop it"
+            ),
+        },
+        Err(e) => Err(e).context("opening the knowledge base"),
+    }
+}
+
+async fn ingest(args: IngestArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let mut paths = Vec::new();
+    for p in &args.paths {
+        paths.push(
+            p.canonicalize()
+                .with_context(|| format!("{}: no such file or folder", p.display()))?,
+        );
+    }
+    let report: IngestReport = match open(settings).await? {
+        Target::Remote(remote) => {
+            eprintln!(
+                "kb: a server at {} holds the index; ingesting through it",
+                remote.url()
+            );
+            remote
+                .post(
+                    "/v1/admin/ingest",
+                    &json!({"paths": paths, "prune": args.prune, "dry_run": args.dry_run}),
+                )
+                .await?
+        }
+        Target::Local(c) => {
+            let ingestor = c
+                .ingestor(ingest_options(settings))?
+                .with_run_flags(args.prune, args.dry_run);
+            let cancel = CancellationToken::new();
+            let on_signal = cancel.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("kb: stopping after the current document (Ctrl-C again to abort)");
+                    on_signal.cancel();
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        std::process::exit(130);
+                    }
+                }
+            });
+            let report = ingestor.ingest(&paths, &cancel).await?;
+            c.catalog.close().await;
+            report
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        output::print_ingest_report(&report);
+    }
+    Ok(if report.failures.is_empty() && !report.interrupted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+async fn serve(args: ServeArgs, mut settings: Settings) -> anyhow::Result<ExitCode> {
+    if let Some(host) = args.host {
+        settings.server.host = host;
+    }
+    if let Some(port) = args.port {
+        settings.server.port = port;
+    }
+    let components = match Components::build(&settings).await {
+        Err(WiringError::Index(IndexError::Locked(what))) => bail!(
+            "the embedded index ({what}) is held by another kb process; only one server can use an embedded index (point index.url at a Qdrant server to run replicas)"
+        ),
+        other => other.context("opening the knowledge base")?,
+    };
+    let admin_token = generate_token();
+    let state = components.app_state(&settings, &admin_token)?;
+    let app = Application::build(&settings, state)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot bind {}:{}",
+                settings.server.host, settings.server.port
+            )
+        })?;
+    let url = format!("http://{}", app.local_addr());
+    ServerInfo {
+        url: url.clone(),
+        pid: std::process::id(),
+        admin_token: admin_token.expose_secret().to_owned(),
+    }
+    .write(&settings.data_dir)
+    .with_context(|| format!("writing {}", ServerInfo::path(&settings.data_dir).display()))?;
+    let points = components.index.count().await.unwrap_or(0);
+    tracing::info!(%url, points, "kb is serving");
+    eprintln!(
+        "kb: serving on {url} ({points} chunks indexed). Try:\n  curl -s {url}/v1/ask -H 'content-type: application/json' -d '{{\"question\": \"How many vacation days do new employees get?\"}}'"
+    );
+    let result = app.run_until(shutdown_signal()).await;
+    ServerInfo::remove(&settings.data_dir);
+    components.catalog.close().await;
+    result.context("serving")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn ask(args: AskArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let answer: Answer = match open(settings).await? {
+        Target::Remote(remote) => {
+            remote
+                .post(
+                    "/v1/ask",
+                    &json!({"question": args.question, "top_k": args.top_k}),
+                )
+                .await?
+        }
+        Target::Local(c) => {
+            let request = AskRequest {
+                question: args.question.clone(),
+                top_k: args.top_k,
+                filter: Filter::default(),
+            };
+            c.answerer(settings).ask(&request).await?
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        output::print_answer(&answer);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn docs(command: DocsCommand, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let target = open(settings).await?;
+    match command {
+        DocsCommand::List { json } => {
+            let documents: Vec<DocumentRecord> = match &target {
+                Target::Remote(r) => {
+                    let v: Value = r.get("/v1/documents").await?;
+                    serde_json::from_value(v["documents"].clone())?
+                }
+                Target::Local(c) => kb_core::Catalog::list_documents(c.catalog.as_ref()).await?,
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&documents)?);
+            } else {
+                output::print_documents(&documents);
+            }
+        }
+        DocsCommand::Show { id } => {
+            let value: Value = match &target {
+                Target::Remote(r) => r.get(&format!("/v1/documents/{}", encode(&id))).await?,
+                Target::Local(c) => {
+                    let doc_id = DocumentId::new(&id);
+                    let doc = kb_core::Catalog::get_document(c.catalog.as_ref(), &doc_id)
+                        .await?
+                        .with_context(|| format!("no document with id {id}; see `kb docs list`"))?;
+                    let chunks = kb_core::Catalog::chunks(c.catalog.as_ref(), &doc_id).await?;
+                    json!({"document": doc, "chunks": chunks})
+                }
+            };
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        DocsCommand::Delete { id } => {
+            match &target {
+                Target::Remote(r) => r.delete(&format!("/v1/documents/{}", encode(&id))).await?,
+                Target::Local(c) => {
+                    let ingestor = c.ingestor(ingest_options(settings))?;
+                    if !ingestor.remove_document(&DocumentId::new(&id)).await? {
+                        bail!("no document with id {id}; see `kb docs list`");
+                    }
+                }
+            }
+            println!("deleted {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Percent-encode a document id for a URL path segment.
+fn encode(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,464 @@
+//! Tests against the real model are skipped, with the reason printed, when its folder is
+//! missing; `KB_TEST_MODEL_DIR` points them at another copy.
+
+use super::*;
+use std::sync::OnceLock;
+
+fn test_model_dir() -> PathBuf {
+    std::env::var_os("KB_TEST_MODEL_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2"),
+        PathBuf::from,
+    )
+}
+
+fn test_config() -> Option<LocalEmbedderConfig> {
+    let dir = test_model_dir();
+    if !dir.join(WEIGHTS_FILE).is_file() {
+        eprintln!(
+            "skipped: no model at {}; run scripts/fetch-model.sh or set KB_TEST_MODEL_DIR",
+            dir.display()
+        );
+        return None;
+    }
+    Some(LocalEmbedderConfig {
+        model_dir: dir,
+        ..LocalEmbedderConfig::default()
+    })
+}
+
+/// The default-configured model, loaded once for all tests.
+fn shared_model() -> Option<&'static LocalEmbedder> {
+    static MODEL: OnceLock<Option<LocalEmbedder>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| test_config().map(|c| LocalEmbedder::load(&c).expect("model loads")))
+        .as_ref()
+}
+
+fn strings(texts: &[&str]) -> Vec<String> {
+    texts.iter().map(|t| (*t).to_owned()).collect()
+}
+
+fn embed_one(model: &LocalEmbedder, text: &str) -> Vec<f32> {
+    model
+        .embed_sync(&strings(&[text]), InputKind::Passage)
+        .unwrap()
+        .remove(0)
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn embeddings_are_384_dimensional_and_unit_length() {
+    let Some(model) = shared_model() else { return };
+
+    let vectors = model
+        .embed_sync(
+            &strings(&["Employees receive 25 days of paid annual leave.", ""]),
+            InputKind::Passage,
+        )
+        .unwrap();
+
+    assert_eq!(model.dimensions(), 384);
+    assert_eq!(vectors.len(), 2);
+    for v in &vectors {
+        assert_eq!(v.len(), 384);
+        let norm = dot(v, v).sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
+    }
+}
+
+#[test]
+fn a_question_is_closer_to_its_answer_than_to_an_unrelated_passage() {
+    let Some(model) = shared_model() else { return };
+    let question = embed_one(model, "How many vacation days do I get?");
+
+    let answer = embed_one(model, "Employees receive 25 days of paid annual leave.");
+    let unrelated = embed_one(model, "Laptops are replaced every three years.");
+
+    let (related, unrelated) = (dot(&question, &answer), dot(&question, &unrelated));
+    assert!(related > unrelated, "{related} <= {unrelated}");
+}
+
+#[test]
+fn vectors_match_an_independent_numpy_implementation() {
+    // testdata/reference.py: WordPiece and the BERT encoder re-implemented in numpy (float64).
+    // Observed differences are around 2e-7.
+    #[derive(Deserialize)]
+    struct Reference {
+        cases: Vec<Case>,
+    }
+    #[derive(Deserialize)]
+    struct Case {
+        text: String,
+        ids: Vec<u32>,
+        embedding: Vec<f32>,
+    }
+    let Some(model) = shared_model() else { return };
+    let reference: Reference =
+        serde_json::from_str(include_str!("../../testdata/minilm_reference.json")).unwrap();
+    let texts: Vec<String> = reference.cases.iter().map(|c| c.text.clone()).collect();
+
+    let vectors = model.embed_sync(&texts, InputKind::Query).unwrap();
+
+    for (case, vector) in reference.cases.iter().zip(&vectors) {
+        let ids = model
+            .inner
+            .embed_tokenizer
+            .encode(case.text.as_str(), true)
+            .unwrap();
+        assert_eq!(
+            ids.get_ids(),
+            case.ids.as_slice(),
+            "token ids of {:?}",
+            case.text
+        );
+        let diff = max_abs_diff(vector, &case.embedding);
+        assert!(diff < 1e-5, "{:?}: max difference {diff}", case.text);
+    }
+}
+
+#[test]
+fn a_batch_gives_the_same_vectors_in_the_same_order_as_one_input_at_a_time() {
+    let Some(config) = test_config() else { return };
+    // Small batches of inputs given out of length order: sorting, padding and restoring the
+    // order all come into play.
+    let model = LocalEmbedder::load(&LocalEmbedderConfig {
+        batch_size: 3,
+        ..config
+    })
+    .unwrap();
+    let texts = strings(&[
+        "Laptops are replaced every three years, or sooner if they break beyond repair.",
+        "Leave.",
+        "How many vacation days do I get?",
+        "The office is closed on public holidays and between Christmas and New Year.",
+        "Expenses over 500 euros need a manager's approval before purchase.",
+        "Hi",
+        "Employees receive 25 days of paid annual leave.",
+    ]);
+
+    let batched = model.embed_sync(&texts, InputKind::Passage).unwrap();
+
+    assert_eq!(batched.len(), texts.len());
+    for (text, vector) in texts.iter().zip(&batched) {
+        let alone = embed_one(&model, text);
+        let diff = max_abs_diff(vector, &alone);
+        assert!(diff < 1e-4, "{text:?}: batched differs by {diff}");
+    }
+}
+
+#[test]
+fn inputs_longer_than_max_tokens_are_truncated_without_error() {
+    let Some(model) = shared_model() else { return };
+    let common = "The handbook explains how annual leave is requested and approved. ".repeat(40);
+    let long_a = format!("{common} Laptops are replaced every three years.");
+    let long_b = format!("{common} Expenses need a receipt.");
+
+    let vectors = model
+        .embed_sync(&[long_a.clone(), long_b], InputKind::Passage)
+        .unwrap();
+
+    assert!(model.count_tokens(&long_a) > 256);
+    assert_eq!(vectors[0].len(), 384);
+    // Both differ only after the cut, so the model saw the same tokens.
+    assert!(max_abs_diff(&vectors[0], &vectors[1]) < 1e-6);
+}
+
+#[test]
+fn count_tokens_counts_without_special_tokens_padding_or_truncation() {
+    let Some(model) = shared_model() else { return };
+
+    assert_eq!(model.count_tokens(""), 0);
+    assert_eq!(model.count_tokens("hello world"), 2);
+    assert_eq!(model.count_tokens("state-of-the-art"), 7);
+    assert_eq!(model.count_tokens(&"hello ".repeat(1000)), 1000);
+    let encoding = model.tokenizer().encode("hello world", true).unwrap();
+    assert_eq!(encoding.len(), 4, "[CLS] hello world [SEP], no padding");
+}
+
+#[test]
+fn a_text_of_max_input_tokens_is_embedded_whole_with_its_prefix() {
+    let Some(config) = test_config() else { return };
+    let model = LocalEmbedder::load(&LocalEmbedderConfig {
+        query_prefix: "query: ".into(),
+        passage_prefix: "passage: ".into(),
+        ..config
+    })
+    .unwrap();
+    let max = model.max_input_tokens();
+    // Texts of `n` tokens differing in their last token only: they embed differently if and
+    // only if that token was not truncated away.
+    let pair = |n: usize| {
+        let stem = "hello ".repeat(n - 1);
+        let (a, b) = (format!("{stem}world"), format!("{stem}there"));
+        assert_eq!(model.count_tokens(&a), n);
+        assert_eq!(model.count_tokens(&b), n);
+        let v = model.embed_sync(&[a, b], InputKind::Passage).unwrap();
+        max_abs_diff(&v[0], &v[1])
+    };
+
+    // 256 - [CLS] - [SEP] - "passage" ":" (the longer prefix).
+    assert_eq!(max, 252);
+    assert!(
+        pair(max) > 1e-4,
+        "the last token of a {max}-token text was cut"
+    );
+    assert!(
+        pair(max + 1) < 1e-6,
+        "a {}-token text was not truncated",
+        max + 1
+    );
+}
+
+#[test]
+fn a_missing_model_folder_is_named_in_the_error_with_the_fetch_hint() {
+    let dir = std::env::temp_dir().join("kb-embed-local-test-no-such-model");
+
+    let err = LocalEmbedder::load(&LocalEmbedderConfig {
+        model_dir: dir.clone(),
+        ..LocalEmbedderConfig::default()
+    })
+    .unwrap_err();
+
+    let message = err.to_string();
+    assert!(
+        matches!(err, LocalEmbedError::ModelDirMissing { .. }),
+        "{err:?}"
+    );
+    assert!(message.contains(&dir.display().to_string()), "{message}");
+    assert!(message.contains("scripts/fetch-model.sh"), "{message}");
+}
+
+#[test]
+fn a_model_folder_without_weights_names_the_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(CONFIG_FILE), "{}").unwrap();
+    std::fs::write(dir.path().join(TOKENIZER_FILE), "{}").unwrap();
+
+    let err = LocalEmbedder::load(&LocalEmbedderConfig {
+        model_dir: dir.path().to_path_buf(),
+        ..LocalEmbedderConfig::default()
+    })
+    .unwrap_err();
+
+    let message = err.to_string();
+    assert!(
+        message.contains(&dir.path().display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("model.safetensors"), "{message}");
+    assert!(message.contains("scripts/fetch-model.sh"), "{message}");
+}
+
+#[test]
+fn a_max_tokens_too_small_for_the_prefix_is_rejected() {
+    let Some(config) = test_config() else { return };
+
+    let err = LocalEmbedder::load(&LocalEmbedderConfig {
+        max_tokens: 4,
+        passage_prefix: "passage: ".into(),
+        ..config
+    })
+    .unwrap_err();
+
+    assert!(
+        matches!(
+            err,
+            LocalEmbedError::InvalidConfig {
+                key: "max_tokens",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn max_tokens_is_capped_at_the_models_position_limit() {
+    let Some(config) = test_config() else { return };
+
+    let model = LocalEmbedder::load(&LocalEmbedderConfig {
+        max_tokens: 100_000,
+        ..config
+    })
+    .unwrap();
+
+    assert_eq!(model.max_input_tokens(), 512 - 2);
+    let long = "hello ".repeat(2000);
+    assert_eq!(
+        model.embed_sync(&[long], InputKind::Passage).unwrap()[0].len(),
+        384
+    );
+}
+
+#[test]
+fn pooling_defaults_to_what_the_model_folder_declares() {
+    let Some(model) = shared_model() else { return };
+
+    assert_eq!(model.inner.pooling, Pooling::Mean);
+    assert_eq!(model.model_id(), "local:all-MiniLM-L6-v2");
+}
+
+#[test]
+fn cls_pooling_gives_unit_vectors_unlike_mean_pooling() {
+    let Some(config) = test_config() else { return };
+    let cls = LocalEmbedder::load(&LocalEmbedderConfig {
+        pooling: Some(Pooling::Cls),
+        ..config
+    })
+    .unwrap();
+    let text = "Employees receive 25 days of paid annual leave.";
+
+    let v = embed_one(&cls, text);
+
+    assert!((dot(&v, &v).sqrt() - 1.0).abs() < 1e-5);
+    assert!(max_abs_diff(&v, &embed_one(shared_model().unwrap(), text)) > 1e-3);
+}
+
+#[test]
+fn pooling_config_flags_select_the_mode() {
+    let parse = |json: &str| {
+        serde_json::from_str::<PoolingConfig>(json)
+            .unwrap()
+            .pooling()
+    };
+
+    assert_eq!(
+        parse(r#"{"pooling_mode_mean_tokens": true}"#),
+        Ok(Pooling::Mean)
+    );
+    assert_eq!(
+        parse(
+            r#"{"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false, "word_embedding_dimension": 384}"#
+        ),
+        Ok(Pooling::Cls)
+    );
+    assert_eq!(parse("{}"), Ok(Pooling::Mean));
+    assert_eq!(
+        parse(r#"{"pooling_mode_max_tokens": true}"#),
+        Err("max_tokens")
+    );
+}
+
+#[test]
+fn weight_names_lose_the_bert_prefix_and_tensorflow_layer_norm_names() {
+    let t = || Tensor::zeros(1, DType::F32, &Device::Cpu).unwrap();
+    let tensors = HashMap::from([
+        ("bert.embeddings.word_embeddings.weight".to_owned(), t()),
+        ("bert.embeddings.LayerNorm.gamma".to_owned(), t()),
+        ("bert.encoder.layer.0.output.LayerNorm.beta".to_owned(), t()),
+        ("cls.predictions.bias".to_owned(), t()),
+    ]);
+
+    let mut names: Vec<String> = canonical_weight_names(tensors).into_keys().collect();
+    names.sort();
+
+    assert_eq!(
+        names,
+        [
+            "cls.predictions.bias",
+            "embeddings.LayerNorm.weight",
+            "embeddings.word_embeddings.weight",
+            "encoder.layer.0.output.LayerNorm.bias",
+        ]
+    );
+}
+
+#[test]
+fn model_id_is_the_folder_name() {
+    assert_eq!(
+        model_id(Path::new("models/e5-small-v2/")),
+        "local:e5-small-v2"
+    );
+    assert_eq!(
+        model_id(Path::new("/srv/models/all-MiniLM-L6-v2")),
+        "local:all-MiniLM-L6-v2"
+    );
+}
+
+#[tokio::test]
+async fn the_embedder_trait_runs_off_the_async_runtime_with_the_same_results() {
+    let Some(model) = shared_model() else { return };
+    let embedder: Arc<dyn Embedder> = Arc::new(model.clone());
+    let texts = strings(&["How many vacation days do I get?", "Hi"]);
+
+    let vectors = embedder.embed(&texts, InputKind::Query).await.unwrap();
+    let empty = embedder.embed(&[], InputKind::Query).await.unwrap();
+
+    assert_eq!(vectors, model.embed_sync(&texts, InputKind::Query).unwrap());
+    assert!(empty.is_empty());
+    assert_eq!(embedder.dimensions(), 384);
+    assert_eq!(embedder.max_input_tokens(), 254);
+}
+
+/// `cargo test -p kb-embed-local --release -- --ignored --nocapture throughput`
+#[test]
+#[ignore = "timing, not a check"]
+fn throughput_of_256_short_sentences() {
+    let Some(model) = shared_model() else { return };
+    let subjects = ["Employees", "Managers", "Contractors", "Interns"];
+    let verbs = ["receive", "request", "lose", "carry over"];
+    let objects = [
+        "25 days of paid leave",
+        "a new laptop",
+        "travel refunds",
+        "a parking space",
+    ];
+    let texts: Vec<String> = (0..256)
+        .map(|i| {
+            format!(
+                "{} {} {} after {} months.",
+                subjects[i % 4],
+                verbs[(i / 4) % 4],
+                objects[(i / 16) % 4],
+                i
+            )
+        })
+        .collect();
+    model.embed_sync(&texts[..8], InputKind::Passage).unwrap();
+
+    let started = Instant::now();
+    model.embed_sync(&texts, InputKind::Passage).unwrap();
+    let elapsed = started.elapsed();
+
+    let long = "The handbook explains how annual leave is requested and approved. ".repeat(30);
+    let longs = vec![long; 32];
+    let started_long = Instant::now();
+    model.embed_sync(&longs, InputKind::Passage).unwrap();
+    let elapsed_long = started_long.elapsed();
+    eprintln!(
+        "256 short sentences in {elapsed:?} = {:.0}/s; 32 inputs of 256 tokens in {elapsed_long:?} = {:.1}/s ({} rayon threads)",
+        256.0 / elapsed.as_secs_f64(),
+        32.0 / elapsed_long.as_secs_f64(),
+        candle_core::utils::get_num_threads(),
+    );
+}
+
+#[test]
+fn batches_are_capped_by_input_count_and_by_attention_size() {
+    let short = vec![15; 70];
+    let long = vec![253; 3];
+    let mixed = [vec![10; 40], vec![200; 2]].concat();
+
+    assert_eq!(plan_batches(&short, 32, 12), [0..32, 32..64, 64..70]);
+    assert_eq!(plan_batches(&long, 32, 12), [0..1, 1..2, 2..3]);
+    assert_eq!(plan_batches(&mixed, 32, 12), [0..32, 32..40, 40..42]);
+    assert!(plan_batches(&[], 32, 12).is_empty());
+    let over_budget = plan_batches(&[100_000], 32, 12);
+    assert_eq!(over_budget.len(), 1);
+    assert_eq!(
+        over_budget[0],
+        0..1,
+        "an input over the budget still gets its own pass"
+    );
+}

@@ -1,0 +1,392 @@
+//! [`RemoteChat`]: `kb_core::ChatModel` over `POST {base_url}/chat/completions`, plain or as an
+//! SSE stream.
+//!
+//! A stream is retried and failed over like any call until its first token; after that, a
+//! failure ends it with [`INTERRUPTED`] (two answers are never spliced together).
+
+use crate::classify::{Failure, Outcome, chain};
+use crate::client::{Attempt, EngineClient, Inner, ModelKind, Success};
+use crate::embed::{WireUsage, post_json};
+use async_trait::async_trait;
+use eventsource_stream::{Event, EventStreamError, Eventsource};
+use futures::stream::{BoxStream, StreamExt};
+use kb_core::{ChatDelta, ChatModel, ChatRequest, ChatResponse, ChatStream, ModelError, Usage};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{Instrument, Span};
+
+/// Message of the error that ends a stream broken after its first token.
+pub const INTERRUPTED: &str = "stream interrupted: the answer is incomplete";
+
+/// Chat completions from the engine.
+#[derive(Debug, Clone)]
+pub struct RemoteChat {
+    client: EngineClient,
+    alias: Option<String>,
+    model: String,
+}
+
+impl RemoteChat {
+    pub(crate) fn new(client: EngineClient, alias: Option<String>) -> Self {
+        let model = client
+            .inner
+            .model_name(ModelKind::Chat, alias.as_deref())
+            .unwrap_or_else(|| "unconfigured".to_owned());
+        Self {
+            client,
+            alias,
+            model,
+        }
+    }
+
+    fn body(req: &ChatRequest, model: &str, stream: bool) -> Value {
+        let mut body = json!({"model": model, "messages": req.messages});
+        if let Some(max_tokens) = req.max_tokens {
+            body["max_tokens"] = json!(max_tokens);
+        }
+        if let Some(temperature) = req.temperature {
+            body["temperature"] = json!(temperature);
+        }
+        if stream {
+            body["stream"] = json!(true);
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        body
+    }
+}
+
+#[async_trait]
+impl ChatModel for RemoteChat {
+    async fn complete(&self, req: &ChatRequest) -> Result<ChatResponse, ModelError> {
+        let inner: &Inner = &self.client.inner;
+        let span = tracing::info_span!("engine.chat", model = %self.model, stream = false);
+        inner
+            .run(
+                ModelKind::Chat,
+                self.alias.as_deref(),
+                |attempt| async move {
+                    let body = Self::body(req, &attempt.model, false);
+                    let response: CompletionResponse =
+                        post_json(inner, &attempt, "chat/completions", &body).await?;
+                    let Some(choice) = response.choices.into_iter().next() else {
+                        return Err(Failure::malformed(
+                            &attempt.endpoint,
+                            "no choices in the answer",
+                        ));
+                    };
+                    let usage = response.usage.map(Usage::from);
+                    Ok(Success {
+                        value: ChatResponse {
+                            content: choice.message.content.unwrap_or_default(),
+                            model: response.model.unwrap_or(attempt.model),
+                            usage: usage.unwrap_or_default(),
+                        },
+                        usage,
+                        reported: true,
+                    })
+                },
+            )
+            .instrument(span)
+            .await
+    }
+
+    async fn stream(&self, req: &ChatRequest) -> Result<ChatStream, ModelError> {
+        let inner = self.client.inner.clone();
+        let span = tracing::info_span!("engine.chat", model = %self.model, stream = true);
+        let run_span = span.clone();
+        self.client
+            .inner
+            .run(ModelKind::Chat, self.alias.as_deref(), |attempt| {
+                let body = Self::body(req, &attempt.model, true);
+                open_stream(inner.clone(), attempt, body, span.clone())
+            })
+            .instrument(run_span)
+            .await
+    }
+}
+
+#[derive(Deserialize)]
+struct CompletionResponse {
+    choices: Vec<CompletionChoice>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct CompletionChoice {
+    message: CompletionMessage,
+}
+
+#[derive(Deserialize)]
+struct CompletionMessage {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct StreamChunk {
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    index: u32,
+    #[serde(default)]
+    delta: ChunkDelta,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+struct ChunkDelta {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+/// What the SSE events said so far.
+#[derive(Default)]
+struct Parsed {
+    texts: VecDeque<String>,
+    usage: Option<Usage>,
+    finished: bool,
+    done: bool,
+}
+
+impl Parsed {
+    /// Read one `data:` payload; `Err` for an unusable chunk or an error the engine reported.
+    fn feed(&mut self, data: &str) -> Result<(), String> {
+        let data = data.trim();
+        if data.is_empty() {
+            return Ok(());
+        }
+        if data == "[DONE]" {
+            self.done = true;
+            return Ok(());
+        }
+        let chunk: StreamChunk = serde_json::from_str(data)
+            .map_err(|e| format!("stream chunk is not valid JSON: {e}"))?;
+        if let Some(error) = chunk.error {
+            let message = error["message"]
+                .as_str()
+                .map_or_else(|| error.to_string(), str::to_owned);
+            return Err(format!("engine reported an error in the stream: {message}"));
+        }
+        for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
+            if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
+                self.texts.push_back(text);
+            }
+            self.finished |= choice.finish_reason.is_some();
+        }
+        if let Some(usage) = chunk.usage {
+            self.usage = Some(usage.into());
+        }
+        Ok(())
+    }
+
+    /// The engine said the answer is complete (some gateways omit `[DONE]` after finishing).
+    fn complete(&self) -> bool {
+        self.done || self.finished
+    }
+}
+
+type Events = BoxStream<'static, Result<Event, EventStreamError<reqwest::Error>>>;
+
+/// Send the request and read events until the first token (or a complete empty answer); any
+/// failure up to there is an ordinary failed attempt, retried on another route.
+async fn open_stream(
+    inner: Arc<Inner>,
+    attempt: Attempt,
+    body: Value,
+    span: Span,
+) -> Result<Success<ChatStream>, Failure> {
+    let started = Instant::now();
+    let budget = attempt.budget(Duration::from_millis(inner.timeouts.first_token_ms));
+    let endpoint = attempt.endpoint.clone();
+    let establish = async {
+        let response = attempt
+            .post(&inner.http, "chat/completions")
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| Failure::from_reqwest(&endpoint, &e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let headers = response.headers().clone();
+            let text = response.text().await.unwrap_or_default();
+            return Err(Failure::from_status(&endpoint, status, &headers, &text));
+        }
+        let mut events: Events = response.bytes_stream().eventsource().boxed();
+        let mut parsed = Parsed::default();
+        while parsed.texts.is_empty() && !parsed.done {
+            match events.next().await {
+                Some(Ok(event)) => parsed
+                    .feed(&event.data)
+                    .map_err(|e| Failure::malformed(&endpoint, e))?,
+                Some(Err(e)) => {
+                    return Err(Failure::transient(
+                        Outcome::Transport,
+                        format!(
+                            "engine endpoint {endpoint}: stream broke before the first token: {}",
+                            chain(&e)
+                        ),
+                    ));
+                }
+                None if parsed.complete() => break,
+                None => {
+                    return Err(Failure::transient(
+                        Outcome::Transport,
+                        format!("engine endpoint {endpoint}: stream ended before the first token"),
+                    ));
+                }
+            }
+        }
+        Ok((events, parsed))
+    };
+    let (events, parsed) = tokio::time::timeout(budget, establish)
+        .await
+        .unwrap_or_else(|_| Err(Failure::timeout(&endpoint, "first token", budget)))?;
+    let ended = parsed.done;
+    let state = StreamState {
+        events,
+        parsed,
+        ended,
+        idle: Duration::from_millis(inner.timeouts.idle_ms),
+        inner,
+        attempt,
+        started,
+        span,
+        reported: false,
+    };
+    Ok(Success {
+        value: deltas(state),
+        usage: None,
+        reported: false,
+    })
+}
+
+/// A started stream: the engine's events, what is parsed but not yet handed out, and the
+/// attempt's event still to be emitted.
+struct StreamState {
+    events: Events,
+    parsed: Parsed,
+    ended: bool,
+    idle: Duration,
+    inner: Arc<Inner>,
+    attempt: Attempt,
+    started: Instant,
+    span: Span,
+    reported: bool,
+}
+
+impl StreamState {
+    /// Next item: buffered text, then more events, then the usage; `None` at the end.
+    async fn next(&mut self) -> Option<Result<ChatDelta, ModelError>> {
+        loop {
+            if let Some(text) = self.parsed.texts.pop_front() {
+                return Some(Ok(ChatDelta::Text(text)));
+            }
+            if self.reported {
+                return None;
+            }
+            if self.ended {
+                let usage = self.parsed.usage;
+                self.finish(Outcome::Ok, None);
+                return usage.map(|u| Ok(ChatDelta::Usage(u)));
+            }
+            match tokio::time::timeout(self.idle, self.events.next()).await {
+                Ok(Some(Ok(event))) => {
+                    if let Err(detail) = self.parsed.feed(&event.data) {
+                        return Some(Err(self.interrupt(Outcome::Malformed, detail)));
+                    }
+                    self.ended = self.parsed.done;
+                }
+                Ok(Some(Err(e))) => {
+                    return Some(Err(self.interrupt(Outcome::Transport, chain(&e))));
+                }
+                Ok(None) if self.parsed.complete() => self.ended = true,
+                Ok(None) => {
+                    let detail = "connection closed before [DONE]".to_owned();
+                    return Some(Err(self.interrupt(Outcome::Transport, detail)));
+                }
+                Err(_) => {
+                    let detail = format!("no chunk for {} ms", self.idle.as_millis());
+                    return Some(Err(self.interrupt(Outcome::Timeout, detail)));
+                }
+            }
+        }
+    }
+
+    fn interrupt(&mut self, outcome: Outcome, detail: String) -> ModelError {
+        let error = ModelError::Transient {
+            message: INTERRUPTED.to_owned(),
+            retry_after: None,
+        };
+        self.finish(Outcome::Interrupted, Some((outcome, detail)));
+        error
+    }
+
+    /// Emit the attempt's one event, once.
+    fn finish(&mut self, outcome: Outcome, failure: Option<(Outcome, String)>) {
+        if std::mem::replace(&mut self.reported, true) {
+            return;
+        }
+        let _entered = self.span.enter();
+        let a = &self.attempt;
+        match failure {
+            None => {
+                self.inner.report(
+                    &a.endpoint,
+                    &a.model,
+                    a.kind,
+                    self.started,
+                    outcome,
+                    self.parsed.usage,
+                );
+            }
+            Some((cause, detail)) => {
+                let error = ModelError::Transient {
+                    message: self.inner.redact_text(format!(
+                        "{INTERRUPTED}: engine endpoint {}: {detail} ({cause})",
+                        a.endpoint
+                    )),
+                    retry_after: None,
+                };
+                self.inner.report_failure(
+                    &a.endpoint,
+                    &a.model,
+                    a.kind,
+                    self.started,
+                    outcome,
+                    &error,
+                );
+            }
+        }
+    }
+}
+
+impl Drop for StreamState {
+    fn drop(&mut self) {
+        // The caller stopped listening (client gone): not the engine's failure.
+        self.finish(Outcome::Cancelled, None);
+    }
+}
+
+fn deltas(state: StreamState) -> ChatStream {
+    futures::stream::unfold(state, |mut state| async move {
+        let span = state.span.clone();
+        let item = state.next().instrument(span).await?;
+        Some((item, state))
+    })
+    .boxed()
+}

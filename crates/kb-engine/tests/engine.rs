@@ -1,0 +1,878 @@
+//! The engine client against kb-testkit's fake engine: retries, failover, classification,
+//! streaming and secrecy. Delays and timeouts are small so that each test takes well under 3 s.
+
+use futures::StreamExt;
+use kb_core::{ChatDelta, ChatMessage, ChatModel, ChatRequest, Embedder, InputKind, ModelError};
+use kb_engine::{
+    EndpointConfig, EngineClient, EngineConfig, INTERRUPTED, RemoteEmbedderOptions, RetryConfig,
+    TimeoutConfig,
+};
+use kb_testkit::{FakeEngine, Fault, Route, fake_answer, fake_embedding};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const DIMS: usize = 8;
+
+fn endpoint(name: &str, engine: &FakeEngine) -> EndpointConfig {
+    EndpointConfig {
+        name: name.to_owned(),
+        base_url: engine.base_url(),
+        embed_model: Some("fake-embed".to_owned()),
+        chat_model: Some("fake-chat".to_owned()),
+        ..EndpointConfig::default()
+    }
+}
+
+fn config(endpoints: Vec<EndpointConfig>) -> EngineConfig {
+    EngineConfig {
+        endpoints,
+        retry: RetryConfig {
+            max_attempts: 5,
+            base_delay_ms: 10,
+            max_delay_ms: 100,
+            deadline_ms: 2_500,
+        },
+        timeouts: TimeoutConfig {
+            connect_ms: 500,
+            request_ms: 400,
+            first_token_ms: 400,
+            idle_ms: 300,
+        },
+    }
+}
+
+fn client(endpoints: Vec<EndpointConfig>) -> EngineClient {
+    EngineClient::new(config(endpoints)).expect("valid test config")
+}
+
+fn options() -> RemoteEmbedderOptions {
+    RemoteEmbedderOptions {
+        dimensions: DIMS,
+        ..RemoteEmbedderOptions::default()
+    }
+}
+
+async fn engine() -> FakeEngine {
+    FakeEngine::builder().dimensions(DIMS).start().await
+}
+
+fn assert_close(got: &[f32], expected: &[f32], what: &str) {
+    assert_eq!(got.len(), expected.len(), "{what}");
+    let off = got
+        .iter()
+        .zip(expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(off < 1e-5, "{what}: {got:?} != {expected:?}");
+}
+
+fn texts(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn question() -> ChatRequest {
+    ChatRequest {
+        messages: vec![
+            ChatMessage::system("Answer from the sources and cite them."),
+            ChatMessage::user(
+                "[1] Employees get 25 days of paid leave. Unused days expire.\n\
+                 [2] Remote work needs approval.\n\nQuestion: how much leave do I get?",
+            ),
+        ],
+        max_tokens: Some(200),
+        temperature: Some(0.0),
+    }
+}
+
+fn expected_answer() -> String {
+    let q = question();
+    let pairs: Vec<(&str, &str)> = q
+        .messages
+        .iter()
+        .map(|m| {
+            let role = match m.role {
+                kb_core::Role::System => "system",
+                kb_core::Role::User => "user",
+                kb_core::Role::Assistant => "assistant",
+            };
+            (role, m.content.as_str())
+        })
+        .collect();
+    fake_answer(pairs)
+}
+
+/// Collected stream items: text joined, then usage and errors in order.
+async fn drain(
+    mut stream: kb_core::ChatStream,
+) -> (String, Vec<kb_core::Usage>, Vec<ModelError>, usize) {
+    let (mut text, mut usage, mut errors, mut texts) = (String::new(), vec![], vec![], 0);
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(ChatDelta::Text(t)) => {
+                assert!(errors.is_empty(), "text after an error");
+                texts += 1;
+                text.push_str(&t);
+            }
+            Ok(ChatDelta::Usage(u)) => usage.push(u),
+            Err(e) => errors.push(e),
+        }
+    }
+    (text, usage, errors, texts)
+}
+
+#[tokio::test]
+async fn retries_after_429_and_honours_retry_after() {
+    // Arrange
+    let fake = engine().await;
+    fake.push_fault(
+        Route::Embeddings,
+        Fault::RateLimited {
+            retry_after: Some(Duration::from_secs(1)),
+        },
+    );
+    let embedder = client(vec![endpoint("only", &fake)]).embedder(options());
+    let started = Instant::now();
+
+    // Act
+    let vectors = embedder.embed(&texts(&["leave"]), InputKind::Query).await;
+
+    // Assert
+    let elapsed = started.elapsed();
+    assert_eq!(vectors.expect("second attempt succeeds").len(), 1);
+    assert_eq!(fake.calls(Route::Embeddings), 2);
+    assert!(
+        elapsed >= Duration::from_secs(1),
+        "retried after {elapsed:?}"
+    );
+    assert!(elapsed < Duration::from_millis(1_800), "took {elapsed:?}");
+}
+
+#[tokio::test]
+async fn retries_500_then_succeeds() {
+    // Arrange
+    let fake = engine().await;
+    fake.push_fault(Route::Embeddings, Fault::Status(500));
+    fake.push_fault(Route::Embeddings, Fault::Status(502));
+    let client = client(vec![endpoint("only", &fake)]);
+    let embedder = client.embedder(options());
+
+    // Act
+    let vectors = embedder.embed(&texts(&["leave"]), InputKind::Passage).await;
+
+    // Assert
+    assert!(vectors.is_ok(), "{vectors:?}");
+    assert_eq!(fake.calls(Route::Embeddings), 3);
+    let stats = client.stats();
+    assert_eq!((stats.calls, stats.failures), (3, 2));
+}
+
+#[tokio::test]
+async fn slow_response_beyond_timeout_is_retried_then_fails_over() {
+    // Arrange
+    let slow = engine().await;
+    let healthy = engine().await;
+    slow.push_fault(Route::Embeddings, Fault::Delay(Duration::from_secs(2)));
+    let embedder =
+        client(vec![endpoint("slow", &slow), endpoint("healthy", &healthy)]).embedder(options());
+    let started = Instant::now();
+
+    // Act
+    let vectors = embedder.embed(&texts(&["leave"]), InputKind::Query).await;
+
+    // Assert
+    assert!(vectors.is_ok(), "{vectors:?}");
+    assert_eq!(slow.calls(Route::Embeddings), 1);
+    assert_eq!(healthy.calls(Route::Embeddings), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn hanging_engine_times_out_and_the_call_gives_up_with_a_transient_error() {
+    // Arrange
+    let fake = engine().await;
+    fake.set_failure_rate(Route::Embeddings, 1.0, Fault::Hang);
+    let mut config = config(vec![endpoint("hangs", &fake)]);
+    config.retry.max_attempts = 2;
+    let embedder = EngineClient::new(config).unwrap().embedder(options());
+
+    // Act
+    let err = embedder
+        .embed(&texts(&["leave"]), InputKind::Query)
+        .await
+        .unwrap_err();
+
+    // Assert
+    assert!(matches!(err, ModelError::Transient { .. }), "{err:?}");
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert_eq!(fake.calls(Route::Embeddings), 2);
+}
+
+#[tokio::test]
+async fn malformed_json_is_retried() {
+    // Arrange
+    let fake = engine().await;
+    fake.push_fault(Route::Embeddings, Fault::MalformedJson);
+    fake.push_fault(Route::Embeddings, Fault::CutStream { after_chunks: 0 });
+    let embedder = client(vec![endpoint("flaky", &fake)]).embedder(options());
+
+    // Act
+    let vectors = embedder.embed(&texts(&["leave"]), InputKind::Query).await;
+
+    // Assert
+    assert!(vectors.is_ok(), "{vectors:?}");
+    assert_eq!(fake.calls(Route::Embeddings), 3);
+}
+
+#[tokio::test]
+async fn invalid_request_400_is_not_retried() {
+    // Arrange
+    let fake = engine().await;
+    fake.push_fault(Route::Embeddings, Fault::Status(400));
+    let embedder = client(vec![endpoint("strict", &fake)]).embedder(options());
+
+    // Act
+    let err = embedder
+        .embed(&texts(&["leave"]), InputKind::Query)
+        .await
+        .unwrap_err();
+
+    // Assert
+    assert!(matches!(err, ModelError::InvalidRequest(_)), "{err:?}");
+    assert!(err.to_string().contains("strict"), "{err}");
+    assert_eq!(fake.calls(Route::Embeddings), 1);
+}
+
+#[tokio::test]
+async fn context_length_error_is_classified() {
+    // Arrange
+    let fake = engine().await;
+    fake.push_fault(Route::Embeddings, Fault::ContextLengthExceeded);
+    fake.push_fault(Route::Chat, Fault::ContextLengthExceeded);
+    let client = client(vec![endpoint("small", &fake)]);
+
+    // Act
+    let embed_err = client
+        .embedder(options())
+        .embed(&texts(&["very long"]), InputKind::Passage)
+        .await
+        .unwrap_err();
+    let chat_err = client.chat(None).complete(&question()).await.unwrap_err();
+
+    // Assert
+    assert!(
+        matches!(embed_err, ModelError::ContextLengthExceeded(_)),
+        "{embed_err:?}"
+    );
+    assert!(
+        matches!(chat_err, ModelError::ContextLengthExceeded(_)),
+        "{chat_err:?}"
+    );
+    assert_eq!(fake.calls(Route::Embeddings), 1);
+    assert_eq!(fake.calls(Route::Chat), 1);
+}
+
+#[tokio::test]
+async fn wrong_dimensions_is_a_clear_error() {
+    // Arrange
+    let fake = engine().await;
+    fake.push_fault(Route::Embeddings, Fault::WrongDimensions(3));
+    let embedder = client(vec![endpoint("gpu-1", &fake)]).embedder(options());
+
+    // Act
+    let err = embedder
+        .embed(&texts(&["leave"]), InputKind::Query)
+        .await
+        .unwrap_err();
+
+    // Assert
+    assert!(matches!(err, ModelError::Permanent(_)), "{err:?}");
+    let message = err.to_string();
+    for part in [
+        "gpu-1",
+        "fake-embed",
+        "3 dimensions",
+        &format!("expected {DIMS}"),
+    ] {
+        assert!(message.contains(part), "{part:?} missing from {message}");
+    }
+    assert_eq!(fake.calls(Route::Embeddings), 1);
+}
+
+#[tokio::test]
+async fn fails_over_to_second_endpoint_when_first_is_down() {
+    // Arrange: the first engine is stopped, so its port refuses connections.
+    let down = engine().await;
+    let down_endpoint = endpoint("down", &down);
+    drop(down);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let up = engine().await;
+    let embedder = client(vec![down_endpoint, endpoint("up", &up)]).embedder(options());
+
+    // Act
+    let mut results = Vec::new();
+    for _ in 0..3 {
+        results.push(embedder.embed(&texts(&["leave"]), InputKind::Query).await);
+    }
+
+    // Assert
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(up.calls(Route::Embeddings), 3);
+}
+
+#[tokio::test]
+async fn disabled_key_after_401_moves_to_next_key() {
+    // Arrange
+    let fake = FakeEngine::builder()
+        .dimensions(DIMS)
+        .required_api_key("sk-good-key")
+        .start()
+        .await;
+    let mut ep = endpoint("keyed", &fake);
+    ep.api_keys = vec!["sk-revoked-key".into(), "sk-good-key".into()];
+    let embedder = client(vec![ep]).embedder(options());
+
+    // Act
+    let first = embedder.embed(&texts(&["leave"]), InputKind::Query).await;
+    let calls_after_first = fake.calls(Route::Embeddings);
+    let second = embedder.embed(&texts(&["leave"]), InputKind::Query).await;
+
+    // Assert
+    assert!(first.is_ok() && second.is_ok(), "{first:?} {second:?}");
+    assert_eq!(
+        calls_after_first, 2,
+        "revoked key tried once, then the good one"
+    );
+    assert_eq!(
+        fake.calls(Route::Embeddings),
+        3,
+        "revoked key never tried again"
+    );
+}
+
+#[tokio::test]
+async fn every_key_refused_is_a_permanent_error() {
+    // Arrange
+    let fake = FakeEngine::builder()
+        .dimensions(DIMS)
+        .required_api_key("sk-right")
+        .start()
+        .await;
+    let mut ep = endpoint("keyed", &fake);
+    ep.api_keys = vec!["sk-wrong-1".into(), "sk-wrong-2".into()];
+    let embedder = client(vec![ep]).embedder(options());
+
+    // Act
+    let err = embedder
+        .embed(&texts(&["leave"]), InputKind::Query)
+        .await
+        .unwrap_err();
+
+    // Assert
+    assert!(matches!(err, ModelError::Permanent(_)), "{err:?}");
+    assert_eq!(fake.calls(Route::Embeddings), 2);
+}
+
+#[tokio::test]
+async fn all_routes_failing_returns_retryable_error_with_retry_after() {
+    // Arrange
+    let a = engine().await;
+    let b = engine().await;
+    let limited = Fault::RateLimited {
+        retry_after: Some(Duration::from_secs(30)),
+    };
+    a.set_failure_rate(Route::Embeddings, 1.0, limited.clone());
+    b.set_failure_rate(Route::Embeddings, 1.0, limited);
+    let embedder = client(vec![endpoint("a", &a), endpoint("b", &b)]).embedder(options());
+    let started = Instant::now();
+
+    // Act
+    let err = embedder
+        .embed(&texts(&["leave"]), InputKind::Query)
+        .await
+        .unwrap_err();
+
+    // Assert
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(err, ModelError::RateLimited { .. }), "{err:?}");
+    let after = err.retry_after().expect("retry_after is set");
+    assert!(
+        after > Duration::from_secs(28) && after <= Duration::from_secs(30),
+        "{after:?}"
+    );
+    assert_eq!(
+        (a.calls(Route::Embeddings), b.calls(Route::Embeddings)),
+        (1, 1)
+    );
+}
+
+#[tokio::test]
+async fn persistent_server_errors_end_in_a_transient_error_after_max_attempts() {
+    // Arrange
+    let fake = engine().await;
+    fake.set_failure_rate(Route::Chat, 1.0, Fault::Status(503));
+    let chat = client(vec![endpoint("down", &fake)]).chat(None);
+
+    // Act
+    let err = chat.complete(&question()).await.unwrap_err();
+
+    // Assert
+    assert!(err.is_retryable(), "{err:?}");
+    assert!(
+        err.to_string().contains("gave up after 5 attempts"),
+        "{err}"
+    );
+    assert_eq!(fake.calls(Route::Chat), 5);
+}
+
+#[tokio::test]
+async fn complete_returns_the_answer_and_usage() {
+    // Arrange
+    let fake = engine().await;
+    let client = client(vec![endpoint("chat", &fake)]);
+
+    // Act
+    let response = client.chat(None).complete(&question()).await.unwrap();
+
+    // Assert
+    assert_eq!(response.content, expected_answer());
+    assert_eq!(response.model, "fake-chat");
+    assert!(response.usage.prompt_tokens > 0 && response.usage.completion_tokens > 0);
+    let request = fake.last_request(Route::Chat).unwrap();
+    assert_eq!(request["max_tokens"], 200);
+    assert!(request.get("stream").is_none(), "{request}");
+    assert_eq!(client.stats().prompt_tokens, response.usage.prompt_tokens);
+}
+
+#[tokio::test]
+async fn stream_yields_text_and_usage() {
+    // Arrange
+    let fake = engine().await;
+    let client = client(vec![endpoint("chat", &fake)]);
+
+    // Act
+    let stream = client.chat(None).stream(&question()).await.unwrap();
+    let (text, usage, errors, pieces) = drain(stream).await;
+
+    // Assert
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(text, expected_answer());
+    assert!(pieces > 1, "the answer arrives in pieces");
+    assert_eq!(usage.len(), 1);
+    assert_eq!(
+        usage[0].completion_tokens,
+        text.split_whitespace().count() as u64
+    );
+    let request = fake.last_request(Route::Chat).unwrap();
+    assert_eq!(request["stream"], true);
+    assert_eq!(request["stream_options"]["include_usage"], true);
+    assert_eq!(client.stats().completion_tokens, usage[0].completion_tokens);
+}
+
+#[tokio::test]
+async fn stream_cut_before_first_token_fails_over() {
+    // Arrange
+    let broken = engine().await;
+    let healthy = engine().await;
+    broken.push_fault(Route::Chat, Fault::CutStream { after_chunks: 0 });
+    let chat = client(vec![
+        endpoint("broken", &broken),
+        endpoint("healthy", &healthy),
+    ])
+    .chat(None);
+
+    // Act
+    let stream = chat.stream(&question()).await.unwrap();
+    let (text, _, errors, _) = drain(stream).await;
+
+    // Assert
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(text, expected_answer());
+    assert_eq!(broken.calls(Route::Chat), 1);
+    assert_eq!(healthy.calls(Route::Chat), 1);
+}
+
+#[tokio::test]
+async fn stream_without_first_token_in_time_fails_over() {
+    // Arrange
+    let silent = engine().await;
+    let healthy = engine().await;
+    silent.push_fault(Route::Chat, Fault::StallStream { after_chunks: 0 });
+    let chat = client(vec![
+        endpoint("silent", &silent),
+        endpoint("healthy", &healthy),
+    ])
+    .chat(None);
+    let started = Instant::now();
+
+    // Act
+    let stream = chat.stream(&question()).await.unwrap();
+    let (text, _, errors, _) = drain(stream).await;
+
+    // Assert
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(text, expected_answer());
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn stream_cut_after_first_token_ends_with_incomplete_error() {
+    // Arrange
+    let broken = engine().await;
+    let healthy = engine().await;
+    broken.push_fault(Route::Chat, Fault::CutStream { after_chunks: 2 });
+    let client = client(vec![
+        endpoint("broken", &broken),
+        endpoint("healthy", &healthy),
+    ]);
+
+    // Act
+    let stream = client.chat(None).stream(&question()).await.unwrap();
+    let (text, usage, errors, pieces) = drain(stream).await;
+
+    // Assert
+    assert_eq!(pieces, 2);
+    assert!(expected_answer().starts_with(&text), "{text:?}");
+    assert!(usage.is_empty());
+    assert_eq!(errors.len(), 1);
+    assert!(
+        matches!(&errors[0], ModelError::Transient { message, .. } if message == INTERRUPTED),
+        "{:?}",
+        errors[0]
+    );
+    assert_eq!(healthy.calls(Route::Chat), 0, "never splice two answers");
+    assert_eq!(client.stats().failures, 1);
+}
+
+#[tokio::test]
+async fn stream_silent_after_first_token_ends_after_the_idle_timeout() {
+    // Arrange
+    let fake = engine().await;
+    fake.push_fault(Route::Chat, Fault::StallStream { after_chunks: 1 });
+    let chat = client(vec![endpoint("stalls", &fake)]).chat(None);
+    let started = Instant::now();
+
+    // Act
+    let stream = chat.stream(&question()).await.unwrap();
+    let (_, _, errors, pieces) = drain(stream).await;
+
+    // Assert
+    assert_eq!(pieces, 1);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn api_keys_never_appear_in_debug_or_errors() {
+    // Arrange
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let fake = FakeEngine::builder()
+        .dimensions(DIMS)
+        .required_api_key("sk-live-GOOD-0123456789")
+        .start()
+        .await;
+    let mut ep = endpoint("keyed", &fake);
+    ep.api_keys = vec![
+        "sk-live-BAD-9876543210".into(),
+        "sk-live-GOOD-0123456789".into(),
+    ];
+    let config = config(vec![ep]);
+    let client = EngineClient::new(config.clone()).unwrap();
+    let embedder = client.embedder(options());
+    fake.push_fault(Route::Chat, Fault::Status(400));
+
+    // Act
+    let ok = embedder.embed(&texts(&["leave"]), InputKind::Query).await;
+    let chat_err = client.chat(None).complete(&question()).await.unwrap_err();
+    let shown = format!(
+        "{config:?} {client:?} {embedder:?} {:?} {chat_err} {chat_err:?} {}",
+        client.chat(None),
+        serde_json::to_string(&config).unwrap()
+    );
+    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+
+    // Assert
+    assert!(ok.is_ok(), "{ok:?}");
+    for key in ["sk-live-BAD", "sk-live-GOOD", "9876543210", "0123456789"] {
+        assert!(!shown.contains(key), "{key} shown in {shown}");
+        assert!(!logged.contains(key), "{key} logged in {logged}");
+    }
+    assert_eq!(logged.matches("the key is disabled").count(), 1, "{logged}");
+    assert!(logged.contains("engine call"), "{logged}");
+}
+
+#[tokio::test]
+async fn embeddings_are_normalised_and_in_input_order() {
+    // Arrange
+    let fake = FakeEngine::builder()
+        .dimensions(DIMS)
+        .reverse_embedding_order(true)
+        .start()
+        .await;
+    let embedder = client(vec![endpoint("e5", &fake)]).embedder(RemoteEmbedderOptions {
+        query_prefix: "query: ".to_owned(),
+        passage_prefix: "passage: ".to_owned(),
+        ..options()
+    });
+    let inputs = texts(&["annual leave", "remote work", "expense reports"]);
+
+    // Act
+    let vectors = embedder.embed(&inputs, InputKind::Passage).await.unwrap();
+
+    // Assert
+    for (text, vector) in inputs.iter().zip(&vectors) {
+        let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
+        assert_close(vector, &fake_embedding(text, DIMS), text);
+    }
+    let sent = fake.last_request(Route::Embeddings).unwrap();
+    assert_eq!(sent["input"][0], "passage: annual leave");
+    assert_eq!(sent["model"], "fake-embed");
+}
+
+#[tokio::test]
+async fn batches_split_by_batch_size() {
+    // Arrange
+    let fake = engine().await;
+    let embedder = client(vec![endpoint("e", &fake)]).embedder(RemoteEmbedderOptions {
+        batch_size: 3,
+        ..options()
+    });
+    let inputs: Vec<String> = (0..7).map(|i| format!("document number {i}")).collect();
+
+    // Act
+    let vectors = embedder.embed(&inputs, InputKind::Passage).await.unwrap();
+
+    // Assert
+    assert_eq!(fake.calls(Route::Embeddings), 3);
+    assert_eq!(fake.embedded_inputs(), 7);
+    assert_eq!(vectors.len(), inputs.len());
+    for (text, vector) in inputs.iter().zip(&vectors) {
+        assert_close(vector, &fake_embedding(text, DIMS), text);
+    }
+}
+
+#[tokio::test]
+async fn empty_input_makes_no_call() {
+    // Arrange
+    let fake = engine().await;
+    let embedder = client(vec![endpoint("e", &fake)]).embedder(options());
+
+    // Act
+    let vectors = embedder.embed(&[], InputKind::Passage).await.unwrap();
+
+    // Assert
+    assert!(vectors.is_empty());
+    assert_eq!(fake.calls(Route::Embeddings), 0);
+}
+
+#[tokio::test]
+async fn weights_share_the_calls_between_endpoints() {
+    // Arrange
+    let heavy = engine().await;
+    let light = engine().await;
+    let mut heavy_ep = endpoint("heavy", &heavy);
+    heavy_ep.weight = 3;
+    let embedder = client(vec![heavy_ep, endpoint("light", &light)]).embedder(options());
+
+    // Act
+    for _ in 0..8 {
+        embedder
+            .embed(&texts(&["leave"]), InputKind::Query)
+            .await
+            .unwrap();
+    }
+
+    // Assert
+    assert_eq!(heavy.calls(Route::Embeddings), 6);
+    assert_eq!(light.calls(Route::Embeddings), 2);
+}
+
+#[tokio::test]
+async fn endpoints_without_the_model_kind_are_not_used() {
+    // Arrange
+    let embed_only = engine().await;
+    let chat_only = engine().await;
+    let mut e = endpoint("embed-only", &embed_only);
+    e.chat_model = None;
+    let mut c = endpoint("chat-only", &chat_only);
+    c.embed_model = None;
+    let client = client(vec![e, c]);
+
+    // Act
+    for _ in 0..2 {
+        client
+            .embedder(options())
+            .embed(&texts(&["leave"]), InputKind::Query)
+            .await
+            .unwrap();
+        client.chat(None).complete(&question()).await.unwrap();
+    }
+
+    // Assert
+    assert_eq!(embed_only.calls(Route::Chat), 0);
+    assert_eq!(chat_only.calls(Route::Embeddings), 0);
+    assert_eq!(embed_only.calls(Route::Embeddings), 2);
+    assert_eq!(chat_only.calls(Route::Chat), 2);
+}
+
+#[tokio::test]
+async fn no_endpoint_for_chat_is_a_permanent_error_naming_the_setting() {
+    // Arrange
+    let fake = engine().await;
+    let mut e = endpoint("embed-only", &fake);
+    e.chat_model = None;
+    let client = client(vec![e]);
+
+    // Act
+    let err = client.chat(None).complete(&question()).await.unwrap_err();
+
+    // Assert
+    assert!(matches!(err, ModelError::Permanent(_)), "{err:?}");
+    assert!(err.to_string().contains("chat_model"), "{err}");
+    assert!(!client.serves(kb_engine::ModelKind::Chat));
+}
+
+#[tokio::test]
+async fn model_alias_replaces_the_endpoint_model() {
+    // Arrange
+    let fake = engine().await;
+    let client = client(vec![endpoint("e", &fake)]);
+    let embedder = client.embedder(RemoteEmbedderOptions {
+        model_alias: Some("e5-large".to_owned()),
+        ..options()
+    });
+
+    // Act
+    embedder
+        .embed(&texts(&["leave"]), InputKind::Query)
+        .await
+        .unwrap();
+    client
+        .chat(Some("qwen".to_owned()))
+        .complete(&question())
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(embedder.model_id(), "engine:e5-large");
+    assert_eq!(
+        fake.last_request(Route::Embeddings).unwrap()["model"],
+        "e5-large"
+    );
+    assert_eq!(fake.last_request(Route::Chat).unwrap()["model"], "qwen");
+}
+
+#[tokio::test]
+async fn token_budget_leaves_room_for_prefix_and_special_tokens() {
+    // Arrange
+    let fake = engine().await;
+    let embedder = client(vec![endpoint("e", &fake)]).embedder(RemoteEmbedderOptions {
+        max_input_tokens: 512,
+        query_prefix: "query: ".to_owned(),
+        passage_prefix: "passage: ".to_owned(),
+        ..options()
+    });
+
+    // Act
+    let budget = embedder.max_input_tokens();
+    let count = embedder.count_tokens("Employees get 25 days of paid leave.");
+
+    // Assert
+    assert!(budget < 512 && budget > 500, "{budget}");
+    assert!(count >= 9, "{count}");
+}
+
+#[test]
+fn client_without_endpoints_is_refused_with_the_key_named() {
+    // Act
+    let err = EngineClient::new(EngineConfig::default()).unwrap_err();
+
+    // Assert
+    assert!(err.to_string().starts_with("engine.endpoints:"), "{err}");
+}
+
+#[tokio::test]
+async fn input_type_is_sent_only_when_configured() {
+    // Arrange
+    let fake = engine().await;
+    let plain = client(vec![endpoint("e", &fake)]).embedder(options());
+    let typed = client(vec![endpoint("e", &fake)]).embedder(RemoteEmbedderOptions {
+        send_input_type: true,
+        ..options()
+    });
+
+    // Act + Assert
+    plain
+        .embed(&texts(&["leave"]), InputKind::Query)
+        .await
+        .unwrap();
+    assert!(
+        fake.last_request(Route::Embeddings)
+            .unwrap()
+            .get("input_type")
+            .is_none()
+    );
+    typed
+        .embed(&texts(&["leave"]), InputKind::Query)
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.last_request(Route::Embeddings).unwrap()["input_type"],
+        "query"
+    );
+    typed
+        .embed(&texts(&["leave"]), InputKind::Passage)
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.last_request(Route::Embeddings).unwrap()["input_type"],
+        "passage"
+    );
+}

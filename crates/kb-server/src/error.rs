@@ -1,0 +1,145 @@
+//! HTTP errors: one JSON shape, `{"error": {"code", "message"}}`, with stable snake_case codes.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kb_answer::AnswerError;
+use kb_core::{CatalogError, IndexError, ModelError};
+use kb_ingest::IngestError;
+use serde_json::json;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    #[error("this key may not use this route")]
+    Forbidden,
+    #[error("no document with id {0}")]
+    DocumentNotFound(String),
+    #[error("no such route")]
+    NotFound,
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("the engine answered with an error")]
+    Upstream(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::DocumentNotFound(_) => (StatusCode::NOT_FOUND, "document_not_found"),
+            Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable"),
+            Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_error"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        match &self {
+            Self::Internal(detail) | Self::Upstream(detail) => {
+                tracing::error!(code, error = %detail, "request failed");
+            }
+            Self::Unavailable { message, .. } => {
+                tracing::warn!(code, error = %message, "request failed");
+            }
+            _ => {}
+        }
+        let body = Json(json!({"error": {"code": code, "message": self.to_string()}}));
+        let mut response = (status, body).into_response();
+        if let Self::Unavailable { retry_after, .. } = &self {
+            let secs = retry_after.map(|d| d.as_secs().max(1)).unwrap_or(5);
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&secs.to_string()).expect("BUG: digits are a header value"),
+            );
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        Self::InvalidRequest(rejection.body_text())
+    }
+}
+
+impl From<ModelError> for ApiError {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::Transient {
+                retry_after,
+                message,
+            }
+            | ModelError::RateLimited {
+                retry_after,
+                message,
+            } => Self::Unavailable {
+                message: format!("the engine is unavailable, try again later ({message})"),
+                retry_after,
+            },
+            ModelError::ContextLengthExceeded(m) => Self::InvalidRequest(format!(
+                "the question and sources are too long for the model: {m}"
+            )),
+            ModelError::InvalidRequest(m) | ModelError::Permanent(m) => Self::Upstream(m),
+        }
+    }
+}
+
+impl From<IndexError> for ApiError {
+    fn from(e: IndexError) -> Self {
+        match e {
+            IndexError::Unavailable(m) | IndexError::Locked(m) => Self::Unavailable {
+                message: format!("the vector index is unavailable ({m})"),
+                retry_after: None,
+            },
+            IndexError::DimensionMismatch { .. } | IndexError::Other(_) => {
+                Self::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<AnswerError> for ApiError {
+    fn from(e: AnswerError) -> Self {
+        match e {
+            AnswerError::InvalidRequest(m) => Self::InvalidRequest(m),
+            AnswerError::Embedding(m) | AnswerError::Chat(m) => m.into(),
+            AnswerError::Index(i) => i.into(),
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Catalog(c) => c.into(),
+            IngestError::Index(i) => i.into(),
+            IngestError::Model(m) => m.into(),
+            IngestError::NotFound { .. }
+            | IngestError::ModelChanged { .. }
+            | IngestError::Split(_) => Self::InvalidRequest(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Admin routes (bearer admin token): documents and ingest.
+
+use crate::error::ApiError;
+use crate::routes::ApiJson;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::routing::{get, post};
+use kb_core::{DocumentId, DocumentRecord};
+use kb_ingest::IngestReport;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/documents", get(list_documents))
+        .route(
+            "/v1/documents/{id}",
+            get(get_document).delete(delete_document),
+        )
+        .route("/v1/admin/ingest", post(ingest))
+}
+
+/// Proof that the request carries the admin token.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized)?;
+        if state.is_admin_token(token.trim()) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+async fn list_documents(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let documents = state.catalog.list_documents().await?;
+    Ok(ApiJson(json!({ "documents": documents })))
+}
+
+async fn get_document(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let id = DocumentId::new(id);
+    let doc: DocumentRecord = state
+        .catalog
+        .get_document(&id)
+        .await?
+        .ok_or_else(|| ApiError::DocumentNotFound(id.to_string()))?;
+    let chunks = state.catalog.chunks(&id).await?;
+    Ok(ApiJson(json!({ "document": doc, "chunks": chunks })))
+}
+
+async fn delete_document(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = DocumentId::new(id);
+    let _guard = state.ingest_lock.lock().await;
+    if state.ingestor.remove_document(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::DocumentNotFound(id.to_string()))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestBody {
+    /// Files or folders on the server's machine.
+    pub paths: Vec<PathBuf>,
+    #[serde(default)]
+    pub prune: bool,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Run an ingest inside the server (which holds the embedded index).
+async fn ingest(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<IngestBody>,
+) -> Result<ApiJson<IngestReport>, ApiError> {
+    if body.paths.is_empty() {
+        return Err(ApiError::InvalidRequest(
+            "paths: name at least one file or folder".into(),
+        ));
+    }
+    let _guard = state.ingest_lock.lock().await;
+    let ingestor = state.ingestor.with_run_flags(body.prune, body.dry_run);
+    // The run goes on if the client disconnects: a half-done ingest is safe, but finishing
+    // it is better than leaving it for the next run.
+    let report = tokio::spawn(async move {
+        ingestor
+            .ingest(&body.paths, &CancellationToken::new())
+            .await
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("ingest task failed: {e}")))??;
+    Ok(ApiJson(report))
+}

@@ -1,0 +1,110 @@
+//! Questions and search: `POST /v1/ask`, `POST /v1/search`.
+
+use crate::error::ApiError;
+use crate::routes::ApiJson;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use kb_answer::{Answer, AskRequest};
+use kb_core::{DocumentId, Filter};
+use serde::{Deserialize, Serialize};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/ask", post(ask))
+        .route("/v1/search", post(search))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AskBody {
+    pub question: String,
+    pub top_k: Option<usize>,
+    #[serde(default)]
+    pub filter: SearchFilter,
+}
+
+/// What a caller may narrow a search to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchFilter {
+    #[serde(default)]
+    pub documents: Vec<String>,
+}
+
+impl SearchFilter {
+    fn into_filter(self) -> Filter {
+        Filter {
+            doc_ids: self.documents.into_iter().map(DocumentId::new).collect(),
+            groups: None,
+        }
+    }
+}
+
+async fn ask(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<AskBody>,
+) -> Result<ApiJson<Answer>, ApiError> {
+    let request = AskRequest {
+        question: body.question,
+        top_k: body.top_k,
+        filter: body.filter.into_filter(),
+    };
+    Ok(ApiJson(state.answerer.ask(&request).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchBody {
+    pub query: String,
+    pub top_k: Option<usize>,
+    #[serde(default)]
+    pub filter: SearchFilter,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SearchResult {
+    pub rank: usize,
+    pub document: String,
+    pub title: String,
+    pub path: String,
+    pub heading_path: Vec<String>,
+    pub chunk: u32,
+    pub byte_range: [usize; 2],
+    pub text: String,
+    pub score: f32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SearchResponse {
+    pub results: Vec<SearchResult>,
+    pub timings: kb_answer::Timings,
+}
+
+async fn search(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SearchBody>,
+) -> Result<ApiJson<SearchResponse>, ApiError> {
+    let filter = body.filter.into_filter();
+    let (hits, _, timings) = state
+        .answerer
+        .search(&body.query, &filter, body.top_k)
+        .await?;
+    let results = hits
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| SearchResult {
+            rank: i + 1,
+            document: h.payload.doc_id.to_string(),
+            title: h.payload.title,
+            path: h.payload.path,
+            heading_path: h.payload.heading_path,
+            chunk: h.payload.ordinal,
+            byte_range: [h.payload.byte_start, h.payload.byte_end],
+            text: h.payload.text,
+            score: h.score,
+        })
+        .collect();
+    Ok(ApiJson(SearchResponse { results, timings }))
+}

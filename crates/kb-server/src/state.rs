@@ -1,0 +1,105 @@
+//! Shared state of the HTTP handlers, and the `server.json` file through which the CLI
+//! finds a running server (to send it ingest and ask commands while it holds the index).
+
+use kb_answer::Answerer;
+use kb_core::{Catalog, VectorIndex};
+use kb_ingest::Ingestor;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub answerer: Answerer,
+    pub catalog: Arc<dyn Catalog>,
+    pub index: Arc<dyn VectorIndex>,
+    pub ingestor: Ingestor,
+    /// One ingest at a time per server.
+    pub ingest_lock: Arc<tokio::sync::Mutex<()>>,
+    /// SHA-256 of the admin token (the token itself is not kept).
+    admin_token_hash: Arc<[u8; 32]>,
+}
+
+impl AppState {
+    pub fn new(
+        answerer: Answerer,
+        catalog: Arc<dyn Catalog>,
+        index: Arc<dyn VectorIndex>,
+        ingestor: Ingestor,
+        admin_token: &SecretString,
+    ) -> Self {
+        Self {
+            answerer,
+            catalog,
+            index,
+            ingestor,
+            ingest_lock: Arc::new(tokio::sync::Mutex::new(())),
+            admin_token_hash: Arc::new(
+                Sha256::digest(admin_token.expose_secret().as_bytes()).into(),
+            ),
+        }
+    }
+
+    /// Whether `token` is the admin token (compared by hash, so timing says nothing of it).
+    pub fn is_admin_token(&self, token: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        digest == *self.admin_token_hash
+    }
+}
+
+/// A fresh random admin token.
+pub fn generate_token() -> SecretString {
+    let bytes: [u8; 24] = rand::random();
+    SecretString::from(format!("kbadm_{}", hex::encode(bytes)))
+}
+
+/// Written to `{data_dir}/server.json` (mode 0600) while `kb serve` runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub url: String,
+    pub pid: u32,
+    pub admin_token: String,
+}
+
+impl ServerInfo {
+    pub fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join("server.json")
+    }
+
+    pub fn write(&self, data_dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = Self::path(data_dir);
+        let tmp = path.with_extension("json.tmp");
+        let body = serde_json::to_vec_pretty(self).expect("BUG: server info serialises");
+        #[cfg(unix)]
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(&body)?;
+        }
+        #[cfg(not(unix))]
+        std::fs::write(&tmp, &body)?;
+        std::fs::rename(tmp, path)
+    }
+
+    pub fn read(data_dir: &Path) -> Option<Self> {
+        let bytes = std::fs::read(Self::path(data_dir)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Remove the file if it still describes this process.
+    pub fn remove(data_dir: &Path) {
+        if Self::read(data_dir).is_some_and(|i| i.pid == std::process::id()) {
+            let _ = std::fs::remove_file(Self::path(data_dir));
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Generative answers through an OpenAI-compatible chat engine (the fake one from kb-testkit).
+
+use crate::helpers::{TestApp, spawn_app_with};
+use kb_engine::{EndpointConfig, RetryConfig};
+use kb_testkit::{FakeEngine, Fault, Route};
+use std::fs;
+
+async fn app_with_chat(engine: &FakeEngine) -> (TestApp, tempfile::TempDir) {
+    let base_url = engine.base_url();
+    let app = spawn_app_with(move |s| {
+        s.engine.endpoints = vec![EndpointConfig {
+            name: "fake".into(),
+            base_url,
+            chat_model: Some("fake-chat".into()),
+            ..EndpointConfig::default()
+        }];
+        s.engine.retry = RetryConfig {
+            max_attempts: 2,
+            base_delay_ms: 10,
+            max_delay_ms: 50,
+            deadline_ms: 5_000,
+        };
+        s.chat.enabled = true;
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("lockers.md"),
+        "# Lockers\n\nEvery employee gets a personal locker on the second floor. Keys are issued by reception.\n",
+    )
+    .unwrap();
+    app.ingest(&[dir.path().to_path_buf()]).await;
+    (app, dir)
+}
+
+#[tokio::test]
+async fn generated_answers_keep_valid_citations_and_report_usage() {
+    let engine = FakeEngine::builder().chat_model("fake-chat").start().await;
+    let (app, _dir) = app_with_chat(&engine).await;
+
+    let answer = app.ask("Where is my locker?").await;
+
+    assert_eq!(answer["mode"], "generative", "{answer}");
+    assert!(
+        answer["answer"].as_str().unwrap().ends_with("[1]"),
+        "{answer}"
+    );
+    assert_eq!(answer["citations"][0]["n"], 1);
+    assert_eq!(answer["citations"][0]["document"], "lockers.md");
+    assert!(answer["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(engine.calls(Route::Chat), 1);
+    let prompt = engine.last_request(Route::Chat).unwrap().to_string();
+    assert!(prompt.contains("[1] Lockers (lockers.md)"), "{prompt}");
+}
+
+#[tokio::test]
+async fn citations_naming_no_retrieved_source_are_removed_and_counted() {
+    let engine = FakeEngine::builder().chat_model("fake-chat").start().await;
+    let (app, _dir) = app_with_chat(&engine).await;
+    engine.set_chat_reply(Some(
+        "Lockers are on the second floor [1]. Also see [7].".into(),
+    ));
+
+    let answer = app.ask("Where is my locker?").await;
+
+    assert_eq!(
+        answer["answer"],
+        "Lockers are on the second floor [1]. Also see."
+    );
+    assert_eq!(answer["removed_citations"], 1);
+    assert_eq!(answer["citations"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unavailable_engine_gives_503_with_retry_after() {
+    let engine = FakeEngine::builder().chat_model("fake-chat").start().await;
+    let (app, _dir) = app_with_chat(&engine).await;
+    engine.set_failure_rate(Route::Chat, 1.0, Fault::Status(503));
+
+    let response = app
+        .client
+        .post(format!("{}/v1/ask", app.address))
+        .json(&serde_json::json!({"question": "Where is my locker?"}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().get("retry-after").is_some());
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "upstream_unavailable");
+}
+
+#[tokio::test]
+async fn questions_with_no_relevant_source_never_reach_the_chat_model() {
+    let engine = FakeEngine::builder().chat_model("fake-chat").start().await;
+    let (app, _dir) = app_with_chat(&engine).await;
+
+    let answer = app.ask("Who won the football world cup in 1998?").await;
+
+    assert_eq!(answer["mode"], "not_found");
+    assert_eq!(engine.calls(Route::Chat), 0);
+}

@@ -1,0 +1,175 @@
+//! Test harness: start the real server on 127.0.0.1:0 over a temporary data folder, with the
+//! in-process embedding model and the embedded index, and talk to it over HTTP.
+
+use kb_config::Settings;
+use kb_server::Application;
+use kb_server::wiring::Components;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use tokio::sync::oneshot;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn samples_dir() -> PathBuf {
+    workspace_root().join("docs-samples")
+}
+
+/// The model folder; tests fail with a hint when it is missing.
+pub fn model_dir() -> PathBuf {
+    let dir = std::env::var_os("KB_TEST_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("models/all-MiniLM-L6-v2"));
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "the embedding model is missing at {}: run scripts/fetch-model.sh",
+        dir.display()
+    );
+    dir
+}
+
+/// Logs only when `TEST_LOG` is set (e.g. `TEST_LOG=info`).
+pub fn init_logs() {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// Settings for a test over `data_dir`.
+pub fn test_settings(data_dir: &Path) -> Settings {
+    let mut s = Settings::default();
+    s.data_dir = data_dir.to_path_buf();
+    s.server.port = 0;
+    s.embedder.local.model_dir = model_dir();
+    s
+}
+
+/// A running server and an HTTP client for it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    _shutdown: Option<oneshot::Sender<()>>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl TestApp {
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("request failed");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.client.get(format!("{}{path}", self.address));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.expect("request failed");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn ask(&self, question: &str) -> Value {
+        let (status, body) = self.post("/v1/ask", &json!({ "question": question })).await;
+        assert_eq!(status, 200, "ask {question:?} failed: {body}");
+        body
+    }
+
+    pub async fn ingest(&self, paths: &[PathBuf]) -> Value {
+        let (status, body) = self
+            .post("/v1/admin/ingest", &json!({ "paths": paths }))
+            .await;
+        assert_eq!(status, 200, "ingest failed: {body}");
+        body
+    }
+}
+
+/// Start a server over a fresh temporary data folder, in the current runtime.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    init_logs();
+    let temp = tempfile::tempdir().expect("temp dir");
+    let mut settings = test_settings(temp.path());
+    configure(&mut settings);
+    let (address, shutdown) = start(settings).await;
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        _shutdown: Some(shutdown),
+        _temp: Some(temp),
+    }
+}
+
+async fn start(settings: Settings) -> (String, oneshot::Sender<()>) {
+    let components = Components::build(&settings).await.expect("components");
+    let state = components
+        .app_state(&settings, &SecretString::from(ADMIN_TOKEN))
+        .expect("state");
+    let app = Application::build(&settings, state).await.expect("bind");
+    let address = format!("http://{}", app.local_addr());
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    (address, tx)
+}
+
+/// One server with the sample handbook ingested, shared by the read-only tests of this
+/// binary. It runs on a thread of its own so that it outlives each test's runtime.
+pub fn shared_app() -> &'static SharedApp {
+    static APP: OnceLock<SharedApp> = OnceLock::new();
+    APP.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async move {
+                let app = spawn_app().await;
+                let report = app.ingest(&[samples_dir()]).await;
+                tx.send(SharedApp {
+                    address: app.address.clone(),
+                    first_ingest: report,
+                })
+                .expect("send");
+                // Keep the server (and its temp folder) alive for the whole test binary.
+                std::future::pending::<()>().await;
+                drop(app);
+            });
+        });
+        rx.recv().expect("shared app failed to start")
+    })
+}
+
+pub struct SharedApp {
+    pub address: String,
+    pub first_ingest: Value,
+}
+
+impl SharedApp {
+    pub fn app(&self) -> TestApp {
+        TestApp {
+            address: self.address.clone(),
+            client: reqwest::Client::new(),
+            _shutdown: None,
+            _temp: None,
+        }
+    }
+}

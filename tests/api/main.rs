@@ -1,0 +1,9 @@
+//! Black-box tests: the real server on 127.0.0.1:0, a real ingest of the sample handbook
+//! with the in-process model and the embedded index, and the `kb` binary.
+
+mod ask;
+mod cli;
+mod errors;
+mod generative;
+mod helpers;
+mod ingest;
