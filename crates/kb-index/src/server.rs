@@ -68,8 +68,8 @@ impl QdrantServerIndex {
             .api_key(api_key)
             // The client's 5 s default is short for a large `wait=true` upsert on a busy server.
             .timeout(REQUEST_TIMEOUT)
-            // The check blocks on a health request and prints to stdout; a version skew shows
-            // up as a clear error on the first call instead.
+            // The check blocks `connect` on a health request and only prints its verdict to
+            // stdout; an incompatible server fails the first calls with its own error instead.
             .skip_compatibility_check()
             .build()
             .map_err(|err| IndexError::Other(format!("qdrant server {url}: {err}")))?;

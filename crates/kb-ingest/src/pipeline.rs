@@ -159,21 +159,23 @@ impl Ingestor {
     pub async fn check_model(&self) -> Result<(), IngestError> {
         let configured = self.embedder.model_id();
         let dims = self.embedder.dimensions().to_string();
-        match self.catalog.get_meta(META_MODEL).await? {
-            Some(indexed) if indexed != configured => {
-                if !self.catalog.list_documents().await?.is_empty() {
-                    return Err(IngestError::ModelChanged {
-                        indexed,
-                        configured,
-                    });
-                }
-            }
-            Some(_) => {
-                if self.catalog.get_meta(META_DIMS).await?.as_deref() == Some(dims.as_str()) {
-                    return Ok(());
-                }
-            }
-            None => {}
+        let indexed = self.catalog.get_meta(META_MODEL).await?;
+        let indexed_dims = self.catalog.get_meta(META_DIMS).await?;
+        if indexed.as_deref() == Some(configured.as_str())
+            && indexed_dims.as_deref() == Some(dims.as_str())
+        {
+            return Ok(());
+        }
+        if let Some(indexed) = indexed
+            && !self.catalog.list_documents().await?.is_empty()
+        {
+            return Err(IngestError::ModelChanged {
+                indexed: format!(
+                    "{indexed} ({} dimensions)",
+                    indexed_dims.unwrap_or_default()
+                ),
+                configured: format!("{configured} ({dims} dimensions)"),
+            });
         }
         self.catalog.set_meta(META_MODEL, &configured).await?;
         self.catalog.set_meta(META_DIMS, &dims).await?;
