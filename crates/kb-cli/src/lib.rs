@@ -92,7 +92,10 @@ fn init_tracing(settings: &Settings, cli: &Cli) {
         (Command::Serve(_), _) | (_, true) => settings.telemetry.level.clone(),
         _ => "warn".to_owned(),
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // qdrant-edge warns about process-wide flags it expects its own server to set; they do
+    // not apply to the embedded engine.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default},qdrant_edge::common=error")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
