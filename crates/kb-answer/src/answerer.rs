@@ -1,9 +1,11 @@
 //! Retrieval plus answer generation.
 
 use crate::{citations, extractive, prompt};
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use kb_core::{
-    ChatModel, ChatRequest, Embedder, Filter, Hit, IndexError, InputKind, ModelError, Usage,
-    VectorIndex,
+    ChatDelta, ChatModel, ChatRequest, Embedder, Filter, Hit, IndexError, InputKind, ModelError,
+    Usage, VectorIndex,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -138,6 +140,19 @@ pub enum AnswerError {
     Chat(#[source] ModelError),
 }
 
+/// One event of a streamed answer: the sources first, then pieces of the answer, then the
+/// complete answer with its checked citations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AskEvent {
+    /// Every retrieved source, numbered as the answer will cite them.
+    Sources { sources: Vec<Citation> },
+    Delta { text: String },
+    Done { answer: Answer },
+}
+
+pub type AskStream = BoxStream<'static, Result<AskEvent, AnswerError>>;
+
 /// Answers questions over one index.
 #[derive(Debug, Clone)]
 pub struct Answerer {
@@ -234,12 +249,29 @@ impl Answerer {
 
     async fn ask_inner(&self, req: &AskRequest) -> Result<Answer, AnswerError> {
         let started = Instant::now();
-        let (hits, question_vector, mut timings) =
+        let (hits, question_vector, timings) =
             self.search(&req.question, &req.filter, req.top_k).await?;
-        let relevant: Vec<Hit> = hits
-            .into_iter()
+        let relevant = self.relevant(hits);
+        self.answer_from(&req.question, &question_vector, &relevant, timings, started)
+            .await
+    }
+
+    /// The hits good enough to answer from.
+    fn relevant(&self, hits: Vec<Hit>) -> Vec<Hit> {
+        hits.into_iter()
             .filter(|h| h.score >= self.options.min_score)
-            .collect();
+            .collect()
+    }
+
+    /// Answer (not streamed) from retrieved sources: refuse, generate or extract.
+    async fn answer_from(
+        &self,
+        question: &str,
+        question_vector: &[f32],
+        relevant: &[Hit],
+        mut timings: Timings,
+        started: Instant,
+    ) -> Result<Answer, AnswerError> {
         let mut answer = if relevant.is_empty() {
             info!("no source above the relevance threshold");
             Answer {
@@ -254,10 +286,9 @@ impl Answerer {
             let t = Instant::now();
             let answer = match (&self.chat, self.options.mode) {
                 (Some(chat), AnswerMode::Auto | AnswerMode::Generative) => {
-                    self.generate(chat.as_ref(), &req.question, &relevant)
-                        .await?
+                    self.generate(chat.as_ref(), question, relevant).await?
                 }
-                _ => self.extract(&question_vector, &relevant).await?,
+                _ => self.extract(question_vector, relevant).await?,
             };
             timings.generate_ms = ms(t);
             answer
@@ -274,6 +305,95 @@ impl Answerer {
             "answered"
         );
         Ok(answer)
+    }
+
+    /// Answer a question as a stream of [`AskEvent`]s. Retrieval happens before the stream is
+    /// returned, so its errors come back as `Err`; an engine failure after that is an `Err`
+    /// item in the stream (after the first token: the answer is incomplete).
+    pub async fn ask_stream(&self, req: &AskRequest) -> Result<AskStream, AnswerError> {
+        let span = info_span!("ask_stream", top_k = req.top_k);
+        async {
+            let started = Instant::now();
+            let (hits, question_vector, mut timings) =
+                self.search(&req.question, &req.filter, req.top_k).await?;
+            let relevant = self.relevant(hits);
+            let sources: Vec<Citation> = relevant
+                .iter()
+                .enumerate()
+                .map(|(i, h)| Citation::from_hit(i + 1, h))
+                .collect();
+            let chat = match (&self.chat, self.options.mode) {
+                (Some(chat), AnswerMode::Auto | AnswerMode::Generative) if !relevant.is_empty() => {
+                    chat.clone()
+                }
+                _ => {
+                    // Not found or extractive: the answer is complete at once.
+                    let answer = self
+                        .answer_from(&req.question, &question_vector, &relevant, timings, started)
+                        .await?;
+                    let events = vec![
+                        Ok(AskEvent::Sources { sources }),
+                        Ok(AskEvent::Delta {
+                            text: answer.answer.clone(),
+                        }),
+                        Ok(AskEvent::Done { answer }),
+                    ];
+                    return Ok(futures::stream::iter(events).boxed());
+                }
+            };
+            let request = ChatRequest {
+                messages: prompt::build_messages(&req.question, &relevant),
+                max_tokens: Some(self.options.max_answer_tokens),
+                temperature: Some(0.0),
+            };
+            let generation_started = Instant::now();
+            let mut deltas = chat.stream(&request).await.map_err(AnswerError::Chat)?;
+            let stream = async_stream::stream! {
+                yield Ok(AskEvent::Sources { sources });
+                let mut text = String::new();
+                let mut usage = Usage::default();
+                while let Some(item) = deltas.next().await {
+                    match item {
+                        Ok(ChatDelta::Text(piece)) => {
+                            text.push_str(&piece);
+                            yield Ok(AskEvent::Delta { text: piece });
+                        }
+                        Ok(ChatDelta::Usage(u)) => usage += u,
+                        Err(e) => {
+                            yield Err(AnswerError::Chat(e));
+                            return;
+                        }
+                    }
+                }
+                let checked = citations::check(&text, relevant.len());
+                timings.generate_ms = ms(generation_started);
+                timings.total_ms = ms(started);
+                info!(
+                    citations = checked.cited.len(),
+                    removed_citations = checked.removed,
+                    prompt_tokens = usage.prompt_tokens,
+                    completion_tokens = usage.completion_tokens,
+                    "answered (streamed)"
+                );
+                yield Ok(AskEvent::Done {
+                    answer: Answer {
+                        answer: checked.text,
+                        citations: checked
+                            .cited
+                            .iter()
+                            .map(|n| Citation::from_hit(*n, &relevant[n - 1]))
+                            .collect(),
+                        mode: Mode::Generative,
+                        usage,
+                        timings,
+                        removed_citations: checked.removed,
+                    },
+                });
+            };
+            Ok(stream.boxed())
+        }
+        .instrument(span)
+        .await
     }
 
     async fn generate(

@@ -12,5 +12,6 @@ pub mod extractive;
 pub mod prompt;
 
 pub use answerer::{
-    Answer, AnswerError, AnswerMode, AnswerOptions, Answerer, AskRequest, Citation, Mode, Timings,
+    Answer, AnswerError, AnswerMode, AnswerOptions, Answerer, AskEvent, AskRequest, AskStream,
+    Citation, Mode, Timings,
 };

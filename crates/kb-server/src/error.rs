@@ -48,6 +48,14 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The JSON error body, also sent as the data of an SSE `error` event.
+    pub fn to_json_body(&self) -> serde_json::Value {
+        let (_, code) = self.parts();
+        json!({"error": {"code": code, "message": self.to_string()}})
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
@@ -60,7 +68,7 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        let body = Json(json!({"error": {"code": code, "message": self.to_string()}}));
+        let body = Json(self.to_json_body());
         let mut response = (status, body).into_response();
         if let Self::Unavailable { retry_after, .. } = &self {
             let secs = retry_after.map(|d| d.as_secs().max(1)).unwrap_or(5);

@@ -5,14 +5,18 @@ use crate::routes::ApiJson;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::post;
-use kb_answer::{Answer, AskRequest};
+use futures::{Stream, StreamExt};
+use kb_answer::{Answer, AskEvent, AskRequest};
+use std::convert::Infallible;
 use kb_core::{DocumentId, Filter};
 use serde::{Deserialize, Serialize};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/ask", post(ask))
+        .route("/v1/ask/stream", post(ask_stream))
         .route("/v1/search", post(search))
 }
 
@@ -52,6 +56,50 @@ async fn ask(
         filter: body.filter.into_filter(),
     };
     Ok(ApiJson(state.answerer.ask(&request).await?))
+}
+
+/// `POST /v1/ask/stream`: server-sent events. `sources` (every retrieved source, numbered),
+/// then `delta` events (`{"text"}`), then `done` (the complete answer with checked citations).
+/// A failure after the first byte is an `error` event (`{"code", "message"}`) that ends the
+/// stream; an answer cut that way is incomplete. Dropping the connection cancels the engine
+/// call (the chat stream is dropped with the response).
+async fn ask_stream(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<AskBody>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let request = AskRequest {
+        question: body.question,
+        top_k: body.top_k,
+        filter: body.filter.into_filter(),
+    };
+    let events = state.answerer.ask_stream(&request).await?;
+    let sse = events.map(|item| {
+        Ok(match item {
+            Ok(event) => {
+                let name = match &event {
+                    AskEvent::Sources { .. } => "sources",
+                    AskEvent::Delta { .. } => "delta",
+                    AskEvent::Done { .. } => "done",
+                };
+                let data = match event {
+                    AskEvent::Sources { sources } => serde_json::json!({ "sources": sources }),
+                    AskEvent::Delta { text } => serde_json::json!({ "text": text }),
+                    AskEvent::Done { answer } => {
+                        serde_json::to_value(answer).expect("BUG: answers serialise")
+                    }
+                };
+                Event::default().event(name).data(data.to_string())
+            }
+            Err(e) => {
+                let error = ApiError::from(e);
+                tracing::warn!(error = %error, "stream ended with an error");
+                Event::default()
+                    .event("error")
+                    .data(error.to_json_body().to_string())
+            }
+        })
+    });
+    Ok(Sse::new(sse).keep_alive(KeepAlive::default()))
 }
 
 #[derive(Debug, Deserialize)]
