@@ -51,14 +51,23 @@ async fn extractive_answers_stream_sources_then_text_then_the_checked_answer() {
         stream(&app, "How many vacation days do new employees get?").await;
 
     assert_eq!(status, 200);
-    assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
     assert_eq!(names(&events), ["sources", "delta", "done"], "{events:?}");
     let sources = events[0].1["sources"].as_array().unwrap();
     assert!(sources.iter().any(|s| s["document"] == "leave-policy.md"));
     let done = &events[2].1;
     assert_eq!(done["mode"], "extractive");
     assert_eq!(events[1].1["text"], done["answer"]);
-    assert!(done["citations"].as_array().unwrap().iter().any(|c| c["document"] == "leave-policy.md"));
+    assert!(
+        done["citations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["document"] == "leave-policy.md")
+    );
 }
 
 async fn app_with_chat(engine: &FakeEngine) -> (TestApp, tempfile::TempDir) {
@@ -105,7 +114,10 @@ async fn generated_answers_stream_deltas_and_end_with_citations_and_usage() {
         .filter(|(n, _)| n == "delta")
         .map(|(_, d)| d["text"].as_str().unwrap())
         .collect();
-    assert!(names.iter().filter(|n| **n == "delta").count() > 1, "{events:?}");
+    assert!(
+        names.iter().filter(|n| **n == "delta").count() > 1,
+        "{events:?}"
+    );
     let done = &events.last().unwrap().1;
     assert_eq!(done["mode"], "generative");
     assert_eq!(done["answer"], deltas.trim());
@@ -127,7 +139,10 @@ async fn a_stream_cut_after_the_first_token_ends_with_an_error_event() {
     assert!(!names.contains(&"done"));
     let error = &events.last().unwrap().1["error"];
     assert_eq!(error["code"], "upstream_unavailable");
-    assert!(error["message"].as_str().unwrap().contains("incomplete"), "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("incomplete"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

@@ -146,9 +146,15 @@ pub enum AnswerError {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum AskEvent {
     /// Every retrieved source, numbered as the answer will cite them.
-    Sources { sources: Vec<Citation> },
-    Delta { text: String },
-    Done { answer: Answer },
+    Sources {
+        sources: Vec<Citation>,
+    },
+    Delta {
+        text: String,
+    },
+    Done {
+        answer: Answer,
+    },
 }
 
 pub type AskStream = BoxStream<'static, Result<AskEvent, AnswerError>>;

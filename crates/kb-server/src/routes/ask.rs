@@ -9,9 +9,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::post;
 use futures::{Stream, StreamExt};
 use kb_answer::{Answer, AskEvent, AskRequest};
-use std::convert::Infallible;
 use kb_core::{DocumentId, Filter};
 use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
