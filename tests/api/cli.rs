@@ -84,7 +84,11 @@ fn local_ingest_reports_broken_files_and_exits_non_zero() {
         "# Desks\n\nHot desks are booked in the desk app.\n",
     )
     .unwrap();
-    std::fs::write(docs.path().join("bad.txt"), b"\xff\xfe\x00bin").unwrap();
+    std::fs::write(
+        docs.path().join("bad.txt"),
+        b"\x7fELF\x02\x01\x00\x00bin\x00",
+    )
+    .unwrap();
 
     let out = run(kb(data.path()).arg("ingest").arg(docs.path()));
 
@@ -107,4 +111,23 @@ fn a_missing_path_is_a_clear_error() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("/no/such/folder: no such file or folder")
     );
+}
+
+#[test]
+fn eval_reports_retrieval_metrics_on_a_beir_dataset() {
+    let data = tempfile::tempdir().unwrap();
+    let dataset = crate::helpers::workspace_root().join("tests/fixtures/eval-tiny");
+
+    let out = run(kb(data.path())
+        .args(["eval", "--json", "--dataset"])
+        .arg(&dataset));
+
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dense = &report["modes"][0];
+    assert_eq!(dense["mode"], "dense");
+    let ndcg = dense["metrics"]["ndcg_at_10"].as_f64().unwrap();
+    let recall = dense["metrics"]["recall_at_10"].as_f64().unwrap();
+    assert!(ndcg > 0.5 && ndcg <= 1.0, "{report}");
+    assert!(recall > 0.5, "{report}");
 }

@@ -51,6 +51,26 @@ async fn generated_answers_keep_valid_citations_and_report_usage() {
     assert_eq!(engine.calls(Route::Chat), 1);
     let prompt = engine.last_request(Route::Chat).unwrap().to_string();
     assert!(prompt.contains("[1] Lockers (lockers.md)"), "{prompt}");
+
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"kb_engine_calls_total{endpoint="fake",model="fake-chat",kind="chat",outcome="ok"}"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"kb_tokens_total{model="fake-chat",kind="chat",direction="out"}"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

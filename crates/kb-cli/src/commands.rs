@@ -1,20 +1,33 @@
 //! The subcommands.
 
 use crate::output;
+use crate::progress::{BarProgress, LogProgress, eprint_line};
 use crate::remote::Remote;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use kb_answer::{Answer, AskRequest};
+use kb_catalog::SqliteCatalog;
 use kb_config::Settings;
 use kb_core::{DocumentId, DocumentRecord, Filter, IndexError};
-use kb_ingest::IngestReport;
-use kb_server::wiring::{Components, WiringError, ingest_options};
+use kb_ingest::{IngestReport, Progress};
+use kb_server::wiring::{Components, WiringError, ingest_options, open_index};
 use kb_server::{Application, ServerInfo, shutdown_signal, state::generate_token};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// Some files were skipped (each is listed with its reason).
+const EXIT_SKIPPED: u8 = 3;
+/// `kb check`: catalog and index disagree (and were not repaired).
+const EXIT_INCONSISTENT: u8 = 4;
+/// Stopped by Ctrl-C (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: u8 = 130;
+/// How often ingest logs its progress when stderr is not a terminal.
+const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
@@ -54,6 +67,17 @@ pub struct AskArgs {
     json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Fix what is wrong: delete index points the catalog does not name, and re-embed catalog
+    /// chunks missing from the index (from the text the catalog stores).
+    #[arg(long)]
+    repair: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum DocsCommand {
     /// List documents.
@@ -73,6 +97,8 @@ pub async fn run(command: crate::Command, settings: Settings) -> anyhow::Result<
         crate::Command::Serve(args) => serve(args, settings).await,
         crate::Command::Ask(args) => ask(args, &settings).await,
         crate::Command::Docs { command } => docs(command, &settings).await,
+        crate::Command::Check(args) => check(args, &settings).await,
+        crate::Command::Eval(args) => eval(args, settings).await,
     }
 }
 
@@ -131,16 +157,27 @@ async fn ingest(args: IngestArgs, settings: &Settings) -> anyhow::Result<ExitCod
             let on_signal = cancel.clone();
             tokio::spawn(async move {
                 if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("kb: stopping after the current document (Ctrl-C again to abort)");
+                    eprint_line(
+                        "kb: stopping after the current batch; nothing half-done is kept (Ctrl-C again to abort at once, which is safe too)",
+                    );
                     on_signal.cancel();
                     if tokio::signal::ctrl_c().await.is_ok() {
-                        std::process::exit(130);
+                        eprint_line("kb: aborted: run the same command again to finish");
+                        std::process::exit(EXIT_INTERRUPTED.into());
                     }
                 }
             });
-            let report = ingestor.ingest(&paths, &cancel).await?;
+            let progress: Box<dyn Progress> = if std::io::stderr().is_terminal() {
+                Box::new(BarProgress::new())
+            } else {
+                Box::new(LogProgress::new(PROGRESS_LOG_EVERY))
+            };
+            let report = ingestor
+                .ingest_with_progress(&paths, &cancel, progress.as_ref())
+                .await;
+            drop(progress);
             c.catalog.close().await;
-            report
+            report?
         }
     };
     if args.json {
@@ -148,11 +185,88 @@ async fn ingest(args: IngestArgs, settings: &Settings) -> anyhow::Result<ExitCod
     } else {
         output::print_ingest_report(&report);
     }
-    Ok(if report.failures.is_empty() && !report.interrupted {
+    if args.json && report.interrupted {
+        // The human summary says so on stdout; JSON readers get it on stderr.
+        eprintln!("kb: interrupted: run the same command again to finish");
+    }
+    Ok(ingest_exit_code(&report))
+}
+
+fn ingest_exit_code(report: &IngestReport) -> ExitCode {
+    if report.interrupted {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else if !report.failures.is_empty() {
+        ExitCode::from(EXIT_SKIPPED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Why the embedded index cannot be opened for `kb check`, and what to do.
+fn index_locked(settings: &Settings, what: &str) -> anyhow::Error {
+    match ServerInfo::read(&settings.data_dir) {
+        Some(server) => anyhow::anyhow!(
+            "the embedded index ({what}) is held by the kb server at {} (pid {}); `kb check` needs the index to itself: stop the server, run `kb check` again, then restart the server",
+            server.url,
+            server.pid
+        ),
+        None => anyhow::anyhow!(
+            "the embedded index ({what}) is locked by another kb process (an ingest still running?); wait for it to finish, then run `kb check` again"
+        ),
+    }
+}
+
+async fn check(args: CheckArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let consistent = if args.repair {
+        let c = match Components::build(settings).await {
+            Err(WiringError::Index(IndexError::Locked(what))) => {
+                return Err(index_locked(settings, &what));
+            }
+            other => other.context("opening the knowledge base")?,
+        };
+        let batch_size = ingest_options(settings).batch_size;
+        let report = kb_ingest::repair(
+            c.catalog.as_ref(),
+            c.index.as_ref(),
+            c.embedder.as_ref(),
+            batch_size,
+        )
+        .await;
+        c.catalog.close().await;
+        let report = report.context("repairing")?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            output::print_repair_report(&report);
+        }
+        report.after.consistent
+    } else {
+        let index = match open_index(settings) {
+            Err(IndexError::Locked(what)) => return Err(index_locked(settings, &what)),
+            other => other.context("opening the vector index")?,
+        };
+        let catalog = open_catalog(&settings.catalog_path()).await?;
+        let report = kb_ingest::check(&catalog, index.as_ref()).await;
+        catalog.close().await;
+        let report = report.context("checking")?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            output::print_consistency_report(&report);
+        }
+        report.consistent
+    };
+    Ok(if consistent {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(3)
+        ExitCode::from(EXIT_INCONSISTENT)
     })
+}
+
+async fn open_catalog(path: &Path) -> anyhow::Result<SqliteCatalog> {
+    SqliteCatalog::open(path)
+        .await
+        .with_context(|| format!("opening the catalog {}", path.display()))
 }
 
 async fn serve(args: ServeArgs, mut settings: Settings) -> anyhow::Result<ExitCode> {
@@ -282,4 +396,72 @@ fn encode(id: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Dataset folder in BEIR layout.
+    #[arg(long, value_name = "DIR")]
+    dataset: PathBuf,
+    /// Scratch data folder (default `{data_dir}/eval/{dataset name}`); kept between runs, so
+    /// a rerun embeds nothing.
+    #[arg(long, value_name = "DIR")]
+    scratch: Option<PathBuf>,
+    /// Chunks retrieved per query.
+    #[arg(long, default_value_t = kb_eval::EvalOptions::DEFAULT_TOP_K)]
+    top_k: usize,
+    /// Run only the first N queries.
+    #[arg(long)]
+    max_queries: Option<usize>,
+    /// Also answer every query and check the citations.
+    #[arg(long)]
+    answers: bool,
+    /// Print the report as JSON instead of a Markdown table.
+    #[arg(long)]
+    json: bool,
+}
+
+async fn eval(args: EvalArgs, mut settings: Settings) -> anyhow::Result<ExitCode> {
+    let name = args
+        .dataset
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dataset".to_owned());
+    let scratch = args
+        .scratch
+        .clone()
+        .unwrap_or_else(|| settings.data_dir.join("eval").join(&name));
+    // The evaluation gets a catalog and an embedded index of its own under the scratch folder.
+    settings.data_dir = scratch.clone();
+    settings.catalog.path = None;
+    settings.index.path = None;
+    if settings.index.url.is_some() {
+        settings.index.collection = format!(
+            "{}_eval_{}",
+            settings.index.collection,
+            name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        );
+    }
+    let c = Components::build(&settings)
+        .await
+        .context("opening the evaluation's scratch knowledge base")?;
+    let mut options = kb_eval::EvalOptions::new(&scratch);
+    options.top_k = args.top_k;
+    options.max_queries = args.max_queries;
+    options.ingest = ingest_options(&settings);
+    options.answer = settings.answer.clone();
+    options.answer_checks = args.answers;
+    let components =
+        kb_eval::EvalComponents::new(c.catalog.clone(), c.index.clone(), c.embedder.clone())
+            .with_chat(c.chat.clone());
+    let report = kb_eval::run(&args.dataset, components, options)
+        .await
+        .with_context(|| format!("evaluating {}", args.dataset.display()))?;
+    c.catalog.close().await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}", report.to_markdown());
+    }
+    Ok(ExitCode::SUCCESS)
 }

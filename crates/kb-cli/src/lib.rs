@@ -6,6 +6,7 @@
 
 mod commands;
 mod output;
+mod progress;
 mod remote;
 
 use clap::{Parser, Subcommand};
@@ -46,6 +47,10 @@ enum Command {
         #[command(subcommand)]
         command: commands::DocsCommand,
     },
+    /// Check that the catalog and the vector index agree (exit 4 when they do not).
+    Check(commands::CheckArgs),
+    /// Measure retrieval on a BEIR-layout dataset (corpus.jsonl, queries.jsonl, qrels.tsv).
+    Eval(commands::EvalArgs),
 }
 
 /// Run the CLI; prints `kb: error` chains and returns the exit code.
@@ -90,6 +95,8 @@ fn init_tracing(settings: &Settings, cli: &Cli) {
     use tracing_subscriber::EnvFilter;
     let default = match (&cli.command, cli.verbose) {
         (Command::Serve(_), _) | (_, true) => settings.telemetry.level.clone(),
+        // Ingest progress: a bar on a terminal, else these log lines every few seconds.
+        (Command::Ingest(_), false) => "warn,kb::progress=info".to_owned(),
         _ => "warn".to_owned(),
     };
     // qdrant-edge warns about process-wide flags it expects its own server to set; they do
@@ -98,7 +105,8 @@ fn init_tracing(settings: &Settings, cli: &Cli) {
         .unwrap_or_else(|_| EnvFilter::new(format!("{default},qdrant_edge::common=error")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(progress::StderrWriter::default)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match settings.telemetry.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Pretty => builder.compact().init(),

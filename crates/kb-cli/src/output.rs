@@ -2,8 +2,9 @@
 
 use kb_answer::Answer;
 use kb_core::DocumentRecord;
-use kb_ingest::IngestReport;
 use kb_ingest::pipeline::format_duration;
+use kb_ingest::{ConsistencyReport, IngestReport, RepairReport};
+use uuid::Uuid;
 
 pub fn print_ingest_report(r: &IngestReport) {
     let s = &r.stats;
@@ -40,6 +41,92 @@ pub fn print_ingest_report(r: &IngestReport) {
     if r.interrupted {
         println!("interrupted: run the same command again to finish (finished documents are kept)");
     }
+}
+
+/// At most this many point ids are listed per kind of problem (`--json` lists them all).
+const IDS_SHOWN: usize = 5;
+
+fn id_list(ids: &[Uuid]) -> String {
+    let mut shown: Vec<String> = ids.iter().take(IDS_SHOWN).map(Uuid::to_string).collect();
+    if ids.len() > IDS_SHOWN {
+        shown.push(format!("and {} more", ids.len() - IDS_SHOWN));
+    }
+    shown.join(", ")
+}
+
+fn consistency_lines(r: &ConsistencyReport) -> Vec<String> {
+    let mut lines = vec![format!(
+        "catalog: {} documents, {} chunks; index: {} points",
+        r.documents, r.catalog_chunks, r.index_points
+    )];
+    if !r.missing_in_index.is_empty() {
+        lines.push(format!(
+            "{} catalog chunks missing from the index: {}",
+            r.missing_in_index.len(),
+            id_list(&r.missing_in_index)
+        ));
+    }
+    if !r.orphaned_in_index.is_empty() {
+        lines.push(format!(
+            "{} index points no catalog chunk names: {}",
+            r.orphaned_in_index.len(),
+            id_list(&r.orphaned_in_index)
+        ));
+    }
+    if r.pending + r.tombstones > 0 {
+        lines.push(format!(
+            "left by an interrupted run: {} pending points, {} tombstones",
+            r.pending, r.tombstones
+        ));
+    }
+    lines
+}
+
+pub fn print_consistency_report(r: &ConsistencyReport) {
+    for line in consistency_lines(r) {
+        println!("{line}");
+    }
+    if r.consistent {
+        println!("consistent");
+    } else {
+        println!(
+            "inconsistent: run `kb check --repair` to fix it (after an interrupted ingest, running the same `kb ingest` again also does)"
+        );
+    }
+}
+
+pub fn print_repair_report(r: &RepairReport) {
+    if r.before.consistent {
+        for line in consistency_lines(&r.before) {
+            println!("{line}");
+        }
+        println!("consistent: nothing to repair");
+        return;
+    }
+    println!("before:");
+    for line in consistency_lines(&r.before) {
+        println!("  {line}");
+    }
+    println!(
+        "repaired: deleted {} index points, cleared {} write-ahead records, re-embedded {} chunks of {} documents ({} embedding calls)",
+        r.deleted_points,
+        r.cleared_records,
+        r.reembedded_chunks,
+        r.documents.len(),
+        r.embedding_calls
+    );
+    println!("after:");
+    for line in consistency_lines(&r.after) {
+        println!("  {line}");
+    }
+    println!(
+        "{}",
+        if r.after.consistent {
+            "consistent"
+        } else {
+            "still inconsistent: is another kb process writing to the same index?"
+        }
+    );
 }
 
 pub fn print_answer(a: &Answer) {

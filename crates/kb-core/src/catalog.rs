@@ -94,6 +94,14 @@ pub trait Catalog: Send + Sync + Debug {
     /// points of a run that never committed.
     async fn orphan_candidates(&self) -> Result<Vec<Uuid>, CatalogError>;
 
+    /// Every point recorded as pending (written or about to be written to the index by a run
+    /// that has not committed it yet). Empty after a run that finished.
+    async fn pending_points(&self) -> Result<Vec<Uuid>, CatalogError>;
+
+    /// Every tombstone (a point the catalog dropped that the index may still hold). Empty after
+    /// a run that finished.
+    async fn tombstones(&self) -> Result<Vec<Uuid>, CatalogError>;
+
     /// Forget tombstones and stale pending records once the index no longer holds them.
     async fn clear_tombstones(&self, ids: &[Uuid]) -> Result<(), CatalogError>;
 

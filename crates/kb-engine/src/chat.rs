@@ -7,6 +7,7 @@
 use crate::classify::{Failure, Outcome, chain};
 use crate::client::{Attempt, EngineClient, Inner, ModelKind, Success};
 use crate::embed::{WireUsage, post_json};
+use crate::tokens::estimate_tokens;
 use async_trait::async_trait;
 use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures::stream::{BoxStream, StreamExt};
@@ -15,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tracing::{Instrument, Span};
 
 /// Message of the error that ends a stream broken after its first token.
@@ -42,6 +43,17 @@ impl RemoteChat {
         }
     }
 
+    /// Tokens the request may use, for the endpoints' token budgets: the messages (estimated)
+    /// and `max_tokens`; corrected with the reported usage afterwards.
+    fn cost(req: &ChatRequest) -> u64 {
+        let prompt: usize = req
+            .messages
+            .iter()
+            .map(|m| estimate_tokens(&m.content) + 4)
+            .sum();
+        prompt as u64 + u64::from(req.max_tokens.unwrap_or(0))
+    }
+
     fn body(req: &ChatRequest, model: &str, stream: bool) -> Value {
         let mut body = json!({"model": model, "messages": req.messages});
         if let Some(max_tokens) = req.max_tokens {
@@ -61,12 +73,13 @@ impl RemoteChat {
 #[async_trait]
 impl ChatModel for RemoteChat {
     async fn complete(&self, req: &ChatRequest) -> Result<ChatResponse, ModelError> {
-        let inner: &Inner = &self.client.inner;
+        let inner = &self.client.inner;
         let span = tracing::info_span!("engine.chat", model = %self.model, stream = false);
         inner
             .run(
                 ModelKind::Chat,
                 self.alias.as_deref(),
+                Self::cost(req),
                 |attempt| async move {
                     let body = Self::body(req, &attempt.model, false);
                     let response: CompletionResponse =
@@ -99,10 +112,15 @@ impl ChatModel for RemoteChat {
         let run_span = span.clone();
         self.client
             .inner
-            .run(ModelKind::Chat, self.alias.as_deref(), |attempt| {
-                let body = Self::body(req, &attempt.model, true);
-                open_stream(inner.clone(), attempt, body, span.clone())
-            })
+            .run(
+                ModelKind::Chat,
+                self.alias.as_deref(),
+                Self::cost(req),
+                |attempt| {
+                    let body = Self::body(req, &attempt.model, true);
+                    open_stream(inner.clone(), attempt, body, span.clone())
+                },
+            )
             .instrument(run_span)
             .await
     }
@@ -210,7 +228,6 @@ async fn open_stream(
     body: Value,
     span: Span,
 ) -> Result<Success<ChatStream>, Failure> {
-    let started = Instant::now();
     let budget = attempt.budget(Duration::from_millis(inner.timeouts.first_token_ms));
     let endpoint = attempt.endpoint.clone();
     let establish = async {
@@ -264,7 +281,6 @@ async fn open_stream(
         idle: Duration::from_millis(inner.timeouts.idle_ms),
         inner,
         attempt,
-        started,
         span,
         reported: false,
     };
@@ -284,7 +300,6 @@ struct StreamState {
     idle: Duration,
     inner: Arc<Inner>,
     attempt: Attempt,
-    started: Instant,
     span: Span,
     reported: bool,
 }
@@ -336,40 +351,24 @@ impl StreamState {
         error
     }
 
-    /// Emit the attempt's one event, once.
+    /// End the attempt (its event, record, breaker and load), once.
     fn finish(&mut self, outcome: Outcome, failure: Option<(Outcome, String)>) {
         if std::mem::replace(&mut self.reported, true) {
             return;
         }
         let _entered = self.span.enter();
-        let a = &self.attempt;
+        let ticket = &self.attempt.ticket;
         match failure {
-            None => {
-                self.inner.report(
-                    &a.endpoint,
-                    &a.model,
-                    a.kind,
-                    self.started,
-                    outcome,
-                    self.parsed.usage,
-                );
-            }
+            None => ticket.finish(outcome, self.parsed.usage, None),
             Some((cause, detail)) => {
                 let error = ModelError::Transient {
                     message: self.inner.redact_text(format!(
                         "{INTERRUPTED}: engine endpoint {}: {detail} ({cause})",
-                        a.endpoint
+                        self.attempt.endpoint
                     )),
                     retry_after: None,
                 };
-                self.inner.report_failure(
-                    &a.endpoint,
-                    &a.model,
-                    a.kind,
-                    self.started,
-                    outcome,
-                    &error,
-                );
+                ticket.finish(outcome, self.parsed.usage, Some(&error));
             }
         }
     }

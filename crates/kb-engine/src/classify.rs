@@ -18,8 +18,21 @@ pub(crate) enum Outcome {
     Malformed,
     /// A stream broke after its first token.
     Interrupted,
-    /// The caller dropped a stream before its end.
+    /// Embeddings of another length than configured (the endpoint serves another model).
+    WrongDimensions,
+    /// The caller dropped the call (or a stream) before its end.
     Cancelled,
+}
+
+/// What an attempt says about its endpoint's health, for the circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Health {
+    /// The endpoint answered usefully.
+    Up,
+    /// 5xx, 408, timeout, connection or transport error, unusable answer, cut stream.
+    Down,
+    /// Says nothing about the endpoint: 429 (that key's quota), other 4xx, or cancelled.
+    Neutral,
 }
 
 impl fmt::Display for Outcome {
@@ -32,7 +45,25 @@ impl fmt::Display for Outcome {
             Self::Transport => f.write_str("transport_error"),
             Self::Malformed => f.write_str("malformed"),
             Self::Interrupted => f.write_str("interrupted"),
+            Self::WrongDimensions => f.write_str("wrong_dimensions"),
             Self::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
+impl Outcome {
+    pub fn health(self) -> Health {
+        match self {
+            Self::Ok => Health::Up,
+            Self::Status(408) => Health::Down,
+            Self::Status(400..=499) | Self::Cancelled => Health::Neutral,
+            Self::Status(_)
+            | Self::Timeout
+            | Self::Connect
+            | Self::Transport
+            | Self::Malformed
+            | Self::Interrupted
+            | Self::WrongDimensions => Health::Down,
         }
     }
 }
@@ -44,6 +75,9 @@ pub(crate) enum Action {
     Retry,
     /// The key was refused: disable this route for good and try another one.
     DisableRoute,
+    /// This endpoint cannot serve this call (it answers with another model): try the other
+    /// endpoints, never this one again within the call; with none left, return the error.
+    SkipEndpoint,
     /// Retrying cannot help: return the error now.
     GiveUp,
 }
@@ -86,12 +120,13 @@ impl Failure {
         )
     }
 
-    /// The engine answered something no retry will fix (e.g. wrong dimensions).
-    pub fn permanent(outcome: Outcome, message: String) -> Self {
+    /// Embeddings of the wrong length: this endpoint serves another model than configured,
+    /// which no retry on it will fix; another endpoint may serve the right one.
+    pub fn wrong_dimensions(message: String) -> Self {
         Self {
             error: ModelError::Permanent(message),
-            outcome,
-            action: Action::GiveUp,
+            outcome: Outcome::WrongDimensions,
+            action: Action::SkipEndpoint,
         }
     }
 
@@ -315,6 +350,32 @@ mod tests {
             ModelError::InvalidRequest(_)
         ));
         assert_eq!(classify(422, "bad").action, Action::GiveUp);
+    }
+
+    #[test]
+    fn only_failures_of_the_endpoint_itself_count_against_its_health() {
+        // Act + Assert
+        for down in [
+            Outcome::Status(500),
+            Outcome::Status(502),
+            Outcome::Status(408),
+            Outcome::Timeout,
+            Outcome::Connect,
+            Outcome::Malformed,
+            Outcome::Interrupted,
+            Outcome::WrongDimensions,
+        ] {
+            assert_eq!(down.health(), Health::Down, "{down}");
+        }
+        for neutral in [
+            Outcome::Status(429),
+            Outcome::Status(401),
+            Outcome::Status(400),
+            Outcome::Cancelled,
+        ] {
+            assert_eq!(neutral.health(), Health::Neutral, "{neutral}");
+        }
+        assert_eq!(Outcome::Ok.health(), Health::Up);
     }
 
     #[test]

@@ -1,22 +1,31 @@
-//! The engine client: routes (endpoint × key), weighted round-robin, cooldowns, and the retry
-//! loop every call goes through.
+//! The engine client: routes (endpoint × key), least-loaded weighted choice, cooldowns, circuit
+//! breakers, budgets, and the retry loop every call goes through.
 
+use crate::breaker::{Breaker, CircuitState, Gate, Transition};
+use crate::budget::Budget;
 use crate::chat::RemoteChat;
 use crate::classify::{Action, Failure, Outcome};
 use crate::config::{EngineConfig, RetryConfig, TimeoutConfig};
 use crate::embed::{RemoteEmbedder, RemoteEmbedderOptions};
 use crate::error::EngineError;
+use crate::usage::{CallRecord, UsageRecorder};
 use kb_core::{ModelError, Usage};
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::cmp::{Ordering as Order, Reverse};
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How often a call waiting for a half-open endpoint's probe looks again.
+const PROBE_POLL: Duration = Duration::from_millis(20);
 
 /// What a call needs from an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     /// `POST /embeddings`, served by endpoints with an `embed_model`.
     Embed,
@@ -60,13 +69,33 @@ pub struct EngineStats {
     pub completion_tokens: u64,
 }
 
+/// How one endpoint is doing now, for readiness checks and metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EndpointHealth {
+    /// The endpoint's configured `name`.
+    pub name: String,
+    pub circuit: CircuitState,
+    /// Requests sent and not finished yet (streams until their end).
+    pub in_flight: usize,
+    /// Routes of the endpoint: its keys (1 for an endpoint without keys).
+    pub keys: usize,
+    /// Keys the engine refused (401/403), disabled until restart.
+    pub keys_disabled: usize,
+    /// Keys resting after a 429 or a failure.
+    pub keys_cooling: usize,
+}
+
 /// Client of one or more OpenAI-compatible engines; cheap to clone (an `Arc` inside).
 ///
-/// Every call picks a route (an endpoint and one of its keys) by smooth weighted round-robin
-/// among the endpoints that serve the model kind and are not cooling down, then round-robin among
-/// that endpoint's keys. A failed attempt is retried on another route when there is one, else on
-/// the same after its cooldown (exponential backoff with full jitter, never shorter than the
-/// engine's `Retry-After`), within `retry.max_attempts` and `retry.deadline_ms`.
+/// Every call picks a route (an endpoint and one of its keys) among the eligible ones: serving
+/// the model kind, key not refused, not cooling down, circuit breaker not open, client-side
+/// budget not used up. It prefers the endpoint with the fewest requests in flight relative to
+/// its weight, ties broken by smooth weighted round-robin, then that endpoint's key with the
+/// fewest requests in flight, ties taken in turn. A failed attempt is retried on another route
+/// when there is one, else on the same after its cooldown (exponential backoff with full jitter,
+/// never shorter than the engine's `Retry-After`), within `retry.max_attempts` and
+/// `retry.deadline_ms`. When only endpoints with an open breaker are left, the call fails at
+/// once with a retryable error saying when to come back.
 #[derive(Clone)]
 pub struct EngineClient {
     pub(crate) inner: Arc<Inner>,
@@ -102,8 +131,11 @@ impl EngineClient {
             .user_agent(concat!("kb-engine/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(EngineError::Client)?;
+        let cooldown = Duration::from_millis(config.breaker.cooldown_ms);
         let mut endpoints = Vec::new();
         let mut routes = Vec::new();
+        let mut breakers = Vec::new();
+        let mut budgets = Vec::new();
         for (e, ep) in config.endpoints.into_iter().enumerate() {
             let keys: Vec<Option<SecretString>> = if ep.api_keys.is_empty() {
                 vec![None]
@@ -118,6 +150,7 @@ impl EngineClient {
                     key,
                     disabled: AtomicBool::new(false),
                     cooldown_until: Mutex::new(None),
+                    in_flight: AtomicUsize::new(0),
                 });
             }
             endpoints.push(Endpoint {
@@ -127,24 +160,46 @@ impl EngineClient {
                 embed_model: ep.embed_model,
                 chat_model: ep.chat_model,
                 routes: first..routes.len(),
+                in_flight: AtomicUsize::new(0),
             });
+            breakers.push(Breaker::new(config.breaker.failures, cooldown));
+            budgets.push(Budget::new(ep.requests_per_minute, ep.tokens_per_minute));
         }
         let picker = || Picker {
             current: vec![0; endpoints.len()],
             next_key: vec![0; endpoints.len()],
         };
-        let pickers = [picker(), picker()];
+        let routing = Routing {
+            pickers: [picker(), picker()],
+            breakers,
+            budgets,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
                 endpoints,
                 routes,
-                pickers: Mutex::new(pickers),
+                routing: Mutex::new(routing),
                 retry: config.retry,
                 timeouts: config.timeouts,
                 counters: Counters::default(),
+                recorder: RwLock::new(None),
             }),
         })
+    }
+
+    /// Send a [`CallRecord`] of every attempt (retries included) to `recorder`, replacing any
+    /// recorder set before.
+    ///
+    /// The recorder belongs to the client: every clone, and every embedder and chat model made
+    /// from it, before or after, uses it.
+    pub fn with_recorder(self, recorder: Arc<dyn UsageRecorder>) -> Self {
+        *self
+            .inner
+            .recorder
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(recorder);
+        self
     }
 
     /// An [`Embedder`](kb_core::Embedder) backed by the endpoints that have an `embed_model`.
@@ -175,17 +230,47 @@ impl EngineClient {
             completion_tokens: c.completion_tokens.load(Ordering::Relaxed),
         }
     }
+
+    /// The state of each endpoint, in configuration order.
+    pub fn health(&self) -> Vec<EndpointHealth> {
+        let inner = &self.inner;
+        let now = Instant::now();
+        let routing = inner.routing();
+        inner
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(e, ep)| {
+                let routes = &inner.routes[ep.routes.clone()];
+                EndpointHealth {
+                    name: ep.name.clone(),
+                    circuit: routing.breakers[e].state(now),
+                    in_flight: ep.in_flight.load(Ordering::SeqCst),
+                    keys: routes.len(),
+                    keys_disabled: routes
+                        .iter()
+                        .filter(|r| r.disabled.load(Ordering::SeqCst))
+                        .count(),
+                    keys_cooling: routes
+                        .iter()
+                        .filter(|r| r.cooling_until(now).is_some())
+                        .count(),
+                }
+            })
+            .collect()
+    }
 }
 
 pub(crate) struct Inner {
     pub http: reqwest::Client,
     endpoints: Vec<Endpoint>,
     routes: Vec<RouteState>,
-    /// One per [`ModelKind`]: the endpoints serving each differ.
-    pickers: Mutex<[Picker; 2]>,
+    /// What route choice reads and changes together, under one lock.
+    routing: Mutex<Routing>,
     retry: RetryConfig,
     pub timeouts: TimeoutConfig,
     counters: Counters,
+    recorder: RwLock<Option<Arc<dyn UsageRecorder>>>,
 }
 
 struct Endpoint {
@@ -195,6 +280,7 @@ struct Endpoint {
     embed_model: Option<String>,
     chat_model: Option<String>,
     routes: std::ops::Range<usize>,
+    in_flight: AtomicUsize,
 }
 
 impl Endpoint {
@@ -212,6 +298,7 @@ struct RouteState {
     key: Option<SecretString>,
     disabled: AtomicBool,
     cooldown_until: Mutex<Option<Instant>>,
+    in_flight: AtomicUsize,
 }
 
 impl RouteState {
@@ -234,6 +321,14 @@ impl RouteState {
     }
 }
 
+/// Per endpoint (by index): breaker and budget; per model kind: the round-robin state.
+struct Routing {
+    /// One per [`ModelKind`]: the endpoints serving each differ.
+    pickers: [Picker; 2],
+    breakers: Vec<Breaker>,
+    budgets: Vec<Budget>,
+}
+
 /// Smooth weighted round-robin state (nginx's algorithm) per endpoint, and the next key of each.
 struct Picker {
     current: Vec<i64>,
@@ -252,10 +347,11 @@ struct Counters {
 pub(crate) struct Attempt {
     pub endpoint: String,
     pub model: String,
-    pub kind: ModelKind,
     pub deadline: Instant,
     base_url: String,
     key: Option<SecretString>,
+    /// Ends the attempt: whoever holds the attempt last reports how it went.
+    pub ticket: Arc<Ticket>,
 }
 
 impl Attempt {
@@ -277,15 +373,139 @@ impl Attempt {
     }
 }
 
-/// A successful attempt; `reported: false` when the caller emits the attempt's event itself
-/// (streams do at their end).
+/// An attempt in flight: counted in its route's and endpoint's load, perhaps the probe of a
+/// half-open breaker, perhaps holding budget. [`finish`](Self::finish) ends it once: load
+/// released, breaker and budget told, counters, log event and [`CallRecord`]. Dropped without
+/// it (the caller dropped the call or the stream), it finishes as `cancelled`.
+pub(crate) struct Ticket {
+    inner: Arc<Inner>,
+    route: usize,
+    endpoint: usize,
+    kind: ModelKind,
+    model: String,
+    at: SystemTime,
+    started: Instant,
+    probe: bool,
+    budget_id: Option<u64>,
+    done: AtomicBool,
+}
+
+impl Ticket {
+    /// End the attempt (only the first call counts). `error` must be redacted.
+    pub fn finish(&self, outcome: Outcome, usage: Option<Usage>, error: Option<&ModelError>) {
+        if self.done.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let inner = &*self.inner;
+        let endpoint = &inner.endpoints[self.endpoint];
+        endpoint.in_flight.fetch_sub(1, Ordering::SeqCst);
+        inner.routes[self.route]
+            .in_flight
+            .fetch_sub(1, Ordering::SeqCst);
+        let transition = {
+            let mut routing = inner.routing();
+            if let (Some(id), Some(usage)) = (self.budget_id, usage) {
+                routing.budgets[self.endpoint].correct(id, usage.total());
+            }
+            routing.breakers[self.endpoint].record(outcome.health(), self.probe, Instant::now())
+        };
+        if let Some(transition) = transition {
+            inner.log_transition(endpoint, transition);
+        }
+
+        let latency_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let usage = usage.unwrap_or_default();
+        let c = &inner.counters;
+        c.prompt_tokens
+            .fetch_add(usage.prompt_tokens, Ordering::Relaxed);
+        c.completion_tokens
+            .fetch_add(usage.completion_tokens, Ordering::Relaxed);
+        let (name, model, kind) = (endpoint.name.as_str(), self.model.as_str(), self.kind);
+        match error {
+            None => tracing::info!(
+                endpoint = name,
+                model,
+                kind = kind.as_str(),
+                prompt_tokens = usage.prompt_tokens,
+                completion_tokens = usage.completion_tokens,
+                latency_ms,
+                outcome = %outcome,
+                "engine call"
+            ),
+            Some(error) => {
+                c.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    endpoint = name,
+                    model,
+                    kind = kind.as_str(),
+                    latency_ms,
+                    outcome = %outcome,
+                    %error,
+                    "engine call failed"
+                );
+            }
+        }
+        let recorder = inner
+            .recorder
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(recorder) = recorder {
+            recorder.record(&CallRecord {
+                at: self.at,
+                endpoint: name.to_owned(),
+                model: model.to_owned(),
+                kind,
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+                latency_ms,
+                outcome: outcome.to_string(),
+            });
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.finish(Outcome::Cancelled, None, None);
+    }
+}
+
+/// A successful attempt; `reported: false` when the value took the attempt over and ends it
+/// itself (streams do at their end).
 pub(crate) struct Success<T> {
     pub value: T,
     pub usage: Option<Usage>,
     pub reported: bool,
 }
 
+/// The route choice for the next attempt.
+enum Pick {
+    Go(Attempt),
+    /// No route now; the soonest is free then (`budget`: waiting for a client-side budget).
+    Wait {
+        at: Instant,
+        budget: bool,
+    },
+    /// Every endpoint left has an open circuit breaker.
+    Open,
+    /// Every key left was refused, or no endpoint is left.
+    Nothing,
+}
+
+/// Why the retry loop stopped without a result.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    OutOfAttemptsOrTime,
+    Budget,
+    Open,
+}
+
 impl Inner {
+    fn routing(&self) -> MutexGuard<'_, Routing> {
+        self.routing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn model_name(&self, kind: ModelKind, alias: Option<&str>) -> Option<String> {
         alias.map(str::to_owned).or_else(|| {
             self.endpoints
@@ -296,10 +516,13 @@ impl Inner {
     }
 
     /// Run `op` on routes until it succeeds, cannot succeed, or the attempts or time run out.
+    ///
+    /// `cost` is the call's estimated tokens, for the endpoints' token budgets.
     pub async fn run<T, F, Fut>(
-        &self,
+        self: &Arc<Self>,
         kind: ModelKind,
         alias: Option<&str>,
+        cost: u64,
         mut op: F,
     ) -> Result<T, ModelError>
     where
@@ -313,167 +536,321 @@ impl Inner {
         }
         let deadline = Instant::now() + Duration::from_millis(self.retry.deadline_ms);
         let mut tried: Vec<usize> = Vec::new();
+        let mut excluded: Vec<usize> = Vec::new();
         let mut attempts = 0;
         let mut last: Option<ModelError> = None;
+        let mut stop = Stop::OutOfAttemptsOrTime;
         while attempts < self.retry.max_attempts && Instant::now() < deadline {
-            let Some(route) = self.pick(kind, &tried) else {
-                match self.soonest_available(kind) {
-                    None => {
-                        return Err(last.unwrap_or_else(|| {
-                            ModelError::Permanent(format!(
-                                "every api key of the engine endpoints serving {kind} was refused"
-                            ))
-                        }));
+            let attempt = match self.pick(kind, alias, &tried, &excluded, cost, deadline) {
+                Pick::Go(attempt) => attempt,
+                Pick::Wait { at, budget } if at >= deadline => {
+                    if budget {
+                        stop = Stop::Budget;
                     }
-                    Some(at) if at >= deadline => break,
-                    Some(at) => {
-                        tokio::time::sleep_until(at.into()).await;
-                        continue;
-                    }
+                    break;
+                }
+                Pick::Wait { at, .. } => {
+                    tokio::time::sleep_until(at.into()).await;
+                    continue;
+                }
+                Pick::Open => {
+                    stop = Stop::Open;
+                    break;
+                }
+                Pick::Nothing => {
+                    return Err(last.unwrap_or_else(|| {
+                        ModelError::Permanent(format!(
+                            "every api key of the engine endpoints serving {kind} was refused"
+                        ))
+                    }));
                 }
             };
-            let attempt = self.attempt(route, kind, alias, deadline);
-            let (endpoint, model) = (attempt.endpoint.clone(), attempt.model.clone());
-            let started = Instant::now();
-            self.counters.calls.fetch_add(1, Ordering::Relaxed);
+            let ticket = attempt.ticket.clone();
             match op(attempt).await {
                 Ok(success) => {
                     if success.reported {
-                        self.report(&endpoint, &model, kind, started, Outcome::Ok, success.usage);
+                        ticket.finish(Outcome::Ok, success.usage, None);
                     }
                     return Ok(success.value);
                 }
                 Err(failure) => {
                     let error = self.redact(failure.error);
-                    self.report_failure(&endpoint, &model, kind, started, failure.outcome, &error);
+                    ticket.finish(failure.outcome, None, Some(&error));
                     match failure.action {
                         Action::GiveUp => return Err(error),
-                        Action::DisableRoute => self.disable(route, failure.outcome),
+                        Action::DisableRoute => self.disable(ticket.route, failure.outcome),
+                        Action::SkipEndpoint => {
+                            excluded.push(ticket.endpoint);
+                            attempts += 1;
+                        }
                         Action::Retry => {
                             let rest = self
                                 .backoff(attempts)
                                 .max(error.retry_after().unwrap_or_default());
-                            self.routes[route].cool_down(Instant::now() + rest);
+                            self.routes[ticket.route].cool_down(Instant::now() + rest);
                             attempts += 1;
                         }
                     }
-                    tried.push(route);
+                    tried.push(ticket.route);
                     last = Some(error);
                 }
             }
         }
-        let error = last.unwrap_or_else(|| ModelError::Transient {
-            message: format!("no engine endpoint serving {kind} became available in time"),
-            retry_after: None,
+        let error = last.unwrap_or_else(|| match stop {
+            Stop::Budget => ModelError::RateLimited {
+                message: format!(
+                    "the client-side budgets (requests_per_minute, tokens_per_minute) of the \
+                     engine endpoints serving {kind} are used up"
+                ),
+                retry_after: None,
+            },
+            Stop::Open => ModelError::Transient {
+                message: format!(
+                    "every engine endpoint serving {kind} keeps failing (circuit breaker open)"
+                ),
+                retry_after: None,
+            },
+            Stop::OutOfAttemptsOrTime => ModelError::Transient {
+                message: format!("no engine endpoint serving {kind} became available in time"),
+                retry_after: None,
+            },
         });
-        Err(self.exhausted(error, kind, attempts))
+        Err(self.exhausted(error, kind, attempts, cost, &excluded))
     }
 
     /// The final error: how many attempts were made, and when a route is free again.
-    fn exhausted(&self, error: ModelError, kind: ModelKind, attempts: u32) -> ModelError {
-        let gave_up = match attempts {
-            1 => "gave up after 1 attempt".to_owned(),
-            n => format!("gave up after {n} attempts"),
+    fn exhausted(
+        &self,
+        error: ModelError,
+        kind: ModelKind,
+        attempts: u32,
+        cost: u64,
+        excluded: &[usize],
+    ) -> ModelError {
+        let gave_up = |message: String| match attempts {
+            0 => message,
+            1 => format!("gave up after 1 attempt: {message}"),
+            n => format!("gave up after {n} attempts: {message}"),
         };
         let now = Instant::now();
         let soonest = self
-            .soonest_available(kind)
+            .soonest_ready(kind, cost, excluded)
             .map(|at| at.saturating_duration_since(now));
-        let wait = |own: Option<Duration>| soonest.filter(|d| !d.is_zero()).or(own);
+        // Always say when to come back: a retryable error without it is a guess for the caller.
+        let fallback = self.backoff_cap(attempts).max(Duration::from_millis(1));
+        let wait =
+            |own: Option<Duration>| soonest.filter(|d| !d.is_zero()).or(own).or(Some(fallback));
         match error {
             ModelError::Transient {
                 message,
                 retry_after,
             } => ModelError::Transient {
-                message: format!("{gave_up}: {message}"),
+                message: gave_up(message),
                 retry_after: wait(retry_after),
             },
             ModelError::RateLimited {
                 message,
                 retry_after,
             } => ModelError::RateLimited {
-                message: format!("{gave_up}: {message}"),
+                message: gave_up(message),
                 retry_after: wait(retry_after),
             },
             other => other,
         }
     }
 
-    fn attempt(
-        &self,
-        route: usize,
+    /// The next route: among the eligible ones, untried in this call if possible, the least
+    /// loaded endpoint relative to its weight (ties by smooth weighted round-robin), then its
+    /// least loaded key (ties in turn). Takes the route: load, budget, breaker probe.
+    fn pick(
+        self: &Arc<Self>,
         kind: ModelKind,
         alias: Option<&str>,
+        tried: &[usize],
+        excluded: &[usize],
+        cost: u64,
         deadline: Instant,
-    ) -> Attempt {
-        let r = &self.routes[route];
-        let e = &self.endpoints[r.endpoint];
-        Attempt {
-            endpoint: e.name.clone(),
-            model: alias
-                .or(e.model(kind))
-                .expect("BUG: only endpoints serving the kind are picked")
-                .to_owned(),
-            kind,
-            deadline,
-            base_url: e.base_url.clone(),
-            key: r.key.clone(),
-        }
-    }
-
-    fn usable(&self, route: usize, kind: ModelKind, now: Instant) -> bool {
-        let r = &self.routes[route];
-        self.endpoints[r.endpoint].model(kind).is_some()
-            && !r.disabled.load(Ordering::SeqCst)
-            && r.cooling_until(now).is_none()
-    }
-
-    /// The next route: untried in this call if possible, by weight across endpoints, in turn
-    /// across an endpoint's keys. `None` when every route is disabled or cooling down.
-    fn pick(&self, kind: ModelKind, tried: &[usize]) -> Option<usize> {
+    ) -> Pick {
         let now = Instant::now();
-        let mut pickers = self.pickers.lock().unwrap_or_else(|e| e.into_inner());
-        let picker = &mut pickers[kind.index()];
-        for avoid_tried in [true, false] {
-            let ok = |route: usize| {
-                self.usable(route, kind, now) && !(avoid_tried && tried.contains(&route))
-            };
-            let candidates: Vec<usize> = (0..self.endpoints.len())
-                .filter(|&e| self.endpoints[e].routes.clone().any(ok))
-                .collect();
-            if candidates.is_empty() {
+        let mut guard = self.routing();
+        let routing = &mut *guard;
+        let mut usable: Vec<(usize, Vec<usize>)> = Vec::new();
+        let mut wait: Option<(Instant, bool)> = None;
+        let mut open = false;
+        let mut later = |at: Instant, budget: bool| {
+            if wait.is_none_or(|(soonest, _)| at < soonest) {
+                wait = Some((at, budget));
+            }
+        };
+        for (e, endpoint) in self.endpoints.iter().enumerate() {
+            if endpoint.model(kind).is_none() || excluded.contains(&e) {
                 continue;
             }
-            let total: i64 = candidates.iter().map(|&e| self.endpoints[e].weight).sum();
-            for &e in &candidates {
-                picker.current[e] += self.endpoints[e].weight;
-            }
-            let best = *candidates
-                .iter()
-                .max_by_key(|&&e| (picker.current[e], std::cmp::Reverse(e)))
-                .expect("BUG: candidates is not empty");
-            picker.current[best] -= total;
-            let keys: Vec<usize> = self.endpoints[best]
+            let enabled: Vec<usize> = endpoint
                 .routes
                 .clone()
-                .filter(|&r| ok(r))
+                .filter(|&r| !self.routes[r].disabled.load(Ordering::SeqCst))
                 .collect();
-            let turn = picker.next_key[best];
-            picker.next_key[best] = turn.wrapping_add(1);
-            return Some(keys[turn % keys.len()]);
+            if enabled.is_empty() {
+                continue;
+            }
+            match routing.breakers[e].gate(now) {
+                Gate::Pass => {}
+                Gate::Probing => {
+                    later(now + PROBE_POLL, false);
+                    continue;
+                }
+                Gate::OpenUntil(_) => {
+                    open = true;
+                    continue;
+                }
+            }
+            let ready = routing.budgets[e].ready_at(now, cost);
+            if ready > now {
+                later(ready, true);
+                continue;
+            }
+            let mut free = Vec::new();
+            for r in enabled {
+                match self.routes[r].cooling_until(now) {
+                    Some(until) => later(until, false),
+                    None => free.push(r),
+                }
+            }
+            if !free.is_empty() {
+                usable.push((e, free));
+            }
         }
-        None
+        if usable.is_empty() {
+            return match (wait, open) {
+                (Some((at, budget)), _) => Pick::Wait { at, budget },
+                (None, true) => Pick::Open,
+                (None, false) => Pick::Nothing,
+            };
+        }
+
+        let untried: Vec<(usize, Vec<usize>)> = usable
+            .iter()
+            .filter_map(|(e, routes)| {
+                let routes: Vec<usize> = routes
+                    .iter()
+                    .copied()
+                    .filter(|r| !tried.contains(r))
+                    .collect();
+                (!routes.is_empty()).then_some((*e, routes))
+            })
+            .collect();
+        let candidates = if untried.is_empty() { usable } else { untried };
+
+        // in_flight / weight, compared without division.
+        let load = |e: usize| {
+            let endpoint = &self.endpoints[e];
+            (
+                endpoint.in_flight.load(Ordering::SeqCst) as i64,
+                endpoint.weight,
+            )
+        };
+        let lighter = |a: usize, b: usize| {
+            let ((a_in, a_weight), (b_in, b_weight)) = (load(a), load(b));
+            (a_in * b_weight).cmp(&(b_in * a_weight))
+        };
+        let lightest = candidates
+            .iter()
+            .map(|(e, _)| *e)
+            .min_by(|&a, &b| lighter(a, b))
+            .expect("BUG: candidates is not empty");
+        let tied: Vec<&(usize, Vec<usize>)> = candidates
+            .iter()
+            .filter(|(e, _)| lighter(*e, lightest) == Order::Equal)
+            .collect();
+
+        let picker = &mut routing.pickers[kind.index()];
+        let total: i64 = tied.iter().map(|(e, _)| self.endpoints[*e].weight).sum();
+        for (e, _) in &tied {
+            picker.current[*e] += self.endpoints[*e].weight;
+        }
+        let (best, routes) = *tied
+            .iter()
+            .max_by_key(|(e, _)| (picker.current[*e], Reverse(*e)))
+            .expect("BUG: tied holds the lightest candidate");
+        picker.current[*best] -= total;
+        let best = *best;
+        let route_load = |r: &usize| self.routes[*r].in_flight.load(Ordering::SeqCst);
+        let least = routes
+            .iter()
+            .map(route_load)
+            .min()
+            .expect("BUG: candidates have routes");
+        let keys: Vec<usize> = routes
+            .iter()
+            .copied()
+            .filter(|r| route_load(r) == least)
+            .collect();
+        let turn = picker.next_key[best];
+        picker.next_key[best] = turn.wrapping_add(1);
+        let route = keys[turn % keys.len()];
+
+        let (probe, transition) = routing.breakers[best].admit(now);
+        let budget_id = routing.budgets[best].take(now, cost);
+        let endpoint = &self.endpoints[best];
+        endpoint.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.routes[route].in_flight.fetch_add(1, Ordering::SeqCst);
+        drop(guard);
+        if let Some(transition) = transition {
+            self.log_transition(endpoint, transition);
+        }
+        self.counters.calls.fetch_add(1, Ordering::Relaxed);
+
+        let model = alias
+            .or(endpoint.model(kind))
+            .expect("BUG: only endpoints serving the kind are picked")
+            .to_owned();
+        let ticket = Ticket {
+            inner: self.clone(),
+            route,
+            endpoint: best,
+            kind,
+            model: model.clone(),
+            at: SystemTime::now(),
+            started: Instant::now(),
+            probe,
+            budget_id,
+            done: AtomicBool::new(false),
+        };
+        Pick::Go(Attempt {
+            endpoint: endpoint.name.clone(),
+            model,
+            deadline,
+            base_url: endpoint.base_url.clone(),
+            key: self.routes[route].key.clone(),
+            ticket: Arc::new(ticket),
+        })
     }
 
-    /// When the first non-disabled route serving `kind` is free; `None` if all are disabled.
-    fn soonest_available(&self, kind: ModelKind) -> Option<Instant> {
+    /// When the first route serving `kind` may take a call of `cost` tokens (cooldown, budget,
+    /// open breaker); `None` if every key left is disabled.
+    fn soonest_ready(&self, kind: ModelKind, cost: u64, excluded: &[usize]) -> Option<Instant> {
         let now = Instant::now();
-        self.routes
-            .iter()
-            .filter(|r| self.endpoints[r.endpoint].model(kind).is_some())
-            .filter(|r| !r.disabled.load(Ordering::SeqCst))
-            .map(|r| r.cooling_until(now).unwrap_or(now))
-            .min()
+        let mut routing = self.routing();
+        let mut soonest: Option<Instant> = None;
+        for (e, endpoint) in self.endpoints.iter().enumerate() {
+            if endpoint.model(kind).is_none() || excluded.contains(&e) {
+                continue;
+            }
+            let gate = match routing.breakers[e].gate(now) {
+                Gate::OpenUntil(until) => until,
+                Gate::Pass | Gate::Probing => now,
+            };
+            let budget = routing.budgets[e].ready_at(now, cost);
+            for r in &self.routes[endpoint.routes.clone()] {
+                if r.disabled.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let at = gate.max(budget).max(r.cooling_until(now).unwrap_or(now));
+                soonest = Some(soonest.map_or(at, |s| s.min(at)));
+            }
+        }
+        soonest
     }
 
     fn disable(&self, route: usize, outcome: Outcome) {
@@ -489,13 +866,42 @@ impl Inner {
         }
     }
 
-    /// Full jitter: random in `[0, min(max_delay, base_delay * 2^n)]`.
-    fn backoff(&self, n: u32) -> Duration {
+    fn log_transition(&self, endpoint: &Endpoint, transition: Transition) {
+        let name = endpoint.name.as_str();
+        match transition {
+            Transition::Opened { failures } => tracing::warn!(
+                endpoint = name,
+                failures,
+                "circuit breaker opened: the engine endpoint keeps failing; it gets no calls until a probe"
+            ),
+            Transition::HalfOpened => tracing::warn!(
+                endpoint = name,
+                "circuit breaker half-open: one call probes the engine endpoint"
+            ),
+            Transition::Reopened => tracing::warn!(
+                endpoint = name,
+                "circuit breaker opened again: the probe of the engine endpoint failed"
+            ),
+            Transition::Closed => tracing::warn!(
+                endpoint = name,
+                "circuit breaker closed: the engine endpoint answers again"
+            ),
+        }
+    }
+
+    /// `min(max_delay, base_delay * 2^n)`.
+    fn backoff_cap(&self, n: u32) -> Duration {
         let cap = self
             .retry
             .base_delay_ms
             .saturating_mul(1_u64.checked_shl(n).unwrap_or(u64::MAX))
             .min(self.retry.max_delay_ms);
+        Duration::from_millis(cap)
+    }
+
+    /// Full jitter: random in `[0, min(max_delay, base_delay * 2^n)]`.
+    fn backoff(&self, n: u32) -> Duration {
+        let cap = self.backoff_cap(n).as_millis() as u64;
         Duration::from_millis(rand::rng().random_range(0..=cap))
     }
 
@@ -532,57 +938,5 @@ impl Inner {
             ModelError::InvalidRequest(m) => ModelError::InvalidRequest(clean(m)),
             ModelError::Permanent(m) => ModelError::Permanent(clean(m)),
         }
-    }
-
-    /// The event of one attempt that succeeded; adds the usage to the counters.
-    pub fn report(
-        &self,
-        endpoint: &str,
-        model: &str,
-        kind: ModelKind,
-        started: Instant,
-        outcome: Outcome,
-        usage: Option<Usage>,
-    ) {
-        if let Some(u) = usage {
-            self.counters
-                .prompt_tokens
-                .fetch_add(u.prompt_tokens, Ordering::Relaxed);
-            self.counters
-                .completion_tokens
-                .fetch_add(u.completion_tokens, Ordering::Relaxed);
-        }
-        tracing::info!(
-            endpoint,
-            model,
-            kind = kind.as_str(),
-            prompt_tokens = usage.map(|u| u.prompt_tokens),
-            completion_tokens = usage.map(|u| u.completion_tokens),
-            latency_ms = started.elapsed().as_millis() as u64,
-            outcome = %outcome,
-            "engine call"
-        );
-    }
-
-    /// The event of one attempt that failed; counts the failure. `error` must be redacted.
-    pub fn report_failure(
-        &self,
-        endpoint: &str,
-        model: &str,
-        kind: ModelKind,
-        started: Instant,
-        outcome: Outcome,
-        error: &ModelError,
-    ) {
-        self.counters.failures.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(
-            endpoint,
-            model,
-            kind = kind.as_str(),
-            latency_ms = started.elapsed().as_millis() as u64,
-            outcome = %outcome,
-            %error,
-            "engine call failed"
-        );
     }
 }

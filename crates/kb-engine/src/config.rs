@@ -1,4 +1,4 @@
-//! The `[engine]` section of the settings: endpoints, retry policy and timeouts.
+//! The `[engine]` section of the settings: endpoints, retry policy, timeouts, circuit breaker.
 
 use crate::error::EngineError;
 use secrecy::{ExposeSecret, SecretString};
@@ -17,6 +17,7 @@ pub struct EngineConfig {
     pub endpoints: Vec<EndpointConfig>,
     pub retry: RetryConfig,
     pub timeouts: TimeoutConfig,
+    pub breaker: BreakerConfig,
 }
 
 /// One OpenAI-compatible engine.
@@ -38,6 +39,14 @@ pub struct EndpointConfig {
     pub weight: u32,
     pub embed_model: Option<String>,
     pub chat_model: Option<String>,
+    /// Client-side limit of the requests sent to this endpoint in any 60 s (every attempt
+    /// counts, all keys together); `None`: unlimited. Over it, calls go to other endpoints or
+    /// wait (within `retry.deadline_ms`).
+    pub requests_per_minute: Option<u32>,
+    /// Client-side limit of the tokens (prompt and completion) of this endpoint in any 60 s:
+    /// estimated before each request (inputs, or messages plus `max_tokens`), corrected with the
+    /// usage the engine reports; `None`: unlimited.
+    pub tokens_per_minute: Option<u64>,
 }
 
 impl Default for EndpointConfig {
@@ -49,6 +58,8 @@ impl Default for EndpointConfig {
             weight: 1,
             embed_model: None,
             chat_model: None,
+            requests_per_minute: None,
+            tokens_per_minute: None,
         }
     }
 }
@@ -65,6 +76,8 @@ impl fmt::Debug for EndpointConfig {
             .field("weight", &self.weight)
             .field("embed_model", &self.embed_model)
             .field("chat_model", &self.chat_model)
+            .field("requests_per_minute", &self.requests_per_minute)
+            .field("tokens_per_minute", &self.tokens_per_minute)
             .finish()
     }
 }
@@ -120,6 +133,27 @@ impl Default for TimeoutConfig {
             request_ms: 60_000,
             first_token_ms: 30_000,
             idle_ms: 30_000,
+        }
+    }
+}
+
+/// The circuit breaker of each endpoint: an endpoint that keeps failing (5xx, timeouts,
+/// connection errors, unusable answers) gets no calls for a while, then one call probes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Consecutive failed attempts on an endpoint that open its breaker (at least 1).
+    pub failures: u32,
+    /// How long an open breaker keeps calls away before one call probes the endpoint: success
+    /// closes the breaker, failure opens it for another `cooldown_ms`.
+    pub cooldown_ms: u64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            failures: 5,
+            cooldown_ms: 30_000,
         }
     }
 }
@@ -181,6 +215,18 @@ impl EngineConfig {
             if e.weight == 0 {
                 return Err(EngineError::config(key("weight"), "must be at least 1"));
             }
+            if e.requests_per_minute == Some(0) {
+                return Err(EngineError::config(
+                    key("requests_per_minute"),
+                    "must be at least 1 when set",
+                ));
+            }
+            if e.tokens_per_minute == Some(0) {
+                return Err(EngineError::config(
+                    key("tokens_per_minute"),
+                    "must be at least 1 when set",
+                ));
+            }
             for (field, model) in [
                 ("embed_model", &e.embed_model),
                 ("chat_model", &e.chat_model),
@@ -206,6 +252,12 @@ impl EngineConfig {
                 format!("must not be below base_delay_ms ({})", r.base_delay_ms),
             ));
         }
+        if self.breaker.failures == 0 {
+            return Err(EngineError::config(
+                "engine.breaker.failures",
+                "must be at least 1",
+            ));
+        }
         let t = &self.timeouts;
         for (field, value) in [
             ("engine.retry.deadline_ms", r.deadline_ms),
@@ -213,6 +265,7 @@ impl EngineConfig {
             ("engine.timeouts.request_ms", t.request_ms),
             ("engine.timeouts.first_token_ms", t.first_token_ms),
             ("engine.timeouts.idle_ms", t.idle_ms),
+            ("engine.breaker.cooldown_ms", self.breaker.cooldown_ms),
         ] {
             if value == 0 {
                 return Err(EngineError::config(field, "must be above 0"));
@@ -248,6 +301,41 @@ mod tests {
         assert_eq!(config.retry.deadline_ms, 60_000);
         assert_eq!(config.timeouts.connect_ms, 5_000);
         assert_eq!(EndpointConfig::default().weight, 1);
+        assert_eq!(EndpointConfig::default().requests_per_minute, None);
+        assert_eq!(EndpointConfig::default().tokens_per_minute, None);
+        assert_eq!(config.breaker.failures, 5);
+        assert_eq!(config.breaker.cooldown_ms, 30_000);
+    }
+
+    #[test]
+    fn zero_budgets_and_breaker_values_are_refused() {
+        // Arrange
+        let with = |change: &dyn Fn(&mut EngineConfig)| {
+            let mut config = EngineConfig {
+                endpoints: vec![endpoint("a", "http://127.0.0.1:1/v1")],
+                ..EngineConfig::default()
+            };
+            change(&mut config);
+            config.validate().unwrap_err().to_string()
+        };
+
+        // Act
+        let rpm = with(&|c| c.endpoints[0].requests_per_minute = Some(0));
+        let tpm = with(&|c| c.endpoints[0].tokens_per_minute = Some(0));
+        let failures = with(&|c| c.breaker.failures = 0);
+        let cooldown = with(&|c| c.breaker.cooldown_ms = 0);
+
+        // Assert
+        assert_eq!(
+            rpm,
+            "engine.endpoints[0].requests_per_minute: must be at least 1 when set"
+        );
+        assert_eq!(
+            tpm,
+            "engine.endpoints[0].tokens_per_minute: must be at least 1 when set"
+        );
+        assert_eq!(failures, "engine.breaker.failures: must be at least 1");
+        assert_eq!(cooldown, "engine.breaker.cooldown_ms: must be above 0");
     }
 
     #[test]
@@ -346,17 +434,25 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused_and_missing_keys_take_defaults() {
         // Arrange
-        let known = r#"{"endpoints": [{"name": "a", "base_url": "http://h/v1"}], "retry": {"max_attempts": 2}}"#;
+        let known = r#"{"endpoints": [{"name": "a", "base_url": "http://h/v1", "requests_per_minute": 60}],
+            "retry": {"max_attempts": 2}, "breaker": {"failures": 3}}"#;
         let unknown = r#"{"retry": {"max_attempt": 2}}"#;
+        let unknown_breaker = r#"{"breaker": {"cooldown": 2}}"#;
 
         // Act
         let config: EngineConfig = serde_json::from_str(known).unwrap();
         let refused = serde_json::from_str::<EngineConfig>(unknown);
+        let refused_breaker = serde_json::from_str::<EngineConfig>(unknown_breaker);
 
         // Assert
         assert_eq!(config.endpoints[0].weight, 1);
         assert_eq!(config.retry.max_attempts, 2);
         assert_eq!(config.retry.base_delay_ms, 200);
+        assert_eq!(config.endpoints[0].requests_per_minute, Some(60));
+        assert_eq!(config.endpoints[0].tokens_per_minute, None);
+        assert_eq!(config.breaker.failures, 3);
+        assert_eq!(config.breaker.cooldown_ms, 30_000);
         assert!(refused.is_err());
+        assert!(refused_breaker.is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! [`RemoteEmbedder`]: `kb_core::Embedder` over `POST {base_url}/embeddings`.
 
-use crate::classify::{Failure, Outcome};
+use crate::classify::Failure;
 use crate::client::{Attempt, EngineClient, Inner, ModelKind, Success};
 use crate::tokens::estimate_tokens;
 use async_trait::async_trait;
@@ -78,16 +78,18 @@ impl RemoteEmbedder {
         batch: &[String],
         kind: InputKind,
     ) -> Result<Vec<Embedding>, ModelError> {
-        let inner: &Inner = &self.client.inner;
+        let inner = &self.client.inner;
         let dims = self.opts.dimensions;
         let input_type = self.opts.send_input_type.then_some(match kind {
             InputKind::Query => "query",
             InputKind::Passage => "passage",
         });
+        let cost = batch.iter().map(|t| estimate_tokens(t) as u64).sum();
         inner
             .run(
                 ModelKind::Embed,
                 self.opts.model_alias.as_deref(),
+                cost,
                 |attempt| embed_once(inner, attempt, batch, dims, input_type),
             )
             .await
@@ -263,14 +265,11 @@ fn check(
     for item in data {
         let mut v = item.embedding;
         if v.len() != dims {
-            return Err(Failure::permanent(
-                Outcome::Malformed,
-                format!(
-                    "engine endpoint {endpoint}, model {}: embedding has {} dimensions, expected {dims}",
-                    attempt.model,
-                    v.len()
-                ),
-            ));
+            return Err(Failure::wrong_dimensions(format!(
+                "engine endpoint {endpoint}, model {}: embedding has {} dimensions, expected {dims}",
+                attempt.model,
+                v.len()
+            )));
         }
         let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         if !norm.is_finite() {

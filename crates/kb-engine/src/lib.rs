@@ -3,29 +3,41 @@
 //! [`ChatModel`] traits.
 //!
 //! One [`EngineClient`] holds every configured endpoint and key. Each call picks a route
-//! (endpoint × key) by weight, classifies what went wrong into [`ModelError`], and retries
-//! with backoff and failover:
+//! (endpoint × key) among the eligible ones (serving the model kind, key not refused, not
+//! cooling down, circuit breaker not open, client-side budget left), preferring the fewest
+//! requests in flight relative to the endpoint's weight, ties by weighted round-robin. It
+//! classifies what went wrong into [`ModelError`], and retries with backoff and failover:
 //!
 //! | engine answer | error | what the client does |
 //! |---|---|---|
 //! | 429 | `RateLimited` | route rests for `Retry-After` (or the backoff); retry elsewhere |
-//! | 5xx, 408, timeout, connection error, malformed body | `Transient` | route rests for the backoff; retry elsewhere |
-//! | 401, 403 | `Permanent` | key disabled until restart (logged once); try another key |
+//! | 5xx, 408, timeout, connection error, malformed body | `Transient` | route rests for the backoff; retry elsewhere; counts against the endpoint's breaker |
+//! | 401, 403 | `Permanent` | key disabled until restart (logged once, at error); try another key |
 //! | 4xx mentioning the context length | `ContextLengthExceeded` | returned at once |
 //! | other 4xx | `InvalidRequest` | returned at once |
-//! | vectors of the wrong length | `Permanent` | returned at once |
+//! | vectors of the wrong length | `Permanent` | try the other endpoints (never this one again in the call); counts against the breaker |
+//!
+//! An endpoint with `engine.breaker.failures` consecutive failures is opened by its circuit
+//! breaker: no calls for `engine.breaker.cooldown_ms`, then one call probes it (success closes
+//! the breaker, failure opens it again); each change is logged at warn. Endpoints may have
+//! client-side budgets (`requests_per_minute`, `tokens_per_minute`): a call over budget goes
+//! to another endpoint, or waits within its deadline.
 //!
 //! When every attempt failed, the last `RateLimited`/`Transient` error is returned with
-//! `retry_after` set to when a route is free again, for a `503` with `Retry-After`.
+//! `retry_after` set to when a route is free again, for a `503` with `Retry-After`; when only
+//! endpoints with an open breaker are left, at once.
 //!
 //! Each attempt emits one `engine call` event (endpoint, model, kind, tokens, latency, outcome)
-//! inside an `engine.embed` / `engine.chat` span, and adds to [`EngineClient::stats`]. API keys
-//! never appear in `Debug`, serialised settings, logs or errors.
+//! inside an `engine.embed` / `engine.chat` span, adds to [`EngineClient::stats`], and hands a
+//! [`CallRecord`] to the [`UsageRecorder`] set with [`EngineClient::with_recorder`]. API keys
+//! never appear in `Debug`, serialised settings, logs, errors or records.
 //!
 //! [`Embedder`]: kb_core::Embedder
 //! [`ChatModel`]: kb_core::ChatModel
 //! [`ModelError`]: kb_core::ModelError
 
+mod breaker;
+mod budget;
 mod chat;
 mod classify;
 mod client;
@@ -33,10 +45,15 @@ mod config;
 mod embed;
 mod error;
 mod tokens;
+mod usage;
 
+pub use breaker::CircuitState;
 pub use chat::{INTERRUPTED, RemoteChat};
-pub use client::{EngineClient, EngineStats, ModelKind};
-pub use config::{EndpointConfig, EngineConfig, REDACTED, RetryConfig, TimeoutConfig};
+pub use client::{EndpointHealth, EngineClient, EngineStats, ModelKind};
+pub use config::{
+    BreakerConfig, EndpointConfig, EngineConfig, REDACTED, RetryConfig, TimeoutConfig,
+};
 pub use embed::{RemoteEmbedder, RemoteEmbedderOptions};
 pub use error::EngineError;
 pub use tokens::estimate_tokens;
+pub use usage::{CallRecord, MemoryRecorder, UsageRecorder};

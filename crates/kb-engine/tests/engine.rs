@@ -39,6 +39,7 @@ fn config(endpoints: Vec<EndpointConfig>) -> EngineConfig {
             first_token_ms: 400,
             idle_ms: 300,
         },
+        ..EngineConfig::default()
     }
 }
 

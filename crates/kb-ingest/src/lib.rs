@@ -5,12 +5,16 @@
 //! - [`split`] cuts text into chunks sized in the embedder's own tokens,
 //! - [`pipeline`] drives a run: walk, compare hashes, embed in batches, write ahead, commit.
 
+pub mod check;
 pub mod loader;
 pub mod pipeline;
+pub mod progress;
 pub mod split;
 
+pub use check::{ConsistencyReport, RepairReport, check, repair};
 pub use loader::{DocumentFormat, FrontMatter, LoadError, LoadedDocument, load_file};
 pub use pipeline::{
     DocumentAction, FileFailure, IngestError, IngestOptions, IngestReport, Ingestor, StageTimings,
 };
+pub use progress::{NoProgress, Phase, Progress, ProgressSnapshot};
 pub use split::{ChunkSplitter, SplitOptions};

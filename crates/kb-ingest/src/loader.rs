@@ -1,9 +1,33 @@
 //! Reading one file into text and metadata.
+//!
+//! | extensions                  | [`SourceFormat`] | text ([`DocumentFormat`]) |
+//! |-----------------------------|------------------|---------------------------|
+//! | `.md` `.markdown` `.mdown`  | `Markdown`       | Markdown, front matter read |
+//! | `.txt` `.text`              | `Text`           | plain text                |
+//! | `.html` `.htm`              | `Html`           | Markdown made from the page |
+//! | `.pdf`                      | `Pdf`            | Markdown, one `# Page N` heading per page |
+//! | `.docx`                     | `Docx`           | Markdown made from the document |
+//!
+//! [`DocumentFormat`] is how the splitter reads the text: HTML, PDF and DOCX become Markdown
+//! (`#` headings, `- ` lists, pipe tables) so their chunks get heading paths; for a PDF the
+//! heading path of every chunk is `["Page N"]`, the page the chunk starts on.
+//!
+//! Text files (Markdown, text, HTML) may be UTF-8, UTF-16 with a byte-order mark, or a legacy
+//! encoding (GBK/GB18030, Big5, Shift_JIS, windows-1252, …) that is detected; HTML may also
+//! declare its charset. See `formats/text.rs` for the order of the checks.
+//!
+//! Every problem is a [`LoadError`] whose message says what to do; nothing here panics on bad
+//! input (third-party parsers run under `catch_unwind` as a last resort), and a file either
+//! loads whole or not at all. Work is bounded by [`LoadLimits`]: the file size, and how much a
+//! compressed container (DOCX zip parts, PDF streams) may expand.
+
+#[path = "formats/mod.rs"]
+mod formats;
 
 use serde::Deserialize;
 use std::path::Path;
 
-/// What kind of file a document came from.
+/// How the text of a loaded document is split: as Markdown (with `#` headings) or plain text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DocumentFormat {
@@ -12,14 +36,101 @@ pub enum DocumentFormat {
 }
 
 impl DocumentFormat {
-    /// The format for a file name, or `None` if kb does not read that kind of file.
+    /// The text format a file of this name is read into, or `None` if kb does not read that
+    /// kind of file (see [`SourceFormat::from_path`]).
+    pub fn from_path(path: &Path) -> Option<Self> {
+        SourceFormat::from_path(path).map(SourceFormat::text_format)
+    }
+}
+
+/// What kind of file a document came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceFormat {
+    Markdown,
+    Text,
+    Html,
+    Pdf,
+    Docx,
+}
+
+impl SourceFormat {
+    /// Every format kb reads.
+    pub const ALL: [Self; 5] = [
+        Self::Markdown,
+        Self::Text,
+        Self::Html,
+        Self::Pdf,
+        Self::Docx,
+    ];
+
+    /// The format for a file name (by extension, any case), or `None` if kb does not read that
+    /// kind of file. Legacy `.doc` files are not read: save them as `.docx`.
     pub fn from_path(path: &Path) -> Option<Self> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
         match ext.as_str() {
             "md" | "markdown" | "mdown" => Some(Self::Markdown),
             "txt" | "text" => Some(Self::Text),
+            "html" | "htm" => Some(Self::Html),
+            "pdf" => Some(Self::Pdf),
+            "docx" => Some(Self::Docx),
             _ => None,
         }
+    }
+
+    /// How the text read from this format is split.
+    pub fn text_format(self) -> DocumentFormat {
+        match self {
+            Self::Text => DocumentFormat::Text,
+            Self::Markdown | Self::Html | Self::Pdf | Self::Docx => DocumentFormat::Markdown,
+        }
+    }
+}
+
+impl std::fmt::Display for SourceFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Markdown => "Markdown",
+            Self::Text => "text",
+            Self::Html => "HTML",
+            Self::Pdf => "PDF",
+            Self::Docx => "DOCX",
+        })
+    }
+}
+
+/// Bounds on the work of loading one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadLimits {
+    /// Files larger than this are refused before they are read (`ingest.max_file_bytes`).
+    pub max_file_bytes: u64,
+    /// How many bytes a compressed container may expand to: the zip parts of a DOCX together,
+    /// each stream of a PDF, and the text taken from a PDF.
+    pub max_expanded_bytes: u64,
+}
+
+impl LoadLimits {
+    /// How many times the file size a container may expand to, by default.
+    pub const EXPANSION_FACTOR: u64 = 10;
+    /// The most any container may expand to, whatever the file size limit.
+    pub const MAX_EXPANDED_BYTES: u64 = 256 * 1024 * 1024;
+
+    /// Limits for a file size cap: containers may expand [`Self::EXPANSION_FACTOR`] times
+    /// that, up to [`Self::MAX_EXPANDED_BYTES`].
+    pub fn for_max_file_bytes(max_file_bytes: u64) -> Self {
+        Self {
+            max_file_bytes,
+            max_expanded_bytes: max_file_bytes
+                .saturating_mul(Self::EXPANSION_FACTOR)
+                .min(Self::MAX_EXPANDED_BYTES),
+        }
+    }
+}
+
+impl Default for LoadLimits {
+    /// The limits for kb's default `ingest.max_file_bytes` (20 MiB): 200 MiB expanded.
+    fn default() -> Self {
+        Self::for_max_file_bytes(20 * 1024 * 1024)
     }
 }
 
@@ -86,23 +197,33 @@ mod scalar {
 /// A file read into text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadedDocument {
+    /// How [`Self::text`] is split.
     pub format: DocumentFormat,
-    /// The text that is chunked and cited (front matter removed).
+    /// What kind of file it was read from.
+    pub source_format: SourceFormat,
+    /// The text that is chunked and cited (front matter removed; for HTML, PDF and DOCX the
+    /// Markdown made from the file).
     pub text: String,
     pub title: String,
     pub front_matter: FrontMatter,
+    /// The character encoding a text file (Markdown, text, HTML) was decoded from, as
+    /// `encoding_rs` names it ("UTF-8", "UTF-16LE", "GBK", "windows-1252", …); `None` for PDF
+    /// and DOCX.
+    pub encoding: Option<&'static str>,
     /// Size of the source file in bytes.
     pub size_bytes: u64,
     /// sha256 of the source bytes.
     pub content_hash: String,
 }
 
-/// Why a file was skipped.
+/// Why a file was skipped. Messages are lowercase and say what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read file: {0}")]
     Io(#[from] std::io::Error),
-    #[error("unsupported file type (kb reads .md, .markdown and .txt)")]
+    #[error(
+        "unsupported file type (kb reads .md, .markdown, .txt, .text, .html, .htm, .pdf and .docx)"
+    )]
     Unsupported,
     #[error("file is empty")]
     Empty,
@@ -110,68 +231,176 @@ pub enum LoadError {
     TooLarge { size: u64, limit: u64 },
     #[error("looks like a binary file, not text")]
     Binary,
-    #[error("not valid UTF-8 text (byte {0}); save it as UTF-8")]
-    NotUtf8(usize),
+    #[error("not UTF-8 and the encoding could not be determined; save it as UTF-8")]
+    UnknownEncoding,
+    #[error(
+        "not valid {encoding} text (bad bytes at byte {offset}); fix the file or save it again as UTF-8"
+    )]
+    InvalidEncoding {
+        encoding: &'static str,
+        offset: usize,
+    },
     #[error("front matter is not valid YAML: {0}")]
     FrontMatter(String),
     #[error("no text left after removing markup")]
     NoText,
+    #[error("PDF has no text layer (scanned?); run it through OCR first")]
+    NoTextLayer,
+    #[error("{format} is encrypted; remove the password and ingest again")]
+    Encrypted { format: SourceFormat },
+    #[error("{format} file is corrupt or unreadable: {detail}")]
+    Corrupt {
+        format: SourceFormat,
+        detail: String,
+    },
+    #[error(
+        "{format} expands to more than {limit} bytes; refusing (zip bomb?); if the file is genuine, raise ingest.max_file_bytes"
+    )]
+    ExpandsTooMuch { format: SourceFormat, limit: u64 },
+    #[error("the {format} reader crashed on this file (a bug; please report it with the file)")]
+    ReaderCrashed { format: SourceFormat },
 }
 
-/// Read and parse one file. Never panics on bad input; every problem is a [`LoadError`].
+/// Read and parse one file, refusing files over `max_bytes` before reading them. Never panics
+/// on bad input; every problem is a [`LoadError`].
 pub fn load_file(path: &Path, max_bytes: u64) -> Result<LoadedDocument, LoadError> {
-    let format = DocumentFormat::from_path(path).ok_or(LoadError::Unsupported)?;
+    load_file_with_limits(path, &LoadLimits::for_max_file_bytes(max_bytes))
+}
+
+/// [`load_file`] with explicit limits.
+pub fn load_file_with_limits(
+    path: &Path,
+    limits: &LoadLimits,
+) -> Result<LoadedDocument, LoadError> {
+    let format = SourceFormat::from_path(path).ok_or(LoadError::Unsupported)?;
     let size = std::fs::metadata(path)?.len();
-    if size > max_bytes {
+    if size > limits.max_file_bytes {
         return Err(LoadError::TooLarge {
             size,
-            limit: max_bytes,
+            limit: limits.max_file_bytes,
         });
     }
     let bytes = std::fs::read(path)?;
-    parse_bytes(path, format, &bytes)
+    parse_bytes_with_limits(path, format, &bytes, limits)
 }
 
-/// Parse the bytes of a file whose format is known.
+/// Parse the bytes of a file whose format is known, with the default [`LoadLimits`]. `path`
+/// only names the document (its stem is the title of last resort).
 pub fn parse_bytes(
     path: &Path,
-    format: DocumentFormat,
+    format: SourceFormat,
     bytes: &[u8],
 ) -> Result<LoadedDocument, LoadError> {
+    parse_bytes_with_limits(path, format, bytes, &LoadLimits::default())
+}
+
+/// [`parse_bytes`] with explicit limits.
+pub fn parse_bytes_with_limits(
+    path: &Path,
+    format: SourceFormat,
+    bytes: &[u8],
+    limits: &LoadLimits,
+) -> Result<LoadedDocument, LoadError> {
+    let size = bytes.len() as u64;
+    if size > limits.max_file_bytes {
+        return Err(LoadError::TooLarge {
+            size,
+            limit: limits.max_file_bytes,
+        });
+    }
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(LoadError::Empty);
     }
-    if bytes.contains(&0) {
-        return Err(LoadError::Binary);
-    }
-    let raw = std::str::from_utf8(bytes).map_err(|e| LoadError::NotUtf8(e.valid_up_to()))?;
-    let raw = raw.strip_prefix('\u{feff}').unwrap_or(raw);
-    let (front_matter, body) = match format {
-        DocumentFormat::Markdown => split_front_matter(raw)?,
-        DocumentFormat::Text => (FrontMatter::default(), raw.to_owned()),
-    };
-    let text = body.trim_end().to_owned();
+    // The readers return errors for bad input; this only turns a bug (ours or a parser's)
+    // into a skipped file instead of a crashed ingest.
+    let extracted = std::panic::catch_unwind(|| extract(format, bytes, limits))
+        .unwrap_or(Err(LoadError::ReaderCrashed { format }))?;
+    let text = extracted.text.trim_end().to_owned();
     if text.trim().is_empty() {
-        return Err(LoadError::NoText);
+        return Err(if extracted.decoded_empty {
+            LoadError::Empty
+        } else {
+            LoadError::NoText
+        });
     }
+    let text_format = format.text_format();
+    let front_matter = extracted.front_matter;
     let title = front_matter
         .title
         .clone()
+        .or(extracted.title)
         .filter(|t| !t.trim().is_empty())
-        .or_else(|| first_heading(&text, format))
+        // A PDF's first heading is "Page 1": its file name says more.
+        .or_else(|| (format != SourceFormat::Pdf).then(|| first_heading(&text, text_format))?)
         .unwrap_or_else(|| {
             path.file_stem()
                 .map(|s| s.to_string_lossy().replace(['-', '_'], " "))
                 .unwrap_or_default()
         });
     Ok(LoadedDocument {
-        format,
+        format: text_format,
+        source_format: format,
         text,
         title: title.trim().to_owned(),
         front_matter,
-        size_bytes: bytes.len() as u64,
+        encoding: extracted.encoding,
+        size_bytes: size,
         content_hash: kb_core::content_hash(bytes),
     })
+}
+
+/// What a format's reader made of the bytes.
+struct Extracted {
+    text: String,
+    title: Option<String>,
+    front_matter: FrontMatter,
+    encoding: Option<&'static str>,
+    /// The file decoded to nothing but whitespace (e.g. a UTF-16 byte-order mark alone).
+    decoded_empty: bool,
+}
+
+fn extract(
+    format: SourceFormat,
+    bytes: &[u8],
+    limits: &LoadLimits,
+) -> Result<Extracted, LoadError> {
+    let mut out = Extracted {
+        text: String::new(),
+        title: None,
+        front_matter: FrontMatter::default(),
+        encoding: None,
+        decoded_empty: false,
+    };
+    match format {
+        SourceFormat::Markdown | SourceFormat::Text | SourceFormat::Html => {
+            let declared = match format {
+                SourceFormat::Html => formats::text::html_declared_charset(bytes),
+                _ => None,
+            };
+            let decoded = formats::text::decode(bytes, declared)?;
+            out.encoding = Some(decoded.encoding.name());
+            out.decoded_empty = decoded.text.trim().is_empty();
+            match format {
+                SourceFormat::Markdown => {
+                    (out.front_matter, out.text) = split_front_matter(&decoded.text)?;
+                }
+                SourceFormat::Html => {
+                    let page = formats::html::to_markdown(&decoded.text)?;
+                    (out.title, out.text) = (page.title, page.markdown);
+                }
+                _ => out.text = decoded.text,
+            }
+        }
+        SourceFormat::Pdf => {
+            let pdf = formats::pdf::to_markdown(bytes, limits)?;
+            (out.title, out.text) = (pdf.title, pdf.markdown);
+        }
+        SourceFormat::Docx => {
+            let docx = formats::docx::to_markdown(bytes, limits)?;
+            (out.title, out.text) = (docx.title, docx.markdown);
+        }
+    }
+    Ok(out)
 }
 
 fn split_front_matter(raw: &str) -> Result<(FrontMatter, String), LoadError> {
@@ -209,7 +438,7 @@ mod tests {
     fn md(bytes: &str) -> Result<LoadedDocument, LoadError> {
         parse_bytes(
             Path::new("leave.md"),
-            DocumentFormat::Markdown,
+            SourceFormat::Markdown,
             bytes.as_bytes(),
         )
     }
@@ -244,15 +473,11 @@ mod tests {
     }
 
     #[test]
-    fn empty_binary_and_non_utf8_files_are_rejected_with_reasons() {
+    fn empty_and_binary_files_are_rejected_with_reasons() {
         assert!(matches!(md("  \n"), Err(LoadError::Empty)));
         assert!(matches!(
-            parse_bytes(Path::new("a.txt"), DocumentFormat::Text, b"ab\0cd"),
+            parse_bytes(Path::new("a.txt"), SourceFormat::Text, b"ab\0cd"),
             Err(LoadError::Binary)
-        ));
-        assert!(matches!(
-            parse_bytes(Path::new("a.txt"), DocumentFormat::Text, b"ok \xff\xfe bad"),
-            Err(LoadError::NotUtf8(3))
         ));
     }
 
@@ -262,6 +487,392 @@ mod tests {
             md("---\ntitle: [unclosed\n---\nbody\n"),
             Err(LoadError::FrontMatter(_))
         ));
+    }
+
+    #[test]
+    fn damaged_utf8_is_refused_with_the_offset_of_the_bad_bytes() {
+        let text = "# Überstunden – Zuschläge für Nächte gelten in Köln, München und Düsseldorf\n";
+        let bytes = [text.as_bytes(), b"\xff"].concat();
+
+        let err = parse_bytes(Path::new("a.md"), SourceFormat::Markdown, &bytes).unwrap_err();
+
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "not valid UTF-8 text (bad bytes at byte {}); fix the file or save it again as UTF-8",
+                text.len()
+            )
+        );
+    }
+
+    #[test]
+    fn files_over_the_size_cap_are_refused_before_parsing() {
+        let limits = LoadLimits::for_max_file_bytes(4);
+
+        let err =
+            parse_bytes_with_limits(Path::new("a.txt"), SourceFormat::Text, b"12345", &limits)
+                .unwrap_err();
+
+        assert!(matches!(err, LoadError::TooLarge { size: 5, limit: 4 }));
+    }
+
+    #[test]
+    fn every_format_has_an_extension_and_a_text_format() {
+        for format in SourceFormat::ALL {
+            let name = format!("x.{}", format.to_string().to_lowercase());
+            let name = name
+                .replace("x.markdown", "x.md")
+                .replace("x.text", "x.txt");
+            assert_eq!(SourceFormat::from_path(Path::new(&name)), Some(format));
+        }
+        assert_eq!(
+            DocumentFormat::from_path(Path::new("a.PDF")),
+            Some(DocumentFormat::Markdown)
+        );
+        assert_eq!(SourceFormat::from_path(Path::new("old.doc")), None);
+    }
+
+    /// The real files in tests/fixtures (made by tests/fixtures/make_fixtures.py).
+    mod fixtures {
+        use super::super::*;
+        use std::path::PathBuf;
+
+        fn fixture(name: &str) -> PathBuf {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../tests/fixtures")
+                .join(name)
+        }
+
+        fn load(name: &str) -> Result<LoadedDocument, LoadError> {
+            load_file(&fixture(name), 20 * 1024 * 1024)
+        }
+
+        const FIXTURES: &[&str] = &[
+            "travel-policy.pdf",
+            "scanned-memo.pdf",
+            "encrypted.pdf",
+            "owner-locked.pdf",
+            "truncated.pdf",
+            "expense-policy.docx",
+            "encrypted.docx",
+            "zip-bomb.docx",
+            "zip-bomb-lying-size.docx",
+            "intranet-page.html",
+            "legacy-page-windows-1252.html",
+            "commute-allowance-gbk.txt",
+            "utf16le-bom.txt",
+            "utf16be-bom.md",
+            "cafe-menu-windows-1252.txt",
+            "empty.txt",
+            "image-named.txt",
+        ];
+
+        fn headings(text: &str) -> Vec<&str> {
+            text.lines().filter(|l| l.starts_with('#')).collect()
+        }
+
+        #[test]
+        fn pdf_text_layer_has_one_heading_per_page() {
+            let doc = load("travel-policy.pdf").unwrap();
+
+            assert_eq!(doc.source_format, SourceFormat::Pdf);
+            assert_eq!(doc.format, DocumentFormat::Markdown);
+            assert_eq!(doc.title, "Travel Policy");
+            assert_eq!(doc.encoding, None);
+            assert_eq!(headings(&doc.text), ["# Page 1", "# Page 2", "# Page 3"]);
+            let page2 =
+                &doc.text[doc.text.find("# Page 2").unwrap()..doc.text.find("# Page 3").unwrap()];
+            assert!(page2.contains("Trips longer than five days need approval from a director."));
+            // Embedded TrueType subset: text comes through its ToUnicode map.
+            assert!(
+                page2.contains("Café receipts under 20 € need no itemised bill."),
+                "{page2}"
+            );
+            // A line of text that starts with '#' is not a heading.
+            assert!(page2.contains("\\# of nights over the cap"), "{page2}");
+        }
+
+        /// Counts whitespace-separated words as tokens.
+        #[derive(Debug)]
+        struct WordCounter;
+
+        #[async_trait::async_trait]
+        impl kb_core::Embedder for WordCounter {
+            async fn embed(
+                &self,
+                _: &[String],
+                _: kb_core::InputKind,
+            ) -> Result<Vec<kb_core::Embedding>, kb_core::ModelError> {
+                unreachable!("splitting never embeds")
+            }
+            fn dimensions(&self) -> usize {
+                4
+            }
+            fn max_input_tokens(&self) -> usize {
+                64
+            }
+            fn model_id(&self) -> String {
+                "words".into()
+            }
+            fn count_tokens(&self, text: &str) -> usize {
+                text.split_whitespace().count()
+            }
+        }
+
+        #[test]
+        fn every_pdf_chunk_carries_the_page_it_starts_on() {
+            let doc = load("travel-policy.pdf").unwrap();
+            let splitter = crate::ChunkSplitter::new(
+                std::sync::Arc::new(WordCounter),
+                crate::SplitOptions {
+                    chunk_tokens: 16,
+                    overlap_tokens: 0,
+                },
+            )
+            .unwrap();
+
+            let chunks = splitter.split(&doc.text, doc.format, &doc.title);
+
+            assert!(chunks.len() >= 3);
+            for c in &chunks {
+                let page = c.chunk.heading_path.last().map(String::as_str);
+                assert!(
+                    page.is_some_and(|p| p.starts_with("Page ")),
+                    "{:?}",
+                    c.chunk
+                );
+            }
+            let approval = chunks
+                .iter()
+                .find(|c| c.chunk.text.contains("approval from a director"))
+                .unwrap();
+            assert_eq!(approval.chunk.heading_path, ["Page 2"]);
+        }
+
+        #[test]
+        fn pdf_with_an_owner_password_only_is_read() {
+            let doc = load("owner-locked.pdf").unwrap();
+
+            assert!(
+                doc.text
+                    .contains("In an emergency call the 24-hour assistance line")
+            );
+        }
+
+        #[test]
+        fn scanned_pdf_is_skipped_as_having_no_text_layer() {
+            let err = load("scanned-memo.pdf").unwrap_err();
+
+            assert!(matches!(err, LoadError::NoTextLayer));
+            assert_eq!(
+                err.to_string(),
+                "PDF has no text layer (scanned?); run it through OCR first"
+            );
+        }
+
+        #[test]
+        fn encrypted_pdf_and_docx_are_skipped_as_encrypted() {
+            let pdf = load("encrypted.pdf").unwrap_err();
+            let docx = load("encrypted.docx").unwrap_err();
+
+            assert_eq!(
+                pdf.to_string(),
+                "PDF is encrypted; remove the password and ingest again"
+            );
+            assert!(matches!(
+                docx,
+                LoadError::Encrypted {
+                    format: SourceFormat::Docx
+                }
+            ));
+        }
+
+        #[test]
+        fn truncated_pdf_is_corrupt() {
+            let err = load("truncated.pdf").unwrap_err();
+
+            assert!(
+                matches!(
+                    err,
+                    LoadError::Corrupt {
+                        format: SourceFormat::Pdf,
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        }
+
+        #[test]
+        fn docx_headings_lists_and_tables_become_markdown() {
+            let doc = load("expense-policy.docx").unwrap();
+
+            assert_eq!(doc.source_format, SourceFormat::Docx);
+            assert_eq!(doc.title, "Expense Policy");
+            assert_eq!(
+                headings(&doc.text),
+                [
+                    "# Expense Policy",
+                    "## What you can claim",
+                    "## How to claim",
+                    "## Limits"
+                ]
+            );
+            assert!(
+                doc.text
+                    .contains("- Train and economy flights\n- Hotels up to the city cap\n")
+            );
+            assert!(doc.text.contains(
+                "1. Photograph the receipt\n2. Submit it within 30 days\n3. Wait for approval"
+            ));
+            assert!(doc.text.contains(
+                "| City | Hotel cap | Meal rate |\n| --- | --- | --- |\n| Berlin | 180 EUR | 28 EUR |\n| Toronto | 240 CAD | 60 CAD |"
+            ), "{}", doc.text);
+            assert!(
+                doc.text
+                    .ends_with("Questions go to finance@kestrelwood.example.")
+            );
+        }
+
+        #[test]
+        fn docx_zip_bomb_is_refused_by_the_expansion_cap() {
+            // 12 MB of XML in a 13 KB file: over the cap of a 256 KiB file limit (2.5 MiB).
+            let limits = LoadLimits::for_max_file_bytes(256 * 1024);
+
+            let honest = load_file_with_limits(&fixture("zip-bomb.docx"), &limits).unwrap_err();
+            let lying =
+                load_file_with_limits(&fixture("zip-bomb-lying-size.docx"), &limits).unwrap_err();
+
+            assert_eq!(
+                honest.to_string(),
+                "DOCX expands to more than 2621440 bytes; refusing (zip bomb?); if the file is genuine, raise ingest.max_file_bytes"
+            );
+            // zip itself stops at the declared size: a lie is corruption.
+            assert!(
+                matches!(
+                    lying,
+                    LoadError::Corrupt {
+                        format: SourceFormat::Docx,
+                        ..
+                    }
+                ),
+                "{lying}"
+            );
+            assert!(
+                lying
+                    .to_string()
+                    .contains("larger than its declared uncompressed size")
+            );
+        }
+
+        #[test]
+        fn docx_that_expands_within_the_cap_loads() {
+            let doc = load("zip-bomb.docx").unwrap();
+
+            assert_eq!(doc.text, "Hello from the bomb");
+        }
+
+        #[test]
+        fn html_keeps_headings_lists_and_tables_and_drops_the_rest() {
+            let doc = load("intranet-page.html").unwrap();
+
+            assert_eq!(doc.source_format, SourceFormat::Html);
+            assert_eq!(doc.title, "Remote Work Guide");
+            assert_eq!(doc.encoding, Some("UTF-8"));
+            assert_eq!(
+                headings(&doc.text),
+                [
+                    "# Remote Work Guide",
+                    "## Equipment",
+                    "## Allowances",
+                    "### How to apply"
+                ]
+            );
+            assert!(
+                doc.text
+                    .contains("- A monitor, on request\n  - 27-inch for developers")
+            );
+            assert!(doc.text.contains(
+                "Monthly allowance by office\n\n| Office | Internet | Furniture |\n| --- | --- | --- |\n| Berlin | 30 EUR | 300 EUR once |\n| Toronto | 45 CAD | 400 CAD \\| once |"
+            ), "{}", doc.text);
+            assert!(doc.text.contains("1. Ask your manager\n2. File the form"));
+            assert!(doc.text.contains(
+                "\\# of days is counted per calendar week.\nPublic holidays do not count."
+            ));
+            for dropped in [
+                "Home",
+                "All policies",
+                "trackingId",
+                "font-family",
+                "injected",
+                "Enable JavaScript",
+            ] {
+                assert!(!doc.text.contains(dropped), "{dropped} in {}", doc.text);
+            }
+        }
+
+        #[test]
+        fn html_declared_legacy_charset_is_decoded() {
+            let doc = load("legacy-page-windows-1252.html").unwrap();
+
+            assert_eq!(doc.encoding, Some("windows-1252"));
+            assert_eq!(doc.title, "Café rules");
+            assert!(
+                doc.text
+                    .contains("Crème brûlée costs 4 € – pay at the till.")
+            );
+        }
+
+        #[test]
+        fn gbk_chinese_text_is_detected_and_decoded() {
+            let doc = load("commute-allowance-gbk.txt").unwrap();
+
+            assert_eq!(doc.encoding, Some("GBK"));
+            assert_eq!(doc.title, "上海办公室通勤补贴");
+            assert!(doc.text.contains("每月五百元的通勤补贴"));
+        }
+
+        #[test]
+        fn utf16_with_a_byte_order_mark_is_decoded() {
+            let text = load("utf16le-bom.txt").unwrap();
+            let markdown = load("utf16be-bom.md").unwrap();
+
+            assert_eq!(text.encoding, Some("UTF-16LE"));
+            assert!(text.text.starts_with("Parking rules\n"));
+            assert!(text.text.contains("Überstunden"));
+            assert_eq!(markdown.encoding, Some("UTF-16BE"));
+            assert_eq!(markdown.title, "Bicycle Policy");
+            assert_eq!(markdown.front_matter.groups, ["all"]);
+            assert!(markdown.text.starts_with("# Bicycles"));
+        }
+
+        #[test]
+        fn windows_1252_text_is_detected_and_decoded() {
+            let doc = load("cafe-menu-windows-1252.txt").unwrap();
+
+            assert_eq!(doc.encoding, Some("windows-1252"));
+            assert!(doc.text.contains("Crème brûlée – 4 €"));
+        }
+
+        #[test]
+        fn empty_and_binary_files_with_text_names_are_skipped() {
+            assert!(matches!(load("empty.txt"), Err(LoadError::Empty)));
+            assert!(matches!(load("image-named.txt"), Err(LoadError::Binary)));
+        }
+
+        #[test]
+        fn every_fixture_loaded_as_every_format_gives_a_result_not_a_panic() {
+            for name in FIXTURES {
+                let bytes = std::fs::read(fixture(name)).unwrap();
+                for format in SourceFormat::ALL {
+                    let result = parse_bytes(Path::new("x"), format, &bytes);
+                    assert!(
+                        !matches!(result, Err(LoadError::ReaderCrashed { .. })),
+                        "{format}: {result:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -5,8 +5,15 @@
 //! swaps a document's chunks in one transaction and turns replaced points into tombstones;
 //! tombstones are deleted from the index afterwards. [`Ingestor::recover`] (run at the start
 //! of every ingest) deletes whatever a crashed run left behind, so catalog and index agree.
+//! `tests/crash.rs` at the workspace root proves it by killing `kb ingest` at random moments;
+//! [`crate::check`] verifies (and repairs) the agreement on demand.
+//!
+//! Cancellation (Ctrl-C) is honoured between documents and between the embedding batches of a
+//! document. A document whose embedding was interrupted is simply not written: nothing of it
+//! reaches the catalog or the index, and the next run ingests it whole.
 
 use crate::loader::{DocumentFormat, LoadError, LoadedDocument, load_file};
+use crate::progress::{NoProgress, Phase, Progress, Tracker};
 use crate::split::{ChunkSplitter, SplitChunk, SplitConfigError, SplitOptions};
 use kb_core::{
     Catalog, CatalogError, ChunkPayload, ChunkPoint, DocumentId, DocumentRecord, Embedder,
@@ -108,8 +115,9 @@ pub struct IngestReport {
     pub dry_run: bool,
 }
 
-const META_MODEL: &str = "embedding_model";
-const META_DIMS: &str = "embedding_dims";
+/// Catalog meta keys naming the embedding model (and its dimensions) the index was built with.
+pub(crate) const META_MODEL: &str = "embedding_model";
+pub(crate) const META_DIMS: &str = "embedding_dims";
 
 /// Drives ingest runs over one catalog, index and embedder.
 #[derive(Debug, Clone)]
@@ -205,12 +213,25 @@ impl Ingestor {
         inputs: &[PathBuf],
         cancel: &CancellationToken,
     ) -> Result<IngestReport, IngestError> {
+        self.ingest_with_progress(inputs, cancel, &NoProgress).await
+    }
+
+    /// [`Ingestor::ingest`], reporting progress to `progress` as it goes.
+    pub async fn ingest_with_progress(
+        &self,
+        inputs: &[PathBuf],
+        cancel: &CancellationToken,
+        progress: &dyn Progress,
+    ) -> Result<IngestReport, IngestError> {
         let started = Instant::now();
         let mut report = IngestReport {
             dry_run: self.options.dry_run,
             ..IngestReport::default()
         };
+        let mut tracker = Tracker::new(progress);
         let files = collect_inputs(inputs, &mut report.failures)?;
+        tracker.snapshot.files_total = files.len() as u64;
+        tracker.phase(Phase::Starting);
         if !self.options.dry_run {
             self.check_model().await?;
             self.index.ensure(self.embedder.dimensions()).await?;
@@ -219,9 +240,10 @@ impl Ingestor {
         }
         let span = info_span!("ingest", run = report.run_id, files = files.len());
         let outcome = self
-            .run(&files, inputs, cancel, &mut report)
+            .run(&files, inputs, cancel, &mut report, &mut tracker)
             .instrument(span)
             .await;
+        tracker.phase(Phase::Finished);
         report.stats.failed = report.failures.len() as u64;
         report.timings.total_ms = started.elapsed().as_millis() as u64;
         if let Some(run) = report.run_id {
@@ -242,8 +264,10 @@ impl Ingestor {
         roots: &[PathBuf],
         cancel: &CancellationToken,
         report: &mut IngestReport,
+        tracker: &mut Tracker<'_>,
     ) -> Result<(), IngestError> {
         let mut seen = HashSet::new();
+        tracker.phase(Phase::Files);
         for input in files {
             if cancel.is_cancelled() {
                 report.interrupted = true;
@@ -251,8 +275,14 @@ impl Ingestor {
                 return Ok(());
             }
             seen.insert(input.id.clone());
+            tracker.snapshot.current = Some(input.id.clone());
+            tracker.emit();
             let span = info_span!("document", id = %input.id);
-            match self.ingest_file(input, report).instrument(span).await {
+            let outcome = self
+                .ingest_file(input, report, cancel, tracker)
+                .instrument(span)
+                .await;
+            match outcome {
                 Ok(Some(action)) => {
                     match action {
                         DocumentAction::Added => report.stats.added += 1,
@@ -270,13 +300,22 @@ impl Ingestor {
                         reason,
                     });
                 }
+                Err(FileError::Interrupted) => {
+                    report.interrupted = true;
+                    info!(id = %input.id, "stopping early on request; this document was not written");
+                    return Ok(());
+                }
                 Err(FileError::Fatal(e)) => return Err(e),
             }
+            tracker.snapshot.files_done += 1;
+            tracker.emit();
         }
         if self.options.prune {
+            tracker.phase(Phase::Pruning);
             self.prune(roots, &seen, report).await?;
         }
         if !self.options.dry_run && (report.stats.added + report.stats.updated) > 0 {
+            tracker.phase(Phase::Optimizing);
             let t = Instant::now();
             self.index.optimize().await?;
             report.timings.upsert_ms += t.elapsed().as_millis() as u64;
@@ -288,6 +327,8 @@ impl Ingestor {
         &self,
         input: &Input,
         report: &mut IngestReport,
+        cancel: &CancellationToken,
+        tracker: &mut Tracker<'_>,
     ) -> Result<Option<DocumentAction>, FileError> {
         let t = Instant::now();
         let path = input.path.clone();
@@ -327,20 +368,29 @@ impl Ingestor {
             return Err(FileError::Skip(LoadError::NoText.to_string()));
         }
 
-        let vectors = self.embed_chunks(&pieces, report).await?;
+        let vectors = self.embed_chunks(&pieces, report, cancel, tracker).await?;
         self.write(input, &doc, pieces, vectors, report).await?;
         info!(?action, "document ingested");
         Ok(Some(action))
     }
 
+    /// Embed a document's chunks in batches. Stops with [`FileError::Interrupted`] before a
+    /// batch once `cancel` is set: nothing has been written for the document yet, so dropping
+    /// what was embedded leaves catalog and index as they were.
     async fn embed_chunks(
         &self,
         pieces: &[SplitChunk],
         report: &mut IngestReport,
+        cancel: &CancellationToken,
+        tracker: &mut Tracker<'_>,
     ) -> Result<Vec<Vec<f32>>, FileError> {
         let t = Instant::now();
         let mut vectors = Vec::with_capacity(pieces.len());
         for batch in pieces.chunks(self.options.batch_size.max(1)) {
+            if cancel.is_cancelled() {
+                report.timings.embed_ms += t.elapsed().as_millis() as u64;
+                return Err(FileError::Interrupted);
+            }
             let texts: Vec<String> = batch.iter().map(|p| p.embedding_text.clone()).collect();
             report.stats.embedding_calls += 1;
             let out = self
@@ -363,10 +413,15 @@ impl Ingestor {
                     ),
                 ))));
             }
-            report.stats.tokens += batch
+            let tokens = batch
                 .iter()
                 .map(|p| p.chunk.token_count as u64)
                 .sum::<u64>();
+            report.stats.tokens += tokens;
+            tracker.snapshot.chunks += batch.len() as u64;
+            tracker.snapshot.tokens += tokens;
+            tracker.snapshot.embedding_calls += 1;
+            tracker.emit();
             vectors.extend(out);
         }
         report.timings.embed_ms += t.elapsed().as_millis() as u64;
@@ -486,9 +541,10 @@ impl Ingestor {
     }
 }
 
-/// A problem with one file: skip it, or stop the run.
+/// Why one file was not ingested: skip it, stop the run on request, or stop it on an error.
 enum FileError {
     Skip(String),
+    Interrupted,
     Fatal(IngestError),
 }
 
@@ -607,5 +663,781 @@ pub fn format_duration(ms: u64) -> String {
         format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
     } else {
         format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// In-memory adapters for the tests of this crate: a catalog that follows the same write-ahead
+/// protocol as the SQLite one, an index, and an embedder whose vectors are a function of the
+/// text. Catalog and index can fail their n-th write (before or after applying it), which is
+/// what a process killed at that moment leaves behind.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use async_trait::async_trait;
+    use kb_core::{Embedding, Filter, Hit, IngestRun};
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use uuid::Uuid;
+
+    /// Which write (counted over catalog and index together) fails, and whether it is applied
+    /// before failing.
+    #[derive(Debug, Default)]
+    pub(crate) struct FaultPlan {
+        writes: AtomicUsize,
+        fail_at: Mutex<Option<(usize, bool)>>,
+    }
+
+    impl FaultPlan {
+        pub(crate) fn fail_write(&self, n: usize, applied: bool) {
+            self.writes.store(0, Ordering::SeqCst);
+            *self.fail_at.lock().unwrap() = Some((n, applied));
+        }
+
+        pub(crate) fn clear(&self) {
+            *self.fail_at.lock().unwrap() = None;
+        }
+
+        /// `None`: go on. `Some(applied)`: fail this write, after applying it if `applied`.
+        fn hit(&self) -> Option<bool> {
+            let n = self.writes.fetch_add(1, Ordering::SeqCst);
+            match *self.fail_at.lock().unwrap() {
+                Some((at, applied)) if at == n => Some(applied),
+                _ => None,
+            }
+        }
+    }
+
+    fn injected() -> String {
+        "injected failure".to_owned()
+    }
+
+    #[derive(Debug, Default)]
+    struct CatalogState {
+        documents: BTreeMap<DocumentId, DocumentRecord>,
+        chunks: BTreeMap<DocumentId, Vec<StoredChunk>>,
+        pending: BTreeSet<Uuid>,
+        tombstones: BTreeSet<Uuid>,
+        meta: HashMap<String, String>,
+        runs: Vec<IngestRun>,
+    }
+
+    impl CatalogState {
+        fn point_ids(&self) -> BTreeSet<Uuid> {
+            self.chunks.values().flatten().map(|c| c.point_id).collect()
+        }
+    }
+
+    #[derive(Debug, Default)]
+    pub(crate) struct FakeCatalog {
+        state: Mutex<CatalogState>,
+        faults: Arc<FaultPlan>,
+    }
+
+    impl FakeCatalog {
+        pub(crate) fn with_faults(faults: Arc<FaultPlan>) -> Self {
+            Self {
+                faults,
+                ..Self::default()
+            }
+        }
+
+        pub(crate) fn add_tombstone(&self, id: Uuid) {
+            self.state.lock().unwrap().tombstones.insert(id);
+        }
+
+        /// Run a write: apply `f` unless the fault plan fails it first.
+        fn write<T>(&self, f: impl FnOnce(&mut CatalogState) -> T) -> Result<T, CatalogError> {
+            match self.faults.hit() {
+                None => Ok(f(&mut self.state.lock().unwrap())),
+                Some(applied) => {
+                    if applied {
+                        f(&mut self.state.lock().unwrap());
+                    }
+                    Err(CatalogError::Database(injected()))
+                }
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Catalog for FakeCatalog {
+        async fn get_document(
+            &self,
+            id: &DocumentId,
+        ) -> Result<Option<DocumentRecord>, CatalogError> {
+            Ok(self.state.lock().unwrap().documents.get(id).cloned())
+        }
+
+        async fn list_documents(&self) -> Result<Vec<DocumentRecord>, CatalogError> {
+            Ok(self
+                .state
+                .lock()
+                .unwrap()
+                .documents
+                .values()
+                .cloned()
+                .collect())
+        }
+
+        async fn chunks(&self, id: &DocumentId) -> Result<Vec<StoredChunk>, CatalogError> {
+            Ok(self
+                .state
+                .lock()
+                .unwrap()
+                .chunks
+                .get(id)
+                .cloned()
+                .unwrap_or_default())
+        }
+
+        async fn all_point_ids(&self) -> Result<Vec<Uuid>, CatalogError> {
+            Ok(self.state.lock().unwrap().point_ids().into_iter().collect())
+        }
+
+        async fn record_pending_points(&self, ids: &[Uuid]) -> Result<(), CatalogError> {
+            self.write(|s| s.pending.extend(ids.iter().copied()))
+        }
+
+        async fn commit_document(
+            &self,
+            doc: &DocumentRecord,
+            chunks: &[StoredChunk],
+        ) -> Result<Vec<Uuid>, CatalogError> {
+            self.write(|s| {
+                let new: BTreeSet<Uuid> = chunks.iter().map(|c| c.point_id).collect();
+                let replaced: Vec<Uuid> = s
+                    .chunks
+                    .get(&doc.id)
+                    .into_iter()
+                    .flatten()
+                    .map(|c| c.point_id)
+                    .filter(|id| !new.contains(id))
+                    .collect();
+                s.tombstones.extend(replaced.iter().copied());
+                for id in &new {
+                    s.pending.remove(id);
+                    s.tombstones.remove(id);
+                }
+                let mut record = doc.clone();
+                record.chunk_count = chunks.len() as u32;
+                s.documents.insert(doc.id.clone(), record);
+                s.chunks.insert(doc.id.clone(), chunks.to_vec());
+                replaced
+            })
+        }
+
+        async fn remove_document(&self, id: &DocumentId) -> Result<Vec<Uuid>, CatalogError> {
+            self.write(|s| {
+                s.documents.remove(id);
+                let old: Vec<Uuid> = s
+                    .chunks
+                    .remove(id)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|c| c.point_id)
+                    .collect();
+                s.tombstones.extend(old.iter().copied());
+                old
+            })
+        }
+
+        async fn orphan_candidates(&self) -> Result<Vec<Uuid>, CatalogError> {
+            let s = self.state.lock().unwrap();
+            let committed = s.point_ids();
+            let mut out: BTreeSet<Uuid> = s.tombstones.clone();
+            out.extend(s.pending.iter().filter(|id| !committed.contains(id)));
+            Ok(out.into_iter().collect())
+        }
+
+        async fn pending_points(&self) -> Result<Vec<Uuid>, CatalogError> {
+            Ok(self.state.lock().unwrap().pending.iter().copied().collect())
+        }
+
+        async fn tombstones(&self) -> Result<Vec<Uuid>, CatalogError> {
+            Ok(self
+                .state
+                .lock()
+                .unwrap()
+                .tombstones
+                .iter()
+                .copied()
+                .collect())
+        }
+
+        async fn clear_tombstones(&self, ids: &[Uuid]) -> Result<(), CatalogError> {
+            self.write(|s| {
+                for id in ids {
+                    s.tombstones.remove(id);
+                    s.pending.remove(id);
+                }
+            })
+        }
+
+        async fn get_meta(&self, key: &str) -> Result<Option<String>, CatalogError> {
+            Ok(self.state.lock().unwrap().meta.get(key).cloned())
+        }
+
+        async fn set_meta(&self, key: &str, value: &str) -> Result<(), CatalogError> {
+            self.state
+                .lock()
+                .unwrap()
+                .meta
+                .insert(key.to_owned(), value.to_owned());
+            Ok(())
+        }
+
+        async fn start_run(&self) -> Result<i64, CatalogError> {
+            let mut s = self.state.lock().unwrap();
+            let id = s.runs.len() as i64 + 1;
+            s.runs.push(IngestRun {
+                id,
+                started_at: 0,
+                finished_at: None,
+                status: "running".into(),
+                stats: RunStats::default(),
+            });
+            Ok(id)
+        }
+
+        async fn finish_run(
+            &self,
+            run: i64,
+            status: &str,
+            stats: &RunStats,
+        ) -> Result<(), CatalogError> {
+            let mut s = self.state.lock().unwrap();
+            let run = &mut s.runs[run as usize - 1];
+            run.status = status.to_owned();
+            run.stats = stats.clone();
+            Ok(())
+        }
+
+        async fn list_runs(&self, limit: u32) -> Result<Vec<IngestRun>, CatalogError> {
+            let s = self.state.lock().unwrap();
+            Ok(s.runs.iter().rev().take(limit as usize).cloned().collect())
+        }
+    }
+
+    #[derive(Debug, Default)]
+    pub(crate) struct FakeIndex {
+        points: Mutex<BTreeMap<Uuid, ChunkPoint>>,
+        dims: Mutex<Option<usize>>,
+        faults: Arc<FaultPlan>,
+    }
+
+    impl FakeIndex {
+        pub(crate) fn with_faults(faults: Arc<FaultPlan>) -> Self {
+            Self {
+                faults,
+                ..Self::default()
+            }
+        }
+
+        pub(crate) fn snapshot(&self) -> BTreeMap<Uuid, ChunkPoint> {
+            self.points.lock().unwrap().clone()
+        }
+
+        /// A point no catalog knows about; returns its id.
+        pub(crate) fn insert_stray(&self) -> Uuid {
+            let mut points = self.points.lock().unwrap();
+            let template = points
+                .values()
+                .next()
+                .expect("an index with points")
+                .clone();
+            let id = Uuid::new_v4();
+            points.insert(id, ChunkPoint { id, ..template });
+            id
+        }
+
+        /// Lose everything, collection included (a deleted index folder).
+        pub(crate) fn wipe(&self) {
+            self.points.lock().unwrap().clear();
+            *self.dims.lock().unwrap() = None;
+        }
+
+        fn write(&self, f: impl FnOnce(&mut BTreeMap<Uuid, ChunkPoint>)) -> Result<(), IndexError> {
+            if self.dims.lock().unwrap().is_none() {
+                return Err(IndexError::Other("no collection; call ensure".into()));
+            }
+            match self.faults.hit() {
+                None => {
+                    f(&mut self.points.lock().unwrap());
+                    Ok(())
+                }
+                Some(applied) => {
+                    if applied {
+                        f(&mut self.points.lock().unwrap());
+                    }
+                    Err(IndexError::Unavailable(injected()))
+                }
+            }
+        }
+    }
+
+    #[async_trait]
+    impl VectorIndex for FakeIndex {
+        async fn ensure(&self, dims: usize) -> Result<(), IndexError> {
+            let mut current = self.dims.lock().unwrap();
+            match *current {
+                Some(found) if found != dims => Err(IndexError::DimensionMismatch {
+                    expected: dims,
+                    found,
+                }),
+                _ => {
+                    *current = Some(dims);
+                    Ok(())
+                }
+            }
+        }
+
+        async fn upsert(&self, points: Vec<ChunkPoint>) -> Result<(), IndexError> {
+            self.write(|all| {
+                for p in points {
+                    all.insert(p.id, p);
+                }
+            })
+        }
+
+        async fn search(
+            &self,
+            query: &[f32],
+            filter: &Filter,
+            k: usize,
+        ) -> Result<Vec<Hit>, IndexError> {
+            let points = self.points.lock().unwrap();
+            let mut hits: Vec<Hit> = points
+                .values()
+                .filter(|p| filter.doc_ids.is_empty() || filter.doc_ids.contains(&p.payload.doc_id))
+                .map(|p| Hit {
+                    id: p.id,
+                    score: p.vector.iter().zip(query).map(|(a, b)| a * b).sum(),
+                    payload: p.payload.clone(),
+                })
+                .collect();
+            hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+            hits.truncate(k);
+            Ok(hits)
+        }
+
+        async fn delete_points(&self, ids: &[Uuid]) -> Result<(), IndexError> {
+            self.write(|all| {
+                for id in ids {
+                    all.remove(id);
+                }
+            })
+        }
+
+        async fn delete_document(&self, id: &DocumentId) -> Result<(), IndexError> {
+            self.write(|all| all.retain(|_, p| &p.payload.doc_id != id))
+        }
+
+        async fn point_ids(&self) -> Result<Vec<Uuid>, IndexError> {
+            Ok(self.points.lock().unwrap().keys().copied().collect())
+        }
+
+        async fn count(&self) -> Result<u64, IndexError> {
+            Ok(self.points.lock().unwrap().len() as u64)
+        }
+
+        async fn optimize(&self) -> Result<(), IndexError> {
+            Ok(())
+        }
+    }
+
+    type Hook = Box<dyn Fn(usize) + Send + Sync>;
+
+    /// Tokens are whitespace-separated words; vectors are derived from the SHA-256 of the text.
+    pub(crate) struct FakeEmbedder {
+        name: String,
+        max_input: usize,
+        delay: Duration,
+        calls: AtomicUsize,
+        /// Called with the 1-based number of each embedding call, before it answers.
+        on_call: Mutex<Option<Hook>>,
+    }
+
+    impl Default for FakeEmbedder {
+        fn default() -> Self {
+            Self::named("fake-model")
+        }
+    }
+
+    impl std::fmt::Debug for FakeEmbedder {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("FakeEmbedder")
+                .field("name", &self.name)
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl FakeEmbedder {
+        pub(crate) fn named(name: &str) -> Self {
+            Self {
+                name: name.to_owned(),
+                max_input: 256,
+                delay: Duration::ZERO,
+                calls: AtomicUsize::new(0),
+                on_call: Mutex::new(None),
+            }
+        }
+
+        pub(crate) fn with_max_input(max_input: usize) -> Self {
+            Self {
+                max_input,
+                ..Self::default()
+            }
+        }
+
+        pub(crate) fn with_delay(delay: Duration) -> Self {
+            Self {
+                delay,
+                ..Self::default()
+            }
+        }
+
+        pub(crate) fn on_call(&self, hook: impl Fn(usize) + Send + Sync + 'static) {
+            *self.on_call.lock().unwrap() = Some(Box::new(hook));
+        }
+
+        pub(crate) fn calls(&self) -> u64 {
+            self.calls.load(Ordering::SeqCst) as u64
+        }
+
+        pub(crate) fn vector(text: &str) -> Embedding {
+            content_hash(text.as_bytes())
+                .as_bytes()
+                .chunks(8)
+                .take(8)
+                .map(|c| c.iter().map(|b| *b as f32).sum::<f32>() / 1000.0)
+                .collect()
+        }
+    }
+
+    #[async_trait]
+    impl Embedder for FakeEmbedder {
+        async fn embed(
+            &self,
+            inputs: &[String],
+            _: InputKind,
+        ) -> Result<Vec<Embedding>, ModelError> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            if let Some(hook) = &*self.on_call.lock().unwrap() {
+                hook(n);
+            }
+            if !self.delay.is_zero() {
+                tokio::time::sleep(self.delay).await;
+            }
+            Ok(inputs.iter().map(|t| Self::vector(t)).collect())
+        }
+
+        fn dimensions(&self) -> usize {
+            8
+        }
+
+        fn max_input_tokens(&self) -> usize {
+            self.max_input
+        }
+
+        fn model_id(&self) -> String {
+            format!("fake:{}", self.name)
+        }
+
+        fn count_tokens(&self, text: &str) -> usize {
+            text.split_whitespace().count()
+        }
+    }
+
+    /// An ingestor over these adapters that cuts documents into chunks of at most 16 words.
+    pub(crate) fn ingestor_over(
+        catalog: Arc<dyn Catalog>,
+        index: Arc<dyn VectorIndex>,
+        embedder: Arc<dyn Embedder>,
+        batch_size: usize,
+    ) -> Ingestor {
+        let options = IngestOptions {
+            split: SplitOptions {
+                chunk_tokens: 16,
+                overlap_tokens: 0,
+            },
+            batch_size,
+            ..IngestOptions::default()
+        };
+        Ingestor::new(catalog, index, embedder, options).expect("valid test options")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{FakeCatalog, FakeEmbedder, FakeIndex, FaultPlan, ingestor_over};
+    use super::*;
+    use crate::check::check;
+    use crate::progress::ProgressSnapshot;
+    use std::sync::Mutex;
+
+    fn words(n: usize, seed: &str) -> String {
+        (0..n)
+            .map(|i| format!("{seed}{i}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// A Markdown document of about `sections` × 2 chunks of 16 words.
+    fn long_doc(sections: usize, seed: &str) -> String {
+        let mut text = format!("# Handbook {seed}\n\n");
+        for s in 0..sections {
+            text.push_str(&format!(
+                "## Section {s}\n\n{}.\n\n{}.\n\n",
+                words(12, &format!("{seed}a{s}x")),
+                words(12, &format!("{seed}b{s}y"))
+            ));
+        }
+        text
+    }
+
+    struct Kb {
+        catalog: Arc<FakeCatalog>,
+        index: Arc<FakeIndex>,
+        embedder: Arc<FakeEmbedder>,
+        faults: Arc<FaultPlan>,
+        ingestor: Ingestor,
+        docs: tempfile::TempDir,
+    }
+
+    impl Kb {
+        fn new(embedder: FakeEmbedder, batch_size: usize) -> Self {
+            let faults = Arc::new(FaultPlan::default());
+            let catalog = Arc::new(FakeCatalog::with_faults(faults.clone()));
+            let index = Arc::new(FakeIndex::with_faults(faults.clone()));
+            let embedder = Arc::new(embedder);
+            let ingestor =
+                ingestor_over(catalog.clone(), index.clone(), embedder.clone(), batch_size);
+            Self {
+                catalog,
+                index,
+                embedder,
+                faults,
+                ingestor,
+                docs: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        fn write(&self, name: &str, text: &str) {
+            std::fs::write(self.docs.path().join(name), text).unwrap();
+        }
+
+        fn remove(&self, name: &str) {
+            std::fs::remove_file(self.docs.path().join(name)).unwrap();
+        }
+
+        fn roots(&self) -> Vec<PathBuf> {
+            vec![self.docs.path().to_path_buf()]
+        }
+
+        async fn ingest(&self, prune: bool) -> Result<IngestReport, IngestError> {
+            self.ingestor
+                .with_run_flags(prune, false)
+                .ingest(&self.roots(), &CancellationToken::new())
+                .await
+        }
+
+        async fn assert_consistent(&self, context: &str) {
+            let report = check(self.catalog.as_ref(), self.index.as_ref())
+                .await
+                .unwrap();
+            assert!(report.consistent, "{context}: {report:#?}");
+            let files = std::fs::read_dir(self.docs.path()).unwrap().count() as u64;
+            assert_eq!(report.documents, files, "{context}: one document per file");
+        }
+    }
+
+    #[tokio::test]
+    async fn cancelling_between_embedding_batches_writes_nothing_of_that_document() {
+        let kb = Kb::new(FakeEmbedder::with_delay(Duration::from_millis(5)), 2);
+        kb.write("a-small.md", "# Small\n\nJust one chunk of text.\n");
+        kb.write("b-large.md", &long_doc(6, "large"));
+        let cancel = CancellationToken::new();
+        let on_call = cancel.clone();
+        // Call 1 embeds the small document; calls 2.. the large one, in batches of two chunks.
+        kb.embedder.on_call(move |n| {
+            if n == 3 {
+                on_call.cancel();
+            }
+        });
+
+        let report = kb.ingestor.ingest(&kb.roots(), &cancel).await.unwrap();
+
+        assert!(report.interrupted);
+        assert_eq!(kb.embedder.calls(), 3, "stopped after the batch in flight");
+        assert_eq!(report.stats.added, 1, "{report:?}");
+        let ids: Vec<_> = kb
+            .catalog
+            .list_documents()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(ids, [DocumentId::new("a-small.md")]);
+        let state = check(kb.catalog.as_ref(), kb.index.as_ref()).await.unwrap();
+        assert!(state.consistent, "{state:#?}");
+        assert_eq!(state.index_points, 1, "no point of the large document");
+        let runs = kb.catalog.list_runs(1).await.unwrap();
+        assert_eq!(runs[0].status, "interrupted");
+
+        kb.embedder.on_call(|_| {});
+        let rerun = kb.ingest(false).await.unwrap();
+
+        assert!(!rerun.interrupted);
+        assert_eq!((rerun.stats.added, rerun.stats.unchanged), (1, 1));
+        kb.assert_consistent("after the rerun").await;
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_run_stops_before_the_next_document() {
+        let kb = Kb::new(FakeEmbedder::default(), 8);
+        kb.write("a.md", "# A\n\nFirst.\n");
+        kb.write("b.md", "# B\n\nSecond.\n");
+        let cancel = CancellationToken::new();
+        let on_call = cancel.clone();
+        kb.embedder.on_call(move |_| on_call.cancel());
+
+        let report = kb.ingestor.ingest(&kb.roots(), &cancel).await.unwrap();
+
+        assert!(report.interrupted);
+        assert_eq!(report.stats.added, 1, "the document in flight is finished");
+        assert_eq!(kb.embedder.calls(), 1);
+    }
+
+    /// Every write to catalog or index, failed before or after it is applied, is a moment a
+    /// process can be killed at. Whatever the moment, the next run leaves catalog and index in
+    /// agreement. (The SIGKILL version of this, against SQLite and the embedded index, is
+    /// `tests/crash.rs` at the workspace root.)
+    #[tokio::test]
+    async fn a_run_stopped_at_any_write_is_finished_consistently_by_the_next_run() {
+        let mut scenarios = 0;
+        for applied in [false, true] {
+            for at in 0.. {
+                let kb = Kb::new(FakeEmbedder::default(), 3);
+                kb.write("keep.md", &long_doc(2, "keep"));
+                kb.write("edit.md", &long_doc(3, "old"));
+                kb.write("gone.md", &long_doc(2, "gone"));
+                kb.ingest(false).await.unwrap();
+                kb.write("edit.md", &long_doc(2, "new"));
+                kb.remove("gone.md");
+                kb.write("added.md", &long_doc(2, "added"));
+
+                kb.faults.fail_write(at, applied);
+                let stopped = kb.ingest(true).await;
+                kb.faults.clear();
+                let context = format!("write {at} failed (applied: {applied})");
+                if stopped.is_ok() {
+                    assert!(at > 5, "{context}: the run made only {at} writes");
+                    kb.assert_consistent(&context).await;
+                    break;
+                }
+                scenarios += 1;
+
+                let rerun = kb.ingest(true).await;
+
+                assert!(rerun.is_ok(), "{context}: {rerun:?}");
+                kb.assert_consistent(&context).await;
+                let texts: Vec<String> = kb
+                    .index
+                    .snapshot()
+                    .into_values()
+                    .map(|p| p.payload.text)
+                    .collect();
+                assert!(texts.iter().any(|t| t.contains("newa0x0")), "{context}");
+                assert!(!texts.iter().any(|t| t.contains("olda0x0")), "{context}");
+                assert!(!texts.iter().any(|t| t.contains("gonea0x0")), "{context}");
+            }
+        }
+        assert!(scenarios > 10, "only {scenarios} crash points");
+    }
+
+    #[tokio::test]
+    async fn the_first_run_stopped_at_any_write_is_finished_by_the_next() {
+        for at in 0.. {
+            let kb = Kb::new(FakeEmbedder::default(), 2);
+            kb.write("a.md", &long_doc(2, "a"));
+            kb.write("b.md", &long_doc(1, "b"));
+            kb.faults.fail_write(at, at % 2 == 1);
+            let first = kb.ingest(false).await;
+            kb.faults.clear();
+            if first.is_ok() {
+                break;
+            }
+            kb.ingest(false).await.unwrap();
+            kb.assert_consistent(&format!("write {at} failed")).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_reports_changes_without_embedding_or_writing() {
+        let kb = Kb::new(FakeEmbedder::default(), 8);
+        kb.write("same.md", "# Same\n\nUnchanged text.\n");
+        kb.write("edit.md", "# Edit\n\nOld text.\n");
+        kb.write("gone.md", "# Gone\n\nSoon deleted.\n");
+        kb.ingest(false).await.unwrap();
+        let calls = kb.embedder.calls();
+        let before = kb.index.snapshot();
+        kb.write("edit.md", "# Edit\n\nNew text.\n");
+        kb.write("new.md", "# New\n\nBrand new.\n");
+        kb.remove("gone.md");
+
+        let report = kb
+            .ingestor
+            .with_run_flags(true, true)
+            .ingest(&kb.roots(), &CancellationToken::new())
+            .await
+            .unwrap();
+
+        assert!(report.dry_run);
+        let s = &report.stats;
+        assert_eq!(
+            (s.added, s.updated, s.unchanged, s.removed),
+            (1, 1, 1, 1),
+            "{report:?}"
+        );
+        assert_eq!(report.run_id, None);
+        assert_eq!(kb.embedder.calls(), calls, "no embedding call");
+        assert_eq!(kb.index.snapshot(), before);
+        assert_eq!(kb.catalog.list_documents().await.unwrap().len(), 3);
+        assert!(kb.catalog.list_runs(10).await.unwrap().len() == 1);
+    }
+
+    #[tokio::test]
+    async fn progress_counts_files_chunks_tokens_and_calls() {
+        let kb = Kb::new(FakeEmbedder::default(), 2);
+        kb.write("a.md", &long_doc(2, "a"));
+        kb.write("b.md", &long_doc(1, "b"));
+        kb.write("c.md", "# C\n\nShort.\n");
+        let seen = Mutex::new(Vec::<ProgressSnapshot>::new());
+        let sink = |s: &ProgressSnapshot| seen.lock().unwrap().push(s.clone());
+
+        let report = kb
+            .ingestor
+            .ingest_with_progress(&kb.roots(), &CancellationToken::new(), &sink)
+            .await
+            .unwrap();
+
+        let seen = seen.into_inner().unwrap();
+        let last = seen.last().unwrap();
+        assert_eq!(last.phase, Phase::Finished);
+        assert_eq!((last.files_total, last.files_done), (3, 3));
+        assert_eq!(last.chunks, report.stats.chunks);
+        assert_eq!(last.tokens, report.stats.tokens);
+        assert_eq!(last.embedding_calls, report.stats.embedding_calls);
+        assert!(report.stats.embedding_calls > 3);
+        assert!(
+            seen.windows(2)
+                .all(|w| w[1].files_done >= w[0].files_done && w[1].chunks >= w[0].chunks)
+        );
+        assert!(
+            seen.iter()
+                .any(|s| s.current == Some(DocumentId::new("b.md")))
+        );
     }
 }

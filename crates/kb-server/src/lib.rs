@@ -4,6 +4,7 @@
 //! and is shared with the CLI.
 
 pub mod error;
+pub mod metrics;
 pub mod routes;
 pub mod state;
 pub mod wiring;
@@ -34,9 +35,12 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(settings.server.request_timeout_secs),
         ));
+    metrics::handle();
     Router::new()
         .merge(bounded)
         .merge(routes::admin::routes())
+        .route("/metrics", axum::routing::get(metrics::render))
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(routes::not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(settings.server.max_body_bytes))

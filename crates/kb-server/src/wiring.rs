@@ -57,7 +57,10 @@ impl Components {
         let engine = if settings.engine.endpoints.is_empty() {
             None
         } else {
-            Some(EngineClient::new(settings.engine.clone())?)
+            Some(
+                EngineClient::new(settings.engine.clone())?
+                    .with_recorder(Arc::new(crate::metrics::EngineMetrics)),
+            )
         };
         let embedder: Arc<dyn Embedder> = match settings.embedder.provider {
             EmbedderProvider::Local => {

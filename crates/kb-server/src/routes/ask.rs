@@ -55,7 +55,9 @@ async fn ask(
         top_k: body.top_k,
         filter: body.filter.into_filter(),
     };
-    Ok(ApiJson(state.answerer.ask(&request).await?))
+    let answer = state.answerer.ask(&request).await?;
+    crate::metrics::record_answer(&answer);
+    Ok(ApiJson(answer))
 }
 
 /// `POST /v1/ask/stream`: server-sent events. `sources` (every retrieved source, numbered),
@@ -85,6 +87,7 @@ async fn ask_stream(
                     AskEvent::Sources { sources } => serde_json::json!({ "sources": sources }),
                     AskEvent::Delta { text } => serde_json::json!({ "text": text }),
                     AskEvent::Done { answer } => {
+                        crate::metrics::record_answer(&answer);
                         serde_json::to_value(answer).expect("BUG: answers serialise")
                     }
                 };

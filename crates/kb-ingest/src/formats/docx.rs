@@ -1,0 +1,751 @@
+//! Word documents (DOCX) → Markdown.
+//!
+//! A DOCX is a zip of XML parts. The main document part (found through `_rels/.rels`), its
+//! styles, its numbering definitions and the core properties are read with `zip`, each bounded
+//! by what is left of [`LoadLimits::max_expanded_bytes`] both by the size the zip declares and
+//! by the bytes actually inflated (a zip may lie about sizes), and parsed with `quick-xml`,
+//! which expands no custom entities.
+//!
+//! Kept: paragraphs; headings (paragraph styles named "heading N" or "Title", or with an
+//! outline level, following `basedOn`); list items (numbering on the paragraph or its style,
+//! `- ` for bullets, `N.` counted for numbered levels, indented by level); tables (pipe tables,
+//! merged cells padded, nested tables flattened into their cell); text boxes; tabs and line
+//! breaks. Skipped: deleted tracked changes, field instructions, the fallback copy of
+//! alternate content, headers, footers, footnotes and comments.
+//!
+//! An encrypted DOCX is an OLE container, not a zip: it is recognised and refused as
+//! encrypted; a legacy `.doc` renamed `.docx` is refused with a hint.
+
+use super::MarkdownWriter;
+use crate::loader::{LoadError, LoadLimits, SourceFormat};
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+use std::collections::HashMap;
+use std::io::{Cursor, Read};
+
+/// A DOCX as Markdown, with the title from its core properties if it has one.
+#[derive(Debug)]
+pub(crate) struct DocxText {
+    pub(crate) title: Option<String>,
+    pub(crate) markdown: String,
+}
+
+const OLE_MAGIC: &[u8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1";
+
+pub(crate) fn to_markdown(bytes: &[u8], limits: &LoadLimits) -> Result<DocxText, LoadError> {
+    if bytes.starts_with(OLE_MAGIC) {
+        let encrypted_package: Vec<u8> = "EncryptedPackage"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        return Err(if find(bytes, &encrypted_package).is_some() {
+            LoadError::Encrypted {
+                format: SourceFormat::Docx,
+            }
+        } else {
+            corrupt("it is an old Word 97-2003 .doc file; save it as .docx")
+        });
+    }
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| corrupt(format!("not a zip archive, so not a DOCX file ({e})")))?;
+    let mut parts = Parts {
+        archive: &mut archive,
+        left: limits.max_expanded_bytes,
+        limit: limits.max_expanded_bytes,
+    };
+
+    let main = parts
+        .read("_rels/.rels")?
+        .and_then(|rels| main_document_part(&rels))
+        .unwrap_or_else(|| "word/document.xml".to_owned());
+    let folder = main.rsplit_once('/').map_or("", |(dir, _)| dir);
+    let in_folder = |name: &str| {
+        if folder.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{folder}/{name}")
+        }
+    };
+    let document = parts
+        .read(&main)?
+        .ok_or_else(|| corrupt(format!("it has no {main}, so it is not a Word document")))?;
+    let styles = match parts.read(&in_folder("styles.xml"))? {
+        Some(xml) => Styles::parse(&xml)?,
+        None => Styles::default(),
+    };
+    let numbering = match parts.read(&in_folder("numbering.xml"))? {
+        Some(xml) => Numbering::parse(&xml)?,
+        None => Numbering::default(),
+    };
+    let title = parts
+        .read("docProps/core.xml")?
+        .and_then(|core| core_title(&core));
+
+    let markdown = Body::new(&styles, &numbering).convert(&document)?;
+    Ok(DocxText { title, markdown })
+}
+
+fn corrupt(detail: impl Into<String>) -> LoadError {
+    LoadError::Corrupt {
+        format: SourceFormat::Docx,
+        detail: detail.into(),
+    }
+}
+
+fn xml_error(part: &str, error: impl std::fmt::Display) -> LoadError {
+    corrupt(format!("{part} is not well-formed XML ({error})"))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Reads parts of the zip within one expansion budget.
+struct Parts<'a> {
+    archive: &'a mut zip::ZipArchive<Cursor<&'a [u8]>>,
+    /// Bytes that may still be inflated.
+    left: u64,
+    limit: u64,
+}
+
+impl Parts<'_> {
+    /// The part `name` as text, or `None` if the zip has no such part.
+    fn read(&mut self, name: &str) -> Result<Option<String>, LoadError> {
+        let too_much = LoadError::ExpandsTooMuch {
+            format: SourceFormat::Docx,
+            limit: self.limit,
+        };
+        let file = match self.archive.by_name(name) {
+            Ok(file) => file,
+            Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+            Err(
+                zip::result::ZipError::UnsupportedArchive(zip::result::ZipError::PASSWORD_REQUIRED)
+                | zip::result::ZipError::InvalidPassword,
+            ) => {
+                return Err(LoadError::Encrypted {
+                    format: SourceFormat::Docx,
+                });
+            }
+            Err(e) => return Err(corrupt(format!("cannot open {name} ({e})"))),
+        };
+        if file.size() > self.left {
+            return Err(too_much);
+        }
+        let mut bytes = Vec::new();
+        file.take(self.left + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| corrupt(format!("cannot inflate {name} ({e})")))?;
+        let read = bytes.len() as u64;
+        if read > self.left {
+            return Err(too_much);
+        }
+        self.left -= read;
+        let text =
+            String::from_utf8(bytes).map_err(|_| corrupt(format!("{name} is not UTF-8 XML")))?;
+        Ok(Some(match text.strip_prefix('\u{feff}') {
+            Some(rest) => rest.to_owned(),
+            None => text,
+        }))
+    }
+}
+
+/// The value of the attribute with local name `name`.
+fn attr(e: &BytesStart<'_>, name: &str) -> Option<String> {
+    e.attributes()
+        .flatten()
+        .find(|a| a.key.local_name().as_ref() == name)
+        .and_then(|a| {
+            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .ok()
+                .map(|v| v.into_owned())
+        })
+}
+
+/// The target of the officeDocument relationship in `_rels/.rels`.
+fn main_document_part(rels: &str) -> Option<String> {
+    let mut reader = Reader::from_str(rels);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e) | Event::Empty(e)) if e.local_name().as_ref() == "Relationship" => {
+                let is_main = attr(&e, "Type").is_some_and(|t| t.ends_with("/officeDocument"));
+                if is_main {
+                    return attr(&e, "Target").map(|t| t.trim_start_matches('/').to_owned());
+                }
+            }
+            Ok(Event::Eof) | Err(_) => return None,
+            _ => {}
+        }
+    }
+}
+
+/// `dc:title` from `docProps/core.xml`.
+fn core_title(core: &str) -> Option<String> {
+    let mut reader = Reader::from_str(core);
+    let mut in_title = false;
+    let mut title = String::new();
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) if e.local_name().as_ref() == "title" => in_title = true,
+            Ok(Event::End(e)) if e.local_name().as_ref() == "title" => break,
+            Ok(Event::Text(t)) if in_title => title.push_str(&t.xml10_content()),
+            Ok(Event::GeneralRef(r)) if in_title => push_entity(&mut title, &r),
+            Ok(Event::Eof) | Err(_) => break,
+            _ => {}
+        }
+    }
+    let title = super::collapse_whitespace(&title);
+    (!title.is_empty()).then_some(title)
+}
+
+/// Appends the character an entity or character reference stands for.
+fn push_entity(out: &mut String, reference: &quick_xml::events::BytesRef<'_>) {
+    if let Ok(Some(c)) = reference.resolve_char_ref() {
+        super::push_clean(out, c.encode_utf8(&mut [0; 4]));
+        return;
+    }
+    out.push_str(match &**reference {
+        "amp" => "&",
+        "lt" => "<",
+        "gt" => ">",
+        "quot" => "\"",
+        "apos" => "'",
+        _ => "",
+    });
+}
+
+/// What a paragraph style says about headings and lists.
+#[derive(Debug, Default, Clone)]
+struct Style {
+    name: String,
+    based_on: Option<String>,
+    outline_level: Option<u8>,
+    num_id: Option<String>,
+    num_level: Option<u32>,
+}
+
+#[derive(Debug, Default)]
+struct Styles(HashMap<String, Style>);
+
+impl Styles {
+    fn parse(xml: &str) -> Result<Self, LoadError> {
+        let mut reader = Reader::from_str(xml);
+        let mut styles = HashMap::new();
+        let mut current: Option<(String, Style)> = None;
+        let mut skip = 0usize;
+        loop {
+            let event = reader
+                .read_event()
+                .map_err(|e| xml_error("styles.xml", e))?;
+            let (e, empty) = match &event {
+                Event::Start(e) => (e, false),
+                Event::Empty(e) => (e, true),
+                Event::End(e) => {
+                    let name = e.local_name();
+                    if skip > 0 {
+                        skip -= 1;
+                    } else if name.as_ref() == "style"
+                        && let Some((id, style)) = current.take()
+                    {
+                        styles.insert(id, style);
+                    }
+                    continue;
+                }
+                Event::Eof => break,
+                _ => continue,
+            };
+            if skip > 0 {
+                skip += usize::from(!empty);
+                continue;
+            }
+            let Some((_, style)) = current.as_mut() else {
+                if e.local_name().as_ref() == "style"
+                    && let Some(id) = attr(e, "styleId")
+                {
+                    current = Some((id, Style::default()));
+                }
+                continue;
+            };
+            match e.local_name().as_ref() {
+                // Formatting changes keep the old properties: not what the style says now.
+                "pPrChange" | "rPr" | "tblPr" | "trPr" | "tcPr" if !empty => skip = 1,
+                "name" => style.name = attr(e, "val").unwrap_or_default(),
+                "basedOn" => style.based_on = attr(e, "val"),
+                "outlineLvl" => style.outline_level = attr(e, "val").and_then(|v| v.parse().ok()),
+                "numId" => style.num_id = attr(e, "val"),
+                "ilvl" => style.num_level = attr(e, "val").and_then(|v| v.parse().ok()),
+                _ => {}
+            }
+        }
+        Ok(Self(styles))
+    }
+
+    /// The style `id` and its `basedOn` ancestors, nearest first (at most 16: cycles are cut).
+    fn chain<'a>(&'a self, id: &str) -> impl Iterator<Item = &'a Style> + 'a {
+        let mut next = self.0.get(id);
+        std::iter::from_fn(move || {
+            let style = next?;
+            next = style.based_on.as_ref().and_then(|b| self.0.get(b));
+            Some(style)
+        })
+        .take(16)
+    }
+
+    /// The heading level (1–6) a paragraph style gives, if it is a heading style. A style id
+    /// the styles part does not define is read as a built-in id ("Heading1", "Title").
+    fn heading_level(&self, id: &str) -> Option<usize> {
+        if !self.0.contains_key(id) {
+            return heading_from_name(id);
+        }
+        self.chain(id).find_map(|style| {
+            heading_from_name(&style.name).or(style
+                .outline_level
+                .filter(|l| *l < 6)
+                .map(|l| usize::from(l) + 1))
+        })
+    }
+
+    /// The numbering (id, level) a paragraph style gives its paragraphs.
+    fn numbering(&self, id: &str) -> Option<(String, u32)> {
+        self.chain(id).find_map(|style| {
+            let num_id = style.num_id.clone()?;
+            Some((num_id, style.num_level.unwrap_or(0)))
+        })
+    }
+}
+
+/// "heading 2" / "Heading2" → 2; "Title" → 1.
+fn heading_from_name(name: &str) -> Option<usize> {
+    let lower = name.to_ascii_lowercase().replace(' ', "");
+    if lower == "title" {
+        return Some(1);
+    }
+    let level: usize = lower.strip_prefix("heading")?.parse().ok()?;
+    (1..=6).contains(&level).then_some(level)
+}
+
+/// Which numbering instances are bullets and which count.
+#[derive(Debug, Default)]
+struct Numbering {
+    /// numId → abstractNumId.
+    instances: HashMap<String, String>,
+    /// (abstractNumId, level) → number format ("bullet", "decimal", …).
+    formats: HashMap<(String, u32), String>,
+}
+
+impl Numbering {
+    fn parse(xml: &str) -> Result<Self, LoadError> {
+        let mut reader = Reader::from_str(xml);
+        let mut numbering = Self::default();
+        let mut abstract_id: Option<String> = None;
+        let mut level: Option<u32> = None;
+        let mut num_id: Option<String> = None;
+        loop {
+            let event = reader
+                .read_event()
+                .map_err(|e| xml_error("numbering.xml", e))?;
+            match &event {
+                Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
+                    "abstractNum" => abstract_id = attr(e, "abstractNumId"),
+                    "lvl" => level = attr(e, "ilvl").and_then(|v| v.parse().ok()),
+                    "numFmt" => {
+                        if let (Some(a), Some(l), Some(f)) = (&abstract_id, level, attr(e, "val")) {
+                            numbering.formats.insert((a.clone(), l), f);
+                        }
+                    }
+                    "num" => num_id = attr(e, "numId"),
+                    "abstractNumId" => {
+                        if let (Some(n), Some(a)) = (&num_id, attr(e, "val")) {
+                            numbering.instances.insert(n.clone(), a);
+                        }
+                    }
+                    _ => {}
+                },
+                Event::End(e) => match e.local_name().as_ref() {
+                    "abstractNum" => abstract_id = None,
+                    "lvl" => level = None,
+                    "num" => num_id = None,
+                    _ => {}
+                },
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+        Ok(numbering)
+    }
+
+    fn is_bullet(&self, num_id: &str, level: u32) -> bool {
+        self.instances
+            .get(num_id)
+            .and_then(|a| self.formats.get(&(a.clone(), level)))
+            .is_none_or(|f| f == "bullet" || f == "none")
+    }
+}
+
+/// A paragraph being read.
+#[derive(Debug, Default)]
+struct Paragraph {
+    text: String,
+    style: Option<String>,
+    num_id: Option<String>,
+    num_level: Option<u32>,
+    outline_level: Option<u8>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    rows: Vec<Vec<String>>,
+    row: Option<Vec<String>>,
+    cell: Option<String>,
+    span: usize,
+}
+
+/// Elements whose content is not part of the document's text.
+const SKIPPED: &[&str] = &[
+    "delText",
+    "instrText",
+    "Fallback",
+    "pPrChange",
+    "rPrChange",
+    "rPr",
+    "footnoteReference",
+    "endnoteReference",
+    "commentReference",
+];
+
+struct Body<'a> {
+    styles: &'a Styles,
+    numbering: &'a Numbering,
+    out: MarkdownWriter,
+    paragraphs: Vec<Paragraph>,
+    tables: Vec<Table>,
+    /// (numId, level) → the next number of a counted list.
+    counters: HashMap<(String, u32), u32>,
+    in_text: bool,
+    in_ppr: bool,
+}
+
+impl<'a> Body<'a> {
+    fn new(styles: &'a Styles, numbering: &'a Numbering) -> Self {
+        Self {
+            styles,
+            numbering,
+            out: MarkdownWriter::default(),
+            paragraphs: Vec::new(),
+            tables: Vec::new(),
+            counters: HashMap::new(),
+            in_text: false,
+            in_ppr: false,
+        }
+    }
+
+    fn convert(mut self, xml: &str) -> Result<String, LoadError> {
+        let mut reader = Reader::from_str(xml);
+        let mut skip = 0usize;
+        loop {
+            let event = reader
+                .read_event()
+                .map_err(|e| xml_error("the document", e))?;
+            match event {
+                Event::Start(e) => {
+                    if skip > 0 || SKIPPED.contains(&e.local_name().as_ref()) {
+                        skip += 1;
+                    } else {
+                        self.start(&e, false);
+                    }
+                }
+                Event::Empty(e) if skip == 0 && !SKIPPED.contains(&e.local_name().as_ref()) => {
+                    self.start(&e, true);
+                    self.end(e.local_name().as_ref());
+                }
+                Event::End(e) => {
+                    if skip > 0 {
+                        skip -= 1;
+                    } else {
+                        self.end(e.local_name().as_ref());
+                    }
+                }
+                Event::Text(t) if skip == 0 && self.in_text => {
+                    if let Some(p) = self.paragraphs.last_mut() {
+                        super::push_clean(&mut p.text, &t.xml10_content());
+                    }
+                }
+                Event::CData(t) if skip == 0 && self.in_text => {
+                    if let Some(p) = self.paragraphs.last_mut() {
+                        super::push_clean(&mut p.text, &t);
+                    }
+                }
+                Event::GeneralRef(r) if skip == 0 && self.in_text => {
+                    if let Some(p) = self.paragraphs.last_mut() {
+                        push_entity(&mut p.text, &r);
+                    }
+                }
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+        Ok(self.out.finish())
+    }
+
+    fn start(&mut self, e: &BytesStart<'_>, empty: bool) {
+        let name = e.local_name();
+        let paragraph = self.paragraphs.last_mut();
+        match (name.as_ref(), paragraph) {
+            ("p", _) => self.paragraphs.push(Paragraph::default()),
+            ("pPr", Some(_)) if !empty => self.in_ppr = true,
+            ("pStyle", Some(p)) if self.in_ppr => p.style = attr(e, "val"),
+            ("numId", Some(p)) if self.in_ppr => p.num_id = attr(e, "val"),
+            ("ilvl", Some(p)) if self.in_ppr => {
+                p.num_level = attr(e, "val").and_then(|v| v.parse().ok());
+            }
+            ("outlineLvl", Some(p)) if self.in_ppr => {
+                p.outline_level = attr(e, "val").and_then(|v| v.parse().ok());
+            }
+            ("t", Some(_)) if !empty => self.in_text = true,
+            ("tab" | "ptab", Some(p)) if !self.in_ppr => p.text.push('\t'),
+            ("br", Some(p)) => {
+                let page_or_column = attr(e, "type").is_some_and(|t| t != "textWrapping");
+                p.text.push(if page_or_column { ' ' } else { '\n' });
+            }
+            ("cr", Some(p)) => p.text.push('\n'),
+            ("noBreakHyphen", Some(p)) => p.text.push('-'),
+            ("tbl", _) => self.tables.push(Table::default()),
+            ("tr", _) => {
+                if let Some(t) = self.tables.last_mut() {
+                    t.row = Some(Vec::new());
+                }
+            }
+            ("tc", _) => {
+                if let Some(t) = self.tables.last_mut() {
+                    t.cell = Some(String::new());
+                    t.span = 1;
+                }
+            }
+            ("gridSpan", _) => {
+                if let Some(t) = self.tables.last_mut() {
+                    t.span = attr(e, "val")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(1)
+                        .clamp(1, 64);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn end(&mut self, name: &str) {
+        match name {
+            "pPr" => self.in_ppr = false,
+            "t" => self.in_text = false,
+            "p" => {
+                if let Some(p) = self.paragraphs.pop() {
+                    self.paragraph(p);
+                }
+            }
+            "tc" => {
+                if let Some(t) = self.tables.last_mut()
+                    && let Some(cell) = t.cell.take()
+                {
+                    let row = t.row.get_or_insert_with(Vec::new);
+                    row.push(super::collapse_whitespace(&cell));
+                    row.extend(std::iter::repeat_n(String::new(), t.span - 1));
+                }
+            }
+            "tr" => {
+                if let Some(t) = self.tables.last_mut()
+                    && let Some(row) = t.row.take()
+                {
+                    t.rows.push(row);
+                }
+            }
+            "tbl" => {
+                let Some(table) = self.tables.pop() else {
+                    return;
+                };
+                match self.tables.last_mut().and_then(|t| t.cell.as_mut()) {
+                    // A table inside a cell: its text, row by row, joins the outer cell.
+                    Some(cell) => {
+                        for row in &table.rows {
+                            cell.push(' ');
+                            cell.push_str(&row.join(" "));
+                            cell.push(';');
+                        }
+                    }
+                    None => self.out.table(&table.rows),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn paragraph(&mut self, p: Paragraph) {
+        if let Some(cell) = self.tables.last_mut().and_then(|t| t.cell.as_mut()) {
+            if !cell.is_empty() {
+                cell.push(' ');
+            }
+            cell.push_str(&p.text);
+            return;
+        }
+        if p.text.trim().is_empty() {
+            return;
+        }
+        let style = p.style.as_deref();
+        let level = style.and_then(|s| self.styles.heading_level(s)).or(p
+            .outline_level
+            .filter(|l| *l < 6)
+            .map(|l| usize::from(l) + 1));
+        if let Some(level) = level {
+            self.out.heading(level, &p.text);
+            return;
+        }
+        let numbering = match (p.num_id, p.num_level) {
+            (Some(id), level) => Some((id, level.unwrap_or(0))),
+            (None, level) => style
+                .and_then(|s| self.styles.numbering(s))
+                .map(|(id, l)| (id, level.unwrap_or(l))),
+        };
+        match numbering.filter(|(id, _)| id != "0") {
+            Some((id, level)) => {
+                let marker = if self.numbering.is_bullet(&id, level) {
+                    "-".to_owned()
+                } else {
+                    self.counters.retain(|(i, l), _| *i != id || *l <= level);
+                    let n = self.counters.entry((id, level)).or_insert(0);
+                    *n += 1;
+                    format!("{n}.")
+                };
+                let depth = usize::try_from(level).unwrap_or(0).min(8);
+                self.out.list_item(depth, &marker, &p.text);
+            }
+            None => self.out.paragraph(&p.text.replace('\t', " ")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const W: &str = r#"xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main""#;
+
+    fn docx(document_body: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut out);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        let document = format!("<w:document {W}><w:body>{document_body}</w:body></w:document>");
+        zip.start_file("word/document.xml", options).unwrap();
+        zip.write_all(document.as_bytes()).unwrap();
+        for (name, content) in extra {
+            zip.start_file(*name, options).unwrap();
+            zip.write_all(content.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap();
+        out.into_inner()
+    }
+
+    fn md(body: &str) -> String {
+        to_markdown(&docx(body, &[]), &LoadLimits::default())
+            .unwrap()
+            .markdown
+    }
+
+    #[test]
+    fn heading_styles_without_a_styles_part_use_built_in_ids() {
+        let out = md(
+            r#"<w:p><w:pPr><w:pStyle w:val="Heading2"/></w:pPr><w:r><w:t>Scope</w:t></w:r></w:p><w:p><w:r><w:t xml:space="preserve">A &amp; B </w:t></w:r><w:r><w:tab/><w:t>c</w:t></w:r></w:p>"#,
+        );
+
+        assert_eq!(out, "## Scope\n\nA & B c");
+    }
+
+    #[test]
+    fn custom_styles_inherit_heading_levels_and_outline_levels_count() {
+        let styles = r#"<w:styles xmlns:w="w">
+            <w:style w:type="paragraph" w:styleId="berschrift2"><w:name w:val="heading 2"/></w:style>
+            <w:style w:type="paragraph" w:styleId="PolicyHeading"><w:name w:val="Policy Heading"/><w:basedOn w:val="berschrift2"/><w:rPr><w:b/></w:rPr></w:style>
+            <w:style w:type="paragraph" w:styleId="Chapter"><w:name w:val="Chapter"/><w:pPr><w:outlineLvl w:val="0"/></w:pPr></w:style>
+            <w:style w:type="paragraph" w:styleId="Loop"><w:name w:val="Loop"/><w:basedOn w:val="Loop"/></w:style>
+        </w:styles>"#;
+        let para = |style: &str, text: &str| {
+            format!(
+                r#"<w:p><w:pPr><w:pStyle w:val="{style}"/></w:pPr><w:r><w:t>{text}</w:t></w:r></w:p>"#
+            )
+        };
+        let body = [
+            para("Chapter", "One"),
+            para("PolicyHeading", "Scope"),
+            para("Loop", "body"),
+        ]
+        .concat();
+
+        let doc = to_markdown(
+            &docx(&body, &[("word/styles.xml", styles)]),
+            &LoadLimits::default(),
+        )
+        .unwrap();
+
+        assert_eq!(doc.markdown, "# One\n\n## Scope\n\nbody");
+    }
+
+    #[test]
+    fn deleted_text_field_codes_and_fallback_copies_are_skipped() {
+        let out = md(
+            r#"<w:p><w:r><w:t>kept</w:t></w:r><w:del><w:r><w:delText>gone</w:delText></w:r></w:del><w:r><w:instrText>HYPERLINK "x"</w:instrText></w:r><mc:AlternateContent xmlns:mc="m"><mc:Choice><w:r><w:t> once</w:t></w:r></mc:Choice><mc:Fallback><w:r><w:t> twice</w:t></w:r></mc:Fallback></mc:AlternateContent></w:p>"#,
+        );
+
+        assert_eq!(out, "kept once");
+    }
+
+    #[test]
+    fn merged_cells_are_padded_and_nested_tables_flattened() {
+        let out = md(
+            r#"<w:tbl><w:tr><w:tc><w:tcPr><w:gridSpan w:val="2"/></w:tcPr><w:p><w:r><w:t>wide</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>c</w:t></w:r></w:p></w:tc></w:tr><w:tr><w:tc><w:tbl><w:tr><w:tc><w:p><w:r><w:t>in</w:t></w:r></w:p></w:tc><w:tc><w:p><w:r><w:t>ner</w:t></w:r></w:p></w:tc></w:tr></w:tbl></w:tc><w:tc><w:p><w:r><w:t>b</w:t></w:r></w:p></w:tc><w:tc><w:p/></w:tc></w:tr></w:tbl>"#,
+        );
+
+        assert_eq!(
+            out,
+            "| wide |  | c |\n| --- | --- | --- |\n| in ner; | b |  |"
+        );
+    }
+
+    #[test]
+    fn numbered_lists_count_and_bullets_do_not() {
+        let numbering = r#"<w:numbering xmlns:w="w"><w:abstractNum w:abstractNumId="0"><w:lvl w:ilvl="0"><w:numFmt w:val="decimal"/></w:lvl><w:lvl w:ilvl="1"><w:numFmt w:val="bullet"/></w:lvl></w:abstractNum><w:num w:numId="5"><w:abstractNumId w:val="0"/></w:num></w:numbering>"#;
+        let item = |level: u32, text: &str| {
+            format!(
+                r#"<w:p><w:pPr><w:numPr><w:ilvl w:val="{level}"/><w:numId w:val="5"/></w:numPr></w:pPr><w:r><w:t>{text}</w:t></w:r></w:p>"#
+            )
+        };
+        let body = [item(0, "one"), item(1, "dot"), item(0, "two")].concat();
+
+        let doc = to_markdown(
+            &docx(&body, &[("word/numbering.xml", numbering)]),
+            &LoadLimits::default(),
+        )
+        .unwrap();
+
+        assert_eq!(doc.markdown, "1. one\n  - dot\n2. two");
+    }
+
+    #[test]
+    fn a_zip_without_a_document_part_is_not_a_word_document() {
+        let mut out = Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut out);
+        zip.start_file("xl/workbook.xml", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.finish().unwrap();
+
+        let err = to_markdown(&out.into_inner(), &LoadLimits::default()).unwrap_err();
+
+        assert!(err.to_string().contains("not a Word document"), "{err}");
+    }
+
+    #[test]
+    fn malformed_xml_is_corrupt_not_a_panic() {
+        let err =
+            to_markdown(&docx("<w:p><w:r><w:t>open", &[]), &LoadLimits::default()).unwrap_err();
+
+        assert!(matches!(err, LoadError::Corrupt { .. }), "{err}");
+    }
+}
