@@ -1,37 +1,7 @@
 //! Generative answers through an OpenAI-compatible chat engine (the fake one from kb-testkit).
 
-use crate::helpers::{TestApp, spawn_app_with};
-use kb_engine::{EndpointConfig, RetryConfig};
+use crate::helpers::app_with_chat;
 use kb_testkit::{FakeEngine, Fault, Route};
-use std::fs;
-
-async fn app_with_chat(engine: &FakeEngine) -> (TestApp, tempfile::TempDir) {
-    let base_url = engine.base_url();
-    let app = spawn_app_with(move |s| {
-        s.engine.endpoints = vec![EndpointConfig {
-            name: "fake".into(),
-            base_url,
-            chat_model: Some("fake-chat".into()),
-            ..EndpointConfig::default()
-        }];
-        s.engine.retry = RetryConfig {
-            max_attempts: 2,
-            base_delay_ms: 10,
-            max_delay_ms: 50,
-            deadline_ms: 5_000,
-        };
-        s.chat.enabled = true;
-    })
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(
-        dir.path().join("lockers.md"),
-        "# Lockers\n\nEvery employee gets a personal locker on the second floor. Keys are issued by reception.\n",
-    )
-    .unwrap();
-    app.ingest(&[dir.path().to_path_buf()]).await;
-    (app, dir)
-}
 
 #[tokio::test]
 async fn generated_answers_keep_valid_citations_and_report_usage() {

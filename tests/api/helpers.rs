@@ -175,3 +175,33 @@ impl SharedApp {
         }
     }
 }
+
+/// A server whose answers come from the fake engine's chat model (the embedder stays local),
+/// with one small document ingested.
+pub async fn app_with_chat(engine: &kb_testkit::FakeEngine) -> (TestApp, tempfile::TempDir) {
+    let base_url = engine.base_url();
+    let app = spawn_app_with(move |s| {
+        s.engine.endpoints = vec![kb_engine::EndpointConfig {
+            name: "fake".into(),
+            base_url,
+            chat_model: Some("fake-chat".into()),
+            ..kb_engine::EndpointConfig::default()
+        }];
+        s.engine.retry = kb_engine::RetryConfig {
+            max_attempts: 2,
+            base_delay_ms: 10,
+            max_delay_ms: 50,
+            deadline_ms: 5_000,
+        };
+        s.chat.enabled = true;
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("lockers.md"),
+        "# Lockers\n\nEvery employee gets a personal locker on the second floor. Keys are issued by reception.\n",
+    )
+    .unwrap();
+    app.ingest(&[dir.path().to_path_buf()]).await;
+    (app, dir)
+}

@@ -1,7 +1,6 @@
 //! `POST /v1/ask/stream`: server-sent events.
 
-use crate::helpers::{TestApp, shared_app, spawn_app_with};
-use kb_engine::{EndpointConfig, RetryConfig};
+use crate::helpers::{TestApp, app_with_chat, shared_app};
 use kb_testkit::{FakeEngine, Fault, Route};
 use serde_json::{Value, json};
 
@@ -68,34 +67,6 @@ async fn extractive_answers_stream_sources_then_text_then_the_checked_answer() {
             .iter()
             .any(|c| c["document"] == "leave-policy.md")
     );
-}
-
-async fn app_with_chat(engine: &FakeEngine) -> (TestApp, tempfile::TempDir) {
-    let base_url = engine.base_url();
-    let app = spawn_app_with(move |s| {
-        s.engine.endpoints = vec![EndpointConfig {
-            name: "fake".into(),
-            base_url,
-            chat_model: Some("fake-chat".into()),
-            ..EndpointConfig::default()
-        }];
-        s.engine.retry = RetryConfig {
-            max_attempts: 2,
-            base_delay_ms: 10,
-            max_delay_ms: 50,
-            deadline_ms: 5_000,
-        };
-        s.chat.enabled = true;
-    })
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("lockers.md"),
-        "# Lockers\n\nEvery employee gets a personal locker on the second floor. Keys are issued by reception.\n",
-    )
-    .unwrap();
-    app.ingest(&[dir.path().to_path_buf()]).await;
-    (app, dir)
 }
 
 #[tokio::test]

@@ -12,7 +12,9 @@ pub mod progress;
 pub mod split;
 
 pub use check::{ConsistencyReport, RepairReport, check, repair};
-pub use loader::{DocumentFormat, FrontMatter, LoadError, LoadedDocument, load_file};
+pub use loader::{
+    DocumentFormat, FrontMatter, LoadError, LoadLimits, LoadedDocument, SourceFormat, load_file,
+};
 pub use pipeline::{
     DocumentAction, FileFailure, IngestError, IngestOptions, IngestReport, Ingestor, StageTimings,
 };
