@@ -65,6 +65,15 @@ impl SqliteCatalog {
         Ok(Self { pool })
     }
 
+    /// The point ids a query selects (its one column).
+    async fn point_id_query(&self, sql: &str, what: &str) -> Result<Vec<Uuid>, CatalogError> {
+        let rows: Vec<String> = sqlx::query_scalar(sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| CatalogError::Database(format!("{what}: {e}")))?;
+        rows.iter().map(|s| parse_uuid(s)).collect()
+    }
+
     /// Check that the database answers (for readiness probes).
     pub async fn ping(&self) -> Result<(), CatalogError> {
         sqlx::query("SELECT 1")
@@ -162,11 +171,8 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn all_point_ids(&self) -> Result<Vec<Uuid>, CatalogError> {
-        let rows = sqlx::query("SELECT point_id FROM chunks")
-            .fetch_all(&self.pool)
+        self.point_id_query("SELECT point_id FROM chunks", "list point ids")
             .await
-            .map_err(db_err("list point ids"))?;
-        rows.iter().map(|r| parse_uuid(r.get("point_id"))).collect()
     }
 
     async fn record_pending_points(&self, ids: &[Uuid]) -> Result<(), CatalogError> {
@@ -294,31 +300,23 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn orphan_candidates(&self) -> Result<Vec<Uuid>, CatalogError> {
-        let rows: Vec<String> = sqlx::query_scalar(
+        self.point_id_query(
             "SELECT point_id FROM tombstones \
              UNION SELECT point_id FROM pending_points \
              WHERE point_id NOT IN (SELECT point_id FROM chunks)",
+            "list orphan candidates",
         )
-        .fetch_all(&self.pool)
         .await
-        .map_err(db_err("list orphan candidates"))?;
-        rows.iter().map(|s| parse_uuid(s)).collect()
     }
 
     async fn pending_points(&self) -> Result<Vec<Uuid>, CatalogError> {
-        let rows: Vec<String> = sqlx::query_scalar("SELECT point_id FROM pending_points")
-            .fetch_all(&self.pool)
+        self.point_id_query("SELECT point_id FROM pending_points", "list pending points")
             .await
-            .map_err(db_err("list pending points"))?;
-        rows.iter().map(|s| parse_uuid(s)).collect()
     }
 
     async fn tombstones(&self) -> Result<Vec<Uuid>, CatalogError> {
-        let rows: Vec<String> = sqlx::query_scalar("SELECT point_id FROM tombstones")
-            .fetch_all(&self.pool)
+        self.point_id_query("SELECT point_id FROM tombstones", "list tombstones")
             .await
-            .map_err(db_err("list tombstones"))?;
-        rows.iter().map(|s| parse_uuid(s)).collect()
     }
 
     async fn clear_tombstones(&self, ids: &[Uuid]) -> Result<(), CatalogError> {
