@@ -22,15 +22,7 @@ async fn generated_answers_keep_valid_citations_and_report_usage() {
     let prompt = engine.last_request(Route::Chat).unwrap().to_string();
     assert!(prompt.contains("[1] Lockers (lockers.md)"), "{prompt}");
 
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(
             r#"kb_engine_calls_total{endpoint="fake",model="fake-chat",kind="chat",outcome="ok"}"#

@@ -87,6 +87,18 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .expect("request failed")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
     pub async fn ask(&self, question: &str) -> Value {
         let (status, body) = self.post("/v1/ask", &json!({ "question": question })).await;
         assert_eq!(status, 200, "ask {question:?} failed: {body}");

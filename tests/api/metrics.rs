@@ -8,15 +8,7 @@ async fn metrics_count_requests_answers_and_refusals() {
     app.ask("How often is my laptop replaced?").await;
     app.ask("Who won the football world cup in 1998?").await;
 
-    let body = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = app.metrics().await;
 
     for expected in [
         r#"kb_http_requests_total{method="POST",route="/v1/ask",status="200"}"#,
