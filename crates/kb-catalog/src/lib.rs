@@ -116,6 +116,24 @@ fn document_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DocumentRecord, Ca
     })
 }
 
+/// Drop a point's pending record and tombstone, inside the caller's transaction.
+async fn forget_write_ahead(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    point_id: &str,
+) -> Result<(), CatalogError> {
+    for sql in [
+        "DELETE FROM pending_points WHERE point_id = ?",
+        "DELETE FROM tombstones WHERE point_id = ?",
+    ] {
+        sqlx::query(sql)
+            .bind(point_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err("clear write-ahead record"))?;
+    }
+    Ok(())
+}
+
 const DOCUMENT_COLUMNS: &str = "id, path, title, content_hash, size_bytes, text_bytes, \
                                 chunk_count, groups_json, created_at, updated_at";
 
@@ -259,16 +277,7 @@ impl Catalog for SqliteCatalog {
             .execute(&mut *tx)
             .await
             .map_err(db_err("insert chunk"))?;
-            sqlx::query("DELETE FROM pending_points WHERE point_id = ?")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err("clear pending point"))?;
-            sqlx::query("DELETE FROM tombstones WHERE point_id = ?")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err("clear tombstone"))?;
+            forget_write_ahead(&mut tx, &id).await?;
         }
         tx.commit().await.map_err(db_err("commit document"))?;
         Ok(replaced)
@@ -322,17 +331,7 @@ impl Catalog for SqliteCatalog {
     async fn clear_tombstones(&self, ids: &[Uuid]) -> Result<(), CatalogError> {
         let mut tx = self.pool.begin().await.map_err(db_err("begin"))?;
         for id in ids {
-            let id = id.to_string();
-            sqlx::query("DELETE FROM tombstones WHERE point_id = ?")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err("clear tombstone"))?;
-            sqlx::query("DELETE FROM pending_points WHERE point_id = ?")
-                .bind(&id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err("clear pending point"))?;
+            forget_write_ahead(&mut tx, &id.to_string()).await?;
         }
         tx.commit()
             .await
