@@ -100,6 +100,8 @@ impl FakeEngineBuilder {
             shutdown: shutdown.clone(),
             calls: [AtomicUsize::new(0), AtomicUsize::new(0)],
             embedded_inputs: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
             mutable: Mutex::new(Mutable {
                 dimensions: self.dimensions,
                 chat_reply: None,
@@ -108,6 +110,8 @@ impl FakeEngineBuilder {
                 rates: [None, None],
                 rng: StdRng::seed_from_u64(self.seed),
                 last_requests: [None, None],
+                latency: Duration::ZERO,
+                embedding_log: Vec::new(),
             }),
         });
         let app = Router::new()
@@ -209,13 +213,33 @@ impl FakeEngine {
         self.state.embedded_inputs.load(Ordering::SeqCst)
     }
 
-    /// Set the call and input counters back to zero.
+    /// Set the call and input counters back to zero, and forget the embedding requests seen.
     pub fn reset_counters(&self) {
         self.state
             .calls
             .iter()
             .for_each(|c| c.store(0, Ordering::SeqCst));
         self.state.embedded_inputs.store(0, Ordering::SeqCst);
+        self.state.max_in_flight.store(0, Ordering::SeqCst);
+        self.state.lock().embedding_log.clear();
+    }
+
+    /// Answer every embedding request only after this long (default none), so that requests
+    /// overlap and [`max_embeddings_in_flight`](Self::max_embeddings_in_flight) shows how many
+    /// a client sends at once. Applies together with any fault.
+    pub fn set_embedding_latency(&self, latency: Duration) {
+        self.state.lock().latency = latency;
+    }
+
+    /// Every embedding request with a valid body, in the order they arrived, with whether it was
+    /// answered with embeddings (`false`: a fault answered it).
+    pub fn embedding_requests(&self) -> Vec<EmbeddingRequest> {
+        self.state.lock().embedding_log.clone()
+    }
+
+    /// The most embedding requests that were being served at the same moment.
+    pub fn max_embeddings_in_flight(&self) -> usize {
+        self.state.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// Body of the last request on `route` that was valid JSON.
@@ -239,7 +263,36 @@ struct Shared {
     shutdown: CancellationToken,
     calls: [AtomicUsize; 2],
     embedded_inputs: AtomicUsize,
+    /// Embedding requests being served now, and the most there ever were.
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
     mutable: Mutex<Mutable>,
+}
+
+/// One embedding request as the fake engine saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddingRequest {
+    /// The `input` texts, in order.
+    pub inputs: Vec<String>,
+    /// Answered with embeddings (a fault that only delays counts as answered).
+    pub succeeded: bool,
+}
+
+/// Counts an embedding request as in flight for as long as it lives.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(Debug)]
@@ -251,6 +304,8 @@ struct Mutable {
     rates: [Option<(f64, Fault)>; 2],
     rng: StdRng,
     last_requests: [Option<Value>; 2],
+    latency: Duration,
+    embedding_log: Vec<EmbeddingRequest>,
 }
 
 type AppState = Arc<Shared>;
@@ -358,13 +413,16 @@ async fn apply_early_fault(state: &AppState, fault: &Option<Fault>) -> Option<Re
 }
 
 async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let _in_flight = InFlight::enter(&state);
     let (request, fault) = match state.admit(Route::Embeddings, &headers, &body) {
         Ok(admitted) => admitted,
         Err(response) => return *response,
     };
-    if let Some(response) = apply_early_fault(&state, &fault).await {
-        return response;
+    let latency = state.lock().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
     }
+    let early = apply_early_fault(&state, &fault).await;
     let inputs: Vec<String> = match &request["input"] {
         Value::String(s) => vec![s.clone()],
         Value::Array(items) if items.iter().all(Value::is_string) => items
@@ -379,6 +437,14 @@ async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body: Byt
             );
         }
     };
+    let answered = early.is_none() && fault.as_ref().is_none_or(|f| matches!(f, Fault::Delay(_)));
+    state.lock().embedding_log.push(EmbeddingRequest {
+        inputs: inputs.clone(),
+        succeeded: answered,
+    });
+    if let Some(response) = early {
+        return response;
+    }
     let dims = match fault {
         Some(Fault::WrongDimensions(dims)) => dims,
         _ => state.lock().dimensions,
@@ -668,6 +734,43 @@ mod tests {
         assert_eq!(body["usage"]["prompt_tokens"], 3);
         assert_eq!(engine.calls(Route::Embeddings), 1);
         assert_eq!(engine.embedded_inputs(), 2);
+    }
+
+    #[tokio::test]
+    async fn embedding_requests_are_logged_with_their_outcome_and_overlap_is_measured() {
+        // Arrange
+        let engine = FakeEngine::start().await;
+        engine.set_embedding_latency(Duration::from_millis(100));
+        engine.push_fault(Route::Embeddings, Fault::RateLimited { retry_after: None });
+        let body = |text: &str| json!({"model": "m", "input": [text]});
+
+        // Act
+        let (limited, ok) = tokio::join!(
+            post(&engine, "/embeddings", body("first")),
+            post(&engine, "/embeddings", body("second")),
+        );
+
+        // Assert
+        assert_eq!(limited.status(), 429);
+        assert_eq!(ok.status(), 200);
+        let mut log = engine.embedding_requests();
+        log.sort_by(|a, b| a.inputs.cmp(&b.inputs));
+        assert_eq!(
+            log,
+            [
+                EmbeddingRequest {
+                    inputs: vec!["first".into()],
+                    succeeded: false
+                },
+                EmbeddingRequest {
+                    inputs: vec!["second".into()],
+                    succeeded: true
+                },
+            ]
+        );
+        assert_eq!(engine.max_embeddings_in_flight(), 2);
+        engine.reset_counters();
+        assert!(engine.embedding_requests().is_empty());
     }
 
     #[tokio::test]

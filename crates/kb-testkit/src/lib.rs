@@ -23,6 +23,6 @@ mod fake;
 mod fault;
 mod text;
 
-pub use fake::{FakeEngine, FakeEngineBuilder};
+pub use fake::{EmbeddingRequest, FakeEngine, FakeEngineBuilder};
 pub use fault::{Fault, Route};
 pub use text::{fake_answer, fake_embedding, word_count};
