@@ -77,8 +77,8 @@ impl Engine {
         }
     }
 
-    /// `kb` over `data` with embeddings from this engine, small chunks and small batches so
-    /// that a run makes many embedding calls and many writes.
+    /// `kb` over `data` with embeddings from this engine, small chunks, small batches and
+    /// concurrent embedding calls, so that a run makes many calls and many writes.
     fn kb(&self, data: &Path) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kb"));
         cmd.arg("--data-dir")
@@ -93,7 +93,10 @@ impl Engine {
                     self.engine.base_url()
                 ),
             )
-            .env("KB__INGEST__BATCH_SIZE", "4")
+            .env("KB__INGEST__BATCH_MAX_INPUTS", "4")
+            // Several batches in flight, spanning documents: a kill lands between the batches
+            // of a document that other batches have already partly written.
+            .env("KB__INGEST__CONCURRENCY", "3")
             .env("KB__INGEST__CHUNK_TOKENS", "64")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -643,7 +646,7 @@ fn check_finds_damage_and_repair_fixes_it() {
         ..kb_config::Settings::default()
     };
     let (lost, stray) = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let index = kb_server::wiring::open_index(&settings).unwrap();
+        let index = kb_server::wiring::open_index(&settings, 0).unwrap();
         let mut ids = index.point_ids().await.unwrap();
         ids.sort();
         let lost = ids[..3].to_vec();
@@ -809,4 +812,134 @@ fn dry_run_and_json_report_changes_without_embedding_or_writing() {
         report["documents"], FILES,
         "the dry run changed the catalog"
     );
+}
+
+#[test]
+fn a_killed_run_is_marked_interrupted_by_the_next_check() {
+    let engine = Engine::start();
+    // Slow embedding calls: the run is surely still going when it is killed.
+    engine.engine.set_failure_rate(
+        Route::Embeddings,
+        1.0,
+        Fault::Delay(Duration::from_millis(300)),
+    );
+    let mut rng = Rng(11);
+    let corpus = Corpus::with_files(&mut rng, 10);
+    let data = tempfile::tempdir().unwrap();
+    let (ending, out) = run_and_kill(
+        engine.kb(data.path()).arg("ingest").arg(corpus.path()),
+        Duration::from_millis(1500),
+    );
+    assert!(matches!(ending, Ending::Killed), "{}", describe(&out));
+
+    let (_, first, out) = check(&engine, data.path());
+    let (_, second, _) = check(&engine, data.path());
+
+    let runs = |report: &Value| report["interrupted_runs"].as_array().cloned().unwrap();
+    assert_eq!(runs(&first).len(), 1, "{}", describe(&out));
+    assert!(runs(&second).is_empty(), "marked once: {second}");
+}
+
+/// Folders of the data directory holding an embedded index (one per generation).
+fn index_folders(data: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(data)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("index"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn reindex_switches_the_model_and_a_kill_mid_reindex_leaves_a_complete_index() {
+    let seed = env_u64("KB_CRASH_SEED").unwrap_or(9);
+    let mut rng = Rng(seed);
+    let engine = Engine::start();
+    let corpus = Corpus::with_files(&mut rng, 12);
+    let data = tempfile::tempdir().unwrap();
+    let kb = |dims: usize| {
+        let mut cmd = engine.kb(data.path());
+        cmd.env("KB__EMBEDDER__ENGINE__DIMENSIONS", dims.to_string())
+            .env("KB__ANSWER__MIN_SCORE", "-1");
+        cmd
+    };
+    engine.engine.set_dimensions(16);
+    run_ok(
+        kb(16).arg("ingest").arg(corpus.path()),
+        "ingest, 16 dimensions",
+    );
+
+    // The engine's model changes: ingest refuses and says what to do.
+    engine.engine.set_dimensions(32);
+    let refused = run(kb(32).arg("ingest").arg(corpus.path()));
+    assert!(!refused.status.success(), "{}", describe(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("kb reindex"), "{}", describe(&refused));
+
+    // Reindex killed at moments spread over a run: the catalog always names a complete index.
+    let started = Instant::now();
+    let mut killed = 0;
+    for i in 0..10u64 {
+        let delay = Duration::from_millis(150 * i + rng.below(150));
+        let (ending, out) = run_and_kill(kb(32).arg("reindex"), delay);
+        let context = format!(
+            "seed {seed}, reindex killed after {delay:?}:\n{}",
+            describe(&out)
+        );
+        let (code, report, check_out) = check(&engine, data.path());
+        assert_eq!(code, Some(0), "{context}\n{}", describe(&check_out));
+        assert_eq!(report["consistent"], true, "{context}: {report:#}");
+        assert_eq!(report["documents"], 12, "{context}: {report:#}");
+        match ending {
+            Ending::Killed => killed += 1,
+            Ending::Finished(status) => {
+                assert!(status.success(), "{context}");
+                break;
+            }
+        }
+    }
+    eprintln!(
+        "seed {seed}: {killed} reindex runs killed in {:?}",
+        started.elapsed()
+    );
+    assert!(killed >= 2, "only {killed} reindex runs were killed");
+
+    // The next reindex finishes (or finds the job done), and leaves one index behind.
+    run_ok(kb(32).arg("reindex"), "the reindex after the kills");
+    let (code, report, out) = check(&engine, data.path());
+    assert_eq!(code, Some(0), "{}", describe(&out));
+    assert_eq!(
+        report["catalog_chunks"], report["index_points"],
+        "{report:#}"
+    );
+    assert_eq!(
+        index_folders(data.path()).len(),
+        1,
+        "{:?}",
+        index_folders(data.path())
+    );
+
+    // Search works with the new model, and ingest accepts it and finds nothing changed.
+    let out = run_ok(
+        kb(32).args([
+            "ask",
+            "--json",
+            "Which manager approval does a travel expense request need?",
+        ]),
+        "ask after the reindex",
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        !answer["citations"].as_array().unwrap().is_empty(),
+        "{answer:#}"
+    );
+    let out = run_ok(
+        kb(32).args(["ingest", "--json"]).arg(corpus.path()),
+        "ingest after the reindex",
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["stats"]["unchanged"], 12, "{report:#}");
+    assert_eq!(report["stats"]["embedding_calls"], 0, "{report:#}");
 }

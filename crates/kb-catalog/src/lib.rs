@@ -88,6 +88,57 @@ impl SqliteCatalog {
     }
 }
 
+/// The process that records a run: enough to tell later whether it is still alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RunOwner {
+    host: String,
+    pid: u32,
+    /// Random per process, so that a pid reused by a later process (a container's pid 1 after
+    /// a restart) is not taken for the process that started the run.
+    token: String,
+}
+
+impl RunOwner {
+    fn current() -> Self {
+        static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        Self {
+            host: host_name(),
+            pid: std::process::id(),
+            token: TOKEN.get_or_init(|| Uuid::new_v4().to_string()).clone(),
+        }
+    }
+
+    /// Whether the process that recorded this run is certainly gone, as seen from `me`.
+    fn is_gone(&self, me: &RunOwner) -> bool {
+        if self.host != me.host {
+            return false;
+        }
+        if self.token == me.token {
+            return false;
+        }
+        self.pid == me.pid || !process_exists(self.pid)
+    }
+}
+
+fn host_name() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Whether a process with this id exists (signal 0 checks without sending anything).
+fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        // It exists but belongs to someone else.
+        Err(nix::errno::Errno::EPERM) => true,
+        Err(_) => false,
+    }
+}
+
 fn parse_uuid(s: &str) -> Result<Uuid, CatalogError> {
     Uuid::parse_str(s).map_err(|e| CatalogError::Corrupt(format!("bad point id {s:?}: {e}")))
 }
@@ -347,26 +398,83 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn set_meta(&self, key: &str, value: &str) -> Result<(), CatalogError> {
-        sqlx::query(
-            "INSERT INTO meta (key, value) VALUES (?, ?) \
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(key)
-        .bind(value)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err("set meta"))?;
-        Ok(())
+        self.set_meta_many(&[(key, value)]).await
+    }
+
+    async fn set_meta_many(&self, entries: &[(&str, &str)]) -> Result<(), CatalogError> {
+        let mut tx = self.pool.begin().await.map_err(db_err("begin"))?;
+        for (key, value) in entries {
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES (?, ?) \
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err("set meta"))?;
+        }
+        tx.commit().await.map_err(db_err("commit meta"))
     }
 
     async fn start_run(&self) -> Result<i64, CatalogError> {
-        let id = sqlx::query("INSERT INTO ingest_runs (started_at, status) VALUES (?, 'running')")
+        let me = RunOwner::current();
+        let id = sqlx::query(
+            "INSERT INTO ingest_runs (started_at, status, host, pid, process_token) \
+             VALUES (?, 'running', ?, ?, ?)",
+        )
+        .bind(now())
+        .bind(&me.host)
+        .bind(i64::from(me.pid))
+        .bind(&me.token)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err("start run"))?
+        .last_insert_rowid();
+        Ok(id)
+    }
+
+    async fn interrupt_stale_runs(&self) -> Result<Vec<i64>, CatalogError> {
+        let rows = sqlx::query(
+            "SELECT id, host, pid, process_token FROM ingest_runs WHERE status = 'running'",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("list running runs"))?;
+        let me = RunOwner::current();
+        let mut stale = Vec::new();
+        for row in &rows {
+            let owner = match (
+                row.get::<Option<String>, _>("host"),
+                row.get::<Option<i64>, _>("pid"),
+                row.get::<Option<String>, _>("process_token"),
+            ) {
+                (Some(host), Some(pid), Some(token)) => Some(RunOwner {
+                    host,
+                    pid: u32::try_from(pid).unwrap_or(0),
+                    token,
+                }),
+                _ => None,
+            };
+            if owner.is_none_or(|o| o.is_gone(&me)) {
+                stale.push(row.get::<i64, _>("id"));
+            }
+        }
+        for id in &stale {
+            sqlx::query(
+                "UPDATE ingest_runs SET status = 'interrupted', finished_at = ? \
+                 WHERE id = ? AND status = 'running'",
+            )
             .bind(now())
+            .bind(id)
             .execute(&self.pool)
             .await
-            .map_err(db_err("start run"))?
-            .last_insert_rowid();
-        Ok(id)
+            .map_err(db_err("mark run interrupted"))?;
+        }
+        if !stale.is_empty() {
+            tracing::warn!(runs = ?stale, "marked ingest runs of processes that are gone as interrupted");
+        }
+        Ok(stale)
     }
 
     async fn finish_run(
@@ -556,6 +664,55 @@ mod tests {
         assert_eq!(removed.len(), 2);
         assert!(cat.get_document(&d.id).await.unwrap().is_none());
         assert!(cat.all_point_ids().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn runs_of_processes_that_are_gone_are_marked_interrupted() {
+        let (cat, _dir) = catalog().await;
+        let mine = cat.start_run().await.unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = child.id();
+        child.wait().unwrap();
+        let me = RunOwner::current();
+        let insert = |host: Option<String>, pid: Option<u32>, token: Option<String>| {
+            let pool = cat.pool.clone();
+            async move {
+                sqlx::query(
+                    "INSERT INTO ingest_runs (started_at, status, host, pid, process_token) \
+                     VALUES (0, 'running', ?, ?, ?)",
+                )
+                .bind(host)
+                .bind(pid.map(i64::from))
+                .bind(token)
+                .execute(&pool)
+                .await
+                .unwrap()
+                .last_insert_rowid()
+            }
+        };
+        let killed = insert(Some(me.host.clone()), Some(dead_pid), Some("old".into())).await;
+        let same_pid_earlier_process =
+            insert(Some(me.host.clone()), Some(me.pid), Some("old".into())).await;
+        let other_host = insert(Some("elsewhere".into()), Some(dead_pid), Some("x".into())).await;
+        let before_owners_were_recorded = insert(None, None, None).await;
+
+        let stale = cat.interrupt_stale_runs().await.unwrap();
+
+        assert_eq!(
+            stale,
+            [
+                killed,
+                same_pid_earlier_process,
+                before_owners_were_recorded
+            ]
+        );
+        let status =
+            |id: i64, runs: &[IngestRun]| runs.iter().find(|r| r.id == id).unwrap().status.clone();
+        let runs = cat.list_runs(10).await.unwrap();
+        assert_eq!(status(killed, &runs), "interrupted");
+        assert_eq!(status(mine, &runs), "running");
+        assert_eq!(status(other_host, &runs), "running");
+        assert!(cat.interrupt_stale_runs().await.unwrap().is_empty());
     }
 
     #[tokio::test]

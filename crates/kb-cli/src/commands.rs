@@ -99,6 +99,7 @@ pub async fn run(command: crate::Command, settings: Settings) -> anyhow::Result<
         crate::Command::Docs { command } => docs(command, &settings).await,
         crate::Command::Check(args) => check(args, &settings).await,
         crate::Command::Eval(args) => eval(args, settings).await,
+        crate::Command::Reindex(args) => crate::reindex::run(args, &settings).await,
     }
 }
 
@@ -224,12 +225,12 @@ async fn check(args: CheckArgs, settings: &Settings) -> anyhow::Result<ExitCode>
             }
             other => other.context("opening the knowledge base")?,
         };
-        let batch_size = ingest_options(settings).batch_size;
+        let pacing = ingest_options(settings).pacing;
         let report = kb_ingest::repair(
             c.catalog.as_ref(),
             c.index.as_ref(),
             c.embedder.as_ref(),
-            batch_size,
+            &pacing,
         )
         .await;
         c.catalog.close().await;
@@ -241,11 +242,12 @@ async fn check(args: CheckArgs, settings: &Settings) -> anyhow::Result<ExitCode>
         }
         report.after.consistent
     } else {
-        let index = match open_index(settings) {
+        let catalog = open_catalog(&settings.catalog_path()).await?;
+        let generation = kb_ingest::reindex::generation(&catalog).await?;
+        let index = match open_index(settings, generation) {
             Err(IndexError::Locked(what)) => return Err(index_locked(settings, &what)),
             other => other.context("opening the vector index")?,
         };
-        let catalog = open_catalog(&settings.catalog_path()).await?;
         let report = kb_ingest::check(&catalog, index.as_ref()).await;
         catalog.close().await;
         let report = report.context("checking")?;

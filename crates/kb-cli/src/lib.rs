@@ -7,6 +7,7 @@
 mod commands;
 mod output;
 mod progress;
+mod reindex;
 mod remote;
 
 use clap::{Parser, Subcommand};
@@ -51,6 +52,8 @@ enum Command {
     Check(commands::CheckArgs),
     /// Measure retrieval on a BEIR-layout dataset (corpus.jsonl, queries.jsonl, qrels.tsv).
     Eval(commands::EvalArgs),
+    /// Rebuild the vector index from the catalog with the configured embedding model.
+    Reindex(reindex::ReindexArgs),
 }
 
 /// Run the CLI; prints `kb: error` chains and returns the exit code.

@@ -31,6 +31,16 @@ pub fn print_ingest_report(r: &IngestReport) {
             format_duration(t.upsert_ms),
             format_duration(t.catalog_ms),
         );
+        let p = &r.pacing;
+        if p.batches > 0 {
+            println!(
+                "{} batches, up to {} embedding calls at once; {} batches resent after rate limits or engine errors ({} waiting)",
+                p.batches,
+                p.max_in_flight,
+                p.retries,
+                format_duration(p.retry_wait_ms),
+            );
+        }
     }
     if !r.failures.is_empty() {
         println!("failed files:");
@@ -71,6 +81,13 @@ fn consistency_lines(r: &ConsistencyReport) -> Vec<String> {
             "{} index points no catalog chunk names: {}",
             r.orphaned_in_index.len(),
             id_list(&r.orphaned_in_index)
+        ));
+    }
+    if !r.interrupted_runs.is_empty() {
+        lines.push(format!(
+            "{} ingest runs were killed before they finished (now marked interrupted): {:?}",
+            r.interrupted_runs.len(),
+            r.interrupted_runs
         ));
     }
     if r.pending + r.tombstones > 0 {

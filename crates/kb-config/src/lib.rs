@@ -146,8 +146,18 @@ pub struct CatalogSettings {
 pub struct IngestSettings {
     pub chunk_tokens: usize,
     pub overlap_tokens: usize,
-    /// Chunks per embedding call.
-    pub batch_size: usize,
+    /// Most chunks in one embedding call (also capped by `embedder.engine.batch_size` for the
+    /// engine embedder). `batch_size` is accepted as its old name.
+    #[serde(alias = "batch_size")]
+    pub batch_max_inputs: usize,
+    /// Most tokens (the embedder's count) in one embedding call; at least the embedder's input
+    /// limit.
+    pub batch_max_tokens: usize,
+    /// Most embedding calls in flight at once.
+    pub concurrency: usize,
+    /// Times a batch that failed with a retryable error (429, 5xx) is sent again, after the
+    /// engine client's own retries, before the run stops.
+    pub batch_retries: u32,
     pub max_file_bytes: u64,
     /// Access groups of documents whose front matter names none.
     pub default_groups: Vec<String>,
@@ -158,7 +168,10 @@ impl Default for IngestSettings {
         Self {
             chunk_tokens: 200,
             overlap_tokens: 0,
-            batch_size: 32,
+            batch_max_inputs: 32,
+            batch_max_tokens: 8192,
+            concurrency: 4,
+            batch_retries: 5,
             max_file_bytes: 20 * 1024 * 1024,
             default_groups: vec!["all".into()],
         }
@@ -234,8 +247,14 @@ impl Settings {
                 "must be under half of ingest.chunk_tokens",
             ));
         }
-        if self.ingest.batch_size == 0 {
-            return Err(invalid("ingest.batch_size", "must be at least 1"));
+        if self.ingest.batch_max_inputs == 0 {
+            return Err(invalid("ingest.batch_max_inputs", "must be at least 1"));
+        }
+        if self.ingest.batch_max_tokens == 0 {
+            return Err(invalid("ingest.batch_max_tokens", "must be at least 1"));
+        }
+        if self.ingest.concurrency == 0 {
+            return Err(invalid("ingest.concurrency", "must be at least 1"));
         }
         if self.ingest.default_groups.is_empty() {
             return Err(invalid(

@@ -110,6 +110,9 @@ pub trait Catalog: Send + Sync + Debug {
 
     async fn set_meta(&self, key: &str, value: &str) -> Result<(), CatalogError>;
 
+    /// Set several metadata keys in one transaction: all of them or none.
+    async fn set_meta_many(&self, entries: &[(&str, &str)]) -> Result<(), CatalogError>;
+
     async fn start_run(&self) -> Result<i64, CatalogError>;
 
     async fn finish_run(
@@ -120,4 +123,9 @@ pub trait Catalog: Send + Sync + Debug {
     ) -> Result<(), CatalogError>;
 
     async fn list_runs(&self, limit: u32) -> Result<Vec<IngestRun>, CatalogError>;
+
+    /// Mark the runs left `running` by a process that no longer exists (killed, crashed) as
+    /// `interrupted`, and return their ids. Runs of live processes are left alone, and so are
+    /// runs of other hosts, whose processes cannot be looked at.
+    async fn interrupt_stale_runs(&self) -> Result<Vec<i64>, CatalogError>;
 }

@@ -29,13 +29,15 @@
 //!
 //! [`Ingestor::recover`]: crate::Ingestor::recover
 
+use crate::batch::{BatchError, BatchItem, Batcher, Pacing, embed_batch};
 use crate::pipeline::{IngestError, META_DIMS, META_MODEL};
 use kb_core::{
-    Catalog, Chunk, ChunkPayload, ChunkPoint, DocumentId, Embedder, InputKind, ModelError,
-    VectorIndex,
+    Catalog, Chunk, ChunkPayload, ChunkPoint, DocumentId, DocumentRecord, Embedder, Embedding,
+    StoredChunk, VectorIndex,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 
@@ -59,6 +61,10 @@ pub struct ConsistencyReport {
     pub pending: u64,
     /// Tombstones: points the catalog dropped whose deletion from the index is not confirmed.
     pub tombstones: u64,
+    /// Ingest runs that were still marked `running` although their process is gone (killed),
+    /// now marked `interrupted`.
+    #[serde(default)]
+    pub interrupted_runs: Vec<i64>,
 }
 
 impl ConsistencyReport {
@@ -85,6 +91,7 @@ impl ConsistencyReport {
             orphaned_in_index,
             pending,
             tombstones,
+            interrupted_runs: Vec::new(),
         }
     }
 }
@@ -105,33 +112,32 @@ pub struct RepairReport {
     pub after: ConsistencyReport,
 }
 
-/// Compare the catalog with the index. Reads only.
+/// Compare the catalog with the index. Reads only, except that ingest runs left `running` by a
+/// process that is gone are marked `interrupted` (see [`Catalog::interrupt_stale_runs`]).
 pub async fn check(
     catalog: &dyn Catalog,
     index: &dyn VectorIndex,
 ) -> Result<ConsistencyReport, IngestError> {
+    let interrupted_runs = catalog.interrupt_stale_runs().await?;
     let documents = catalog.list_documents().await?.len() as u64;
     let in_catalog: HashSet<Uuid> = catalog.all_point_ids().await?.into_iter().collect();
     let in_index: HashSet<Uuid> = index.point_ids().await?.into_iter().collect();
     let pending = catalog.pending_points().await?.len() as u64;
     let tombstones = catalog.tombstones().await?.len() as u64;
-    Ok(ConsistencyReport::new(
-        documents,
-        &in_catalog,
-        &in_index,
-        pending,
-        tombstones,
-    ))
+    Ok(ConsistencyReport {
+        interrupted_runs,
+        ..ConsistencyReport::new(documents, &in_catalog, &in_index, pending, tombstones)
+    })
 }
 
 /// Make the index agree with the catalog: delete orphans and leftovers of interrupted runs from
 /// the index, forget the write-ahead records, and re-embed catalog chunks missing from the
-/// index (in batches of `batch_size`). Idempotent; safe to interrupt and run again.
+/// index (in batches within `pacing`'s caps). Idempotent; safe to interrupt and run again.
 pub async fn repair(
     catalog: &dyn Catalog,
     index: &dyn VectorIndex,
     embedder: &dyn Embedder,
-    batch_size: usize,
+    pacing: &Pacing,
 ) -> Result<RepairReport, IngestError> {
     let before = check(catalog, index).await?;
     let mut report = RepairReport {
@@ -178,59 +184,10 @@ pub async fn repair(
 
     if !before.missing_in_index.is_empty() {
         let missing: HashSet<Uuid> = before.missing_in_index.iter().copied().collect();
-        for doc in catalog.list_documents().await? {
-            let chunks: Vec<_> = catalog
-                .chunks(&doc.id)
-                .await?
-                .into_iter()
-                .filter(|c| missing.contains(&c.point_id))
-                .collect();
-            if chunks.is_empty() {
-                continue;
-            }
-            warn!(id = %doc.id, chunks = chunks.len(), "re-embedding chunks missing from the index");
-            for batch in chunks.chunks(batch_size.max(1)) {
-                let texts: Vec<String> = batch
-                    .iter()
-                    .map(|c| embedding_text(&c.chunk, &doc.title, embedder))
-                    .collect();
-                report.embedding_calls += 1;
-                let vectors = embedder.embed(&texts, InputKind::Passage).await?;
-                if vectors.len() != texts.len() {
-                    return Err(IngestError::Model(ModelError::Permanent(format!(
-                        "embedder returned {} vectors for {} inputs",
-                        vectors.len(),
-                        texts.len()
-                    ))));
-                }
-                let points = batch
-                    .iter()
-                    .zip(vectors)
-                    .map(|(stored, vector)| {
-                        let c = &stored.chunk;
-                        ChunkPoint {
-                            id: stored.point_id,
-                            vector,
-                            payload: ChunkPayload {
-                                doc_id: doc.id.clone(),
-                                doc_hash: doc.content_hash.clone(),
-                                ordinal: c.ordinal,
-                                title: doc.title.clone(),
-                                path: doc.path.clone(),
-                                heading_path: c.heading_path.clone(),
-                                text: c.text.clone(),
-                                byte_start: c.byte_start,
-                                byte_end: c.byte_end,
-                                groups: doc.groups.clone(),
-                            },
-                        }
-                    })
-                    .collect();
-                index.upsert(points).await?;
-                report.reembedded_chunks += batch.len() as u64;
-            }
-            report.documents.push(doc.id.clone());
-        }
+        let restored = restore_points(catalog, index, embedder, pacing, &missing).await?;
+        report.reembedded_chunks = restored.chunks;
+        report.embedding_calls = restored.embedding_calls;
+        report.documents = restored.documents;
     }
 
     report.after = check(catalog, index).await?;
@@ -241,6 +198,99 @@ pub async fn repair(
         "repair finished"
     );
     Ok(report)
+}
+
+/// What [`restore_points`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Restored {
+    pub chunks: u64,
+    pub embedding_calls: u64,
+    pub documents: Vec<DocumentId>,
+}
+
+/// Embed the catalog chunks named in `wanted` from the text the catalog stores and upsert
+/// them into `index`, with the payload ingest gives them. Batches follow `pacing`'s caps and
+/// are sent one at a time (a repair or a rebuild is not in a hurry; a failed batch is retried
+/// alone as in ingest). Idempotent: points are upserted by id.
+pub(crate) async fn restore_points(
+    catalog: &dyn Catalog,
+    index: &dyn VectorIndex,
+    embedder: &dyn Embedder,
+    pacing: &Pacing,
+    wanted: &HashSet<Uuid>,
+) -> Result<Restored, IngestError> {
+    let mut restored = Restored::default();
+    for doc in catalog.list_documents().await? {
+        let chunks: Vec<StoredChunk> = catalog
+            .chunks(&doc.id)
+            .await?
+            .into_iter()
+            .filter(|c| wanted.contains(&c.point_id))
+            .collect();
+        if chunks.is_empty() {
+            continue;
+        }
+        info!(id = %doc.id, chunks = chunks.len(), "embedding chunks from the catalog");
+        let mut batcher = Batcher::new(pacing);
+        let mut batches = Vec::new();
+        for (i, stored) in chunks.iter().enumerate() {
+            let text = embedding_text(&stored.chunk, &doc.title, embedder);
+            let tokens = embedder.count_tokens(&text);
+            batches.extend(batcher.push(BatchItem {
+                key: i,
+                text,
+                tokens,
+            }));
+        }
+        batches.extend(batcher.flush());
+        for batch in batches {
+            let outcome = embed_batch(
+                embedder,
+                batch,
+                pacing.batch_retries,
+                CancellationToken::new(),
+            )
+            .await;
+            restored.embedding_calls += u64::from(outcome.calls);
+            let vectors = match outcome.result {
+                Ok(vectors) => vectors,
+                Err(BatchError::Model(e)) => return Err(IngestError::Model(e)),
+                Err(BatchError::Cancelled) => unreachable!("BUG: this token is never cancelled"),
+            };
+            let points: Vec<ChunkPoint> = outcome
+                .batch
+                .items
+                .iter()
+                .zip(vectors)
+                .map(|(item, vector)| stored_point(&doc, &chunks[item.key], vector))
+                .collect();
+            restored.chunks += points.len() as u64;
+            index.upsert(points).await?;
+        }
+        restored.documents.push(doc.id.clone());
+    }
+    Ok(restored)
+}
+
+/// The index point of a catalog chunk, as ingest wrote it.
+fn stored_point(doc: &DocumentRecord, stored: &StoredChunk, vector: Embedding) -> ChunkPoint {
+    let c = &stored.chunk;
+    ChunkPoint {
+        id: stored.point_id,
+        vector,
+        payload: ChunkPayload {
+            doc_id: doc.id.clone(),
+            doc_hash: doc.content_hash.clone(),
+            ordinal: c.ordinal,
+            title: doc.title.clone(),
+            path: doc.path.clone(),
+            heading_path: c.heading_path.clone(),
+            text: c.text.clone(),
+            byte_start: c.byte_start,
+            byte_end: c.byte_end,
+            groups: doc.groups.clone(),
+        },
+    }
 }
 
 /// Refuse to re-embed with another model than the one the index was built with.
@@ -292,6 +342,16 @@ mod tests {
     use crate::split::{ChunkSplitter, SplitOptions};
     use std::sync::Arc;
     use tokio_util::sync::CancellationToken;
+
+    /// Batches of at most `n` chunks, one at a time.
+    fn inputs(n: usize) -> Pacing {
+        Pacing {
+            batch_max_inputs: n,
+            batch_max_tokens: 10_000,
+            concurrency: 1,
+            batch_retries: 0,
+        }
+    }
 
     struct World {
         catalog: Arc<FakeCatalog>,
@@ -385,9 +445,14 @@ mod tests {
         w.catalog.add_tombstone(tombstoned);
         let calls_before = w.embedder.calls();
 
-        let report = repair(w.catalog.as_ref(), w.index.as_ref(), w.embedder.as_ref(), 2)
-            .await
-            .unwrap();
+        let report = repair(
+            w.catalog.as_ref(),
+            w.index.as_ref(),
+            w.embedder.as_ref(),
+            &inputs(2),
+        )
+        .await
+        .unwrap();
 
         assert!(report.after.consistent, "{report:?}");
         assert_eq!(report.reembedded_chunks, 3);
@@ -413,7 +478,7 @@ mod tests {
             w.catalog.as_ref(),
             w.index.as_ref(),
             w.embedder.as_ref(),
-            32,
+            &inputs(32),
         )
         .await
         .unwrap();
@@ -430,7 +495,7 @@ mod tests {
         w.index.delete_points(&ids[..1]).await.unwrap();
         let other = FakeEmbedder::named("other-model");
 
-        let err = repair(w.catalog.as_ref(), w.index.as_ref(), &other, 8)
+        let err = repair(w.catalog.as_ref(), w.index.as_ref(), &other, &inputs(8))
             .await
             .unwrap_err();
 
@@ -445,9 +510,14 @@ mod tests {
         let w = ingested().await;
         let calls = w.embedder.calls();
 
-        let report = repair(w.catalog.as_ref(), w.index.as_ref(), w.embedder.as_ref(), 8)
-            .await
-            .unwrap();
+        let report = repair(
+            w.catalog.as_ref(),
+            w.index.as_ref(),
+            w.embedder.as_ref(),
+            &inputs(8),
+        )
+        .await
+        .unwrap();
 
         assert!(report.before.consistent && report.after.consistent);
         assert_eq!(report.deleted_points + report.reembedded_chunks, 0);

@@ -3,20 +3,29 @@
 //!
 //! - [`loader`] reads one file into text plus metadata,
 //! - [`split`] cuts text into chunks sized in the embedder's own tokens,
-//! - [`pipeline`] drives a run: walk, compare hashes, embed in batches, write ahead, commit.
+//! - [`batch`] packs chunks into capped batches and retries a failed batch alone,
+//! - [`pipeline`] drives a run: walk, compare hashes, embed in batches, write ahead, commit,
+//! - [`reindex`] rebuilds the index from the catalog for another embedding model.
 
+pub mod batch;
 pub mod check;
 pub mod loader;
 pub mod pipeline;
 pub mod progress;
+pub mod reindex;
 pub mod split;
 
+#[cfg(test)]
+mod pacing_tests;
+
+pub use batch::{Pacing, PacingError};
 pub use check::{ConsistencyReport, RepairReport, check, repair};
 pub use loader::{
     DocumentFormat, FrontMatter, LoadError, LoadLimits, LoadedDocument, SourceFormat, load_file,
 };
 pub use pipeline::{
-    DocumentAction, FileFailure, IngestError, IngestOptions, IngestReport, Ingestor, StageTimings,
+    DocumentAction, FileFailure, IngestError, IngestOptions, IngestReport, Ingestor, PacingReport,
+    StageTimings,
 };
 pub use progress::{NoProgress, Phase, Progress, ProgressSnapshot};
 pub use split::{ChunkSplitter, SplitOptions};

@@ -1,29 +1,42 @@
 //! One ingest run: walk the inputs, skip what is unchanged, embed and write what changed,
 //! record everything in the catalog.
 //!
-//! Crash safety: before points are upserted their ids are recorded as pending; the catalog
-//! swaps a document's chunks in one transaction and turns replaced points into tombstones;
-//! tombstones are deleted from the index afterwards. [`Ingestor::recover`] (run at the start
-//! of every ingest) deletes whatever a crashed run left behind, so catalog and index agree.
-//! `tests/crash.rs` at the workspace root proves it by killing `kb ingest` at random moments;
-//! [`crate::check`] verifies (and repairs) the agreement on demand.
+//! Files are read and split one after the other; their chunks go into cross-document
+//! batches capped by input count and tokens, and up to `concurrency` batches are embedded at
+//! once (see [`crate::batch`]). Catalog and index writes stay on the run's own task, in the
+//! order batches land.
 //!
-//! Cancellation (Ctrl-C) is honoured between documents and between the embedding batches of a
-//! document. A document whose embedding was interrupted is simply not written: nothing of it
-//! reaches the catalog or the index, and the next run ingests it whole.
+//! Crash safety: before a batch's points are upserted their ids are recorded as pending; a
+//! document is committed only when the last of its chunks is in the index, and the catalog
+//! swaps a document's chunks in one transaction, turning replaced points into tombstones;
+//! tombstones are deleted from the index afterwards. [`Ingestor::recover`] (run at the start
+//! and at the end of every ingest) deletes whatever a crashed or stopped run left behind, so
+//! catalog and index agree. `tests/crash.rs` at the workspace root proves it by killing
+//! `kb ingest` at random moments; [`crate::check`] verifies (and repairs) the agreement on
+//! demand.
+//!
+//! Cancellation (Ctrl-C) stops reading files and sending batches; the batches in flight land
+//! and the documents they complete are committed. A document with chunks still unembedded is
+//! not written: its points already in the index are deleted, and the next run ingests it
+//! whole.
 
+use crate::batch::{
+    Batch, BatchError, BatchItem, BatchOutcome, Batcher, Pacing, PacingError, busy_time,
+    embed_batch,
+};
 use crate::loader::{DocumentFormat, LoadError, LoadedDocument, load_file};
 use crate::progress::{NoProgress, Phase, Progress, Tracker};
 use crate::split::{ChunkSplitter, SplitChunk, SplitConfigError, SplitOptions};
 use kb_core::{
     Catalog, CatalogError, ChunkPayload, ChunkPoint, DocumentId, DocumentRecord, Embedder,
-    IndexError, InputKind, ModelError, RunStats, StoredChunk, VectorIndex, content_hash, point_id,
+    Embedding, IndexError, ModelError, RunStats, StoredChunk, VectorIndex, content_hash, point_id,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -31,8 +44,8 @@ use tracing::{Instrument, info, info_span, warn};
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
     pub split: SplitOptions,
-    /// Inputs per embedding call.
-    pub batch_size: usize,
+    /// Batch caps, concurrency and retries of the embedding calls.
+    pub pacing: Pacing,
     /// Files larger than this are skipped.
     pub max_file_bytes: u64,
     /// Access groups of documents that name none.
@@ -47,7 +60,7 @@ impl Default for IngestOptions {
     fn default() -> Self {
         Self {
             split: SplitOptions::default(),
-            batch_size: 32,
+            pacing: Pacing::default(),
             max_file_bytes: 20 * 1024 * 1024,
             default_groups: vec!["all".into()],
             prune: false,
@@ -70,6 +83,8 @@ pub enum IngestError {
     ModelChanged { indexed: String, configured: String },
     #[error(transparent)]
     Split(#[from] SplitConfigError),
+    #[error(transparent)]
+    Pacing(#[from] PacingError),
     #[error("{path}: no such file or folder")]
     NotFound { path: String },
 }
@@ -91,7 +106,8 @@ pub struct FileFailure {
     pub reason: String,
 }
 
-/// Wall time spent per stage, summed over documents.
+/// Wall time spent per stage. Reading, splitting and writing are summed over documents;
+/// `embed_ms` is the time during which at least one embedding call was in flight (calls overlap).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StageTimings {
     pub read_ms: u64,
@@ -102,6 +118,19 @@ pub struct StageTimings {
     pub total_ms: u64,
 }
 
+/// How the embedding calls of a run went.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PacingReport {
+    /// Batches embedded (each is one call, plus its retries).
+    pub batches: u64,
+    /// Calls that repeated a failed batch (rate limited, engine unavailable).
+    pub retries: u64,
+    /// Time batches spent waiting to be retried (`Retry-After` or backoff), summed.
+    pub retry_wait_ms: u64,
+    /// Most embedding calls in flight at once.
+    pub max_in_flight: usize,
+}
+
 /// The outcome of a run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IngestReport {
@@ -110,6 +139,7 @@ pub struct IngestReport {
     pub documents: Vec<(DocumentId, DocumentAction)>,
     pub failures: Vec<FileFailure>,
     pub timings: StageTimings,
+    pub pacing: PacingReport,
     /// Stopped early on request; the next run finishes the job.
     pub interrupted: bool,
     pub dry_run: bool,
@@ -146,6 +176,7 @@ impl Ingestor {
         options: IngestOptions,
     ) -> Result<Self, IngestError> {
         let splitter = Arc::new(ChunkSplitter::new(embedder.clone(), options.split)?);
+        options.pacing.validate(embedder.as_ref())?;
         Ok(Self {
             catalog,
             index,
@@ -236,6 +267,7 @@ impl Ingestor {
             self.check_model().await?;
             self.index.ensure(self.embedder.dimensions()).await?;
             self.recover().await?;
+            self.catalog.interrupt_stale_runs().await?;
             report.run_id = Some(self.catalog.start_run().await?);
         }
         let span = info_span!("ingest", run = report.run_id, files = files.len());
@@ -266,49 +298,75 @@ impl Ingestor {
         report: &mut IngestReport,
         tracker: &mut Tracker<'_>,
     ) -> Result<(), IngestError> {
-        let mut seen = HashSet::new();
         tracker.phase(Phase::Files);
-        for input in files {
-            if cancel.is_cancelled() {
+        let pacing = self.options.pacing;
+        let mut work = Work::new(&pacing);
+        let mut seen = HashSet::new();
+        let mut next_file = files.iter();
+        let mut reading = true;
+        let mut tasks: JoinSet<BatchOutcome<ItemKey>> = JoinSet::new();
+        // Retry waits end early on Ctrl-C; a failure of the run aborts the tasks (JoinSet drop).
+        let waits = cancel.child_token();
+        loop {
+            if cancel.is_cancelled() && !report.interrupted {
                 report.interrupted = true;
-                info!("stopping early on request");
-                return Ok(());
+                reading = false;
+                info!(
+                    in_flight = tasks.len(),
+                    "stopping early on request after the batches in flight"
+                );
             }
-            seen.insert(input.id.clone());
-            tracker.snapshot.current = Some(input.id.clone());
-            tracker.emit();
-            let span = info_span!("document", id = %input.id);
-            let outcome = self
-                .ingest_file(input, report, cancel, tracker)
-                .instrument(span)
-                .await;
-            match outcome {
-                Ok(Some(action)) => {
-                    match action {
-                        DocumentAction::Added => report.stats.added += 1,
-                        DocumentAction::Updated => report.stats.updated += 1,
-                        DocumentAction::Unchanged => report.stats.unchanged += 1,
-                        DocumentAction::Removed => report.stats.removed += 1,
-                    }
-                    report.documents.push((input.id.clone(), action));
-                }
-                Ok(None) => {}
-                Err(FileError::Skip(reason)) => {
-                    warn!(path = %input.path.display(), %reason, "skipped file");
-                    report.failures.push(FileFailure {
-                        path: input.path.display().to_string(),
-                        reason,
+            if !report.interrupted {
+                while tasks.len() < pacing.concurrency {
+                    let Some(batch) = work.ready.pop_front() else {
+                        break;
+                    };
+                    let (embedder, waits) = (self.embedder.clone(), waits.clone());
+                    tasks.spawn(async move {
+                        embed_batch(embedder.as_ref(), batch, pacing.batch_retries, waits).await
                     });
+                    report.pacing.max_in_flight = report.pacing.max_in_flight.max(tasks.len());
                 }
-                Err(FileError::Interrupted) => {
-                    report.interrupted = true;
-                    info!(id = %input.id, "stopping early on request; this document was not written");
-                    return Ok(());
-                }
-                Err(FileError::Fatal(e)) => return Err(e),
             }
-            tracker.snapshot.files_done += 1;
-            tracker.emit();
+            // Read ahead until one batch beyond the ones in flight is ready.
+            if reading && work.ready.is_empty() {
+                match next_file.next() {
+                    Some(input) => {
+                        seen.insert(input.id.clone());
+                        tracker.snapshot.current = Some(input.id.clone());
+                        tracker.emit();
+                        let span = info_span!("document", id = %input.id);
+                        self.read_file(input, &mut work, report, tracker)
+                            .instrument(span)
+                            .await?;
+                    }
+                    None => {
+                        reading = false;
+                        work.ready.extend(work.batcher.flush());
+                    }
+                }
+                continue;
+            }
+            // Nothing to read and nothing to send now: wait for a batch to land.
+            let Some(joined) = tasks.join_next().await else {
+                break;
+            };
+            let outcome = joined.expect("BUG: an embedding task panicked");
+            self.land(outcome, &mut work, report, tracker).await?;
+        }
+        report.timings.embed_ms +=
+            busy_time(std::mem::take(&mut work.intervals)).as_millis() as u64;
+        if !self.options.dry_run {
+            // Points of documents that never completed (interrupted, or refused by the model)
+            // are pending records: delete them now rather than at the next run.
+            self.recover().await?;
+        }
+        if report.interrupted {
+            info!(
+                unfinished = work.docs.len(),
+                "stopped early on request; unfinished documents were not written"
+            );
+            return Ok(());
         }
         if self.options.prune {
             tracker.phase(Phase::Pruning);
@@ -323,13 +381,78 @@ impl Ingestor {
         Ok(())
     }
 
-    async fn ingest_file(
+    /// Read, compare and split one file; queue its chunks for embedding. Unchanged and skipped
+    /// files are settled here.
+    async fn read_file(
+        &self,
+        input: &Input,
+        work: &mut Work,
+        report: &mut IngestReport,
+        tracker: &mut Tracker<'_>,
+    ) -> Result<(), IngestError> {
+        let outcome = match self.prepare(input, report).await {
+            Ok(Prepared::Done(action)) => Ok(action),
+            Ok(Prepared::Ignored) => {
+                tracker.snapshot.files_done += 1;
+                tracker.emit();
+                return Ok(());
+            }
+            Ok(Prepared::Split(doc)) => {
+                let key = work.next_doc;
+                work.next_doc += 1;
+                for (piece, p) in doc.pieces.iter().enumerate() {
+                    let item = BatchItem {
+                        key: ItemKey { doc: key, piece },
+                        text: p.embedding_text.clone(),
+                        tokens: p.chunk.token_count,
+                    };
+                    work.ready.extend(work.batcher.push(item));
+                }
+                work.docs.insert(key, *doc);
+                return Ok(());
+            }
+            Err(FileError::Skip(reason)) => Err(reason),
+            Err(FileError::Fatal(e)) => return Err(e),
+        };
+        self.settle(input, outcome, report, tracker);
+        Ok(())
+    }
+
+    /// Count a document's outcome, once it has one.
+    fn settle(
+        &self,
+        input: &Input,
+        outcome: Result<DocumentAction, String>,
+        report: &mut IngestReport,
+        tracker: &mut Tracker<'_>,
+    ) {
+        match outcome {
+            Ok(action) => {
+                match action {
+                    DocumentAction::Added => report.stats.added += 1,
+                    DocumentAction::Updated => report.stats.updated += 1,
+                    DocumentAction::Unchanged => report.stats.unchanged += 1,
+                    DocumentAction::Removed => report.stats.removed += 1,
+                }
+                report.documents.push((input.id.clone(), action));
+            }
+            Err(reason) => {
+                warn!(path = %input.path.display(), %reason, "skipped file");
+                report.failures.push(FileFailure {
+                    path: input.path.display().to_string(),
+                    reason,
+                });
+            }
+        }
+        tracker.snapshot.files_done += 1;
+        tracker.emit();
+    }
+
+    async fn prepare(
         &self,
         input: &Input,
         report: &mut IngestReport,
-        cancel: &CancellationToken,
-        tracker: &mut Tracker<'_>,
-    ) -> Result<Option<DocumentAction>, FileError> {
+    ) -> Result<Prepared, FileError> {
         let t = Instant::now();
         let path = input.path.clone();
         let max = self.options.max_file_bytes;
@@ -337,16 +460,16 @@ impl Ingestor {
             .await
             .expect("BUG: file loading panicked");
         report.timings.read_ms += t.elapsed().as_millis() as u64;
-        let doc = match loaded {
+        let mut doc = match loaded {
             Ok(doc) => doc,
-            Err(LoadError::Unsupported) if !input.explicit => return Ok(None),
+            Err(LoadError::Unsupported) if !input.explicit => return Ok(Prepared::Ignored),
             Err(e) => return Err(FileError::Skip(e.to_string())),
         };
         let existing = self.catalog.get_document(&input.id).await?;
         if let Some(existing) = &existing
             && existing.content_hash == doc.content_hash
         {
-            return Ok(Some(DocumentAction::Unchanged));
+            return Ok(Prepared::Done(DocumentAction::Unchanged));
         }
         let action = if existing.is_some() {
             DocumentAction::Updated
@@ -354,12 +477,14 @@ impl Ingestor {
             DocumentAction::Added
         };
         if self.options.dry_run {
-            return Ok(Some(action));
+            return Ok(Prepared::Done(action));
         }
 
         let t = Instant::now();
         let splitter = self.splitter.clone();
-        let (text, format, title) = (doc.text.clone(), doc.format, doc.title.clone());
+        let text = std::mem::take(&mut doc.text);
+        let text_bytes = text.len() as u64;
+        let (format, title) = (doc.format, doc.title.clone());
         let pieces = tokio::task::spawn_blocking(move || splitter.split(&text, format, &title))
             .await
             .expect("BUG: splitting panicked");
@@ -367,133 +492,166 @@ impl Ingestor {
         if pieces.is_empty() {
             return Err(FileError::Skip(LoadError::NoText.to_string()));
         }
-
-        let vectors = self.embed_chunks(&pieces, report, cancel, tracker).await?;
-        self.write(input, &doc, pieces, vectors, report).await?;
-        info!(?action, "document ingested");
-        Ok(Some(action))
-    }
-
-    /// Embed a document's chunks in batches. Stops with [`FileError::Interrupted`] before a
-    /// batch once `cancel` is set: nothing has been written for the document yet, so dropping
-    /// what was embedded leaves catalog and index as they were.
-    async fn embed_chunks(
-        &self,
-        pieces: &[SplitChunk],
-        report: &mut IngestReport,
-        cancel: &CancellationToken,
-        tracker: &mut Tracker<'_>,
-    ) -> Result<Vec<Vec<f32>>, FileError> {
-        let t = Instant::now();
-        let mut vectors = Vec::with_capacity(pieces.len());
-        for batch in pieces.chunks(self.options.batch_size.max(1)) {
-            if cancel.is_cancelled() {
-                report.timings.embed_ms += t.elapsed().as_millis() as u64;
-                return Err(FileError::Interrupted);
-            }
-            let texts: Vec<String> = batch.iter().map(|p| p.embedding_text.clone()).collect();
-            report.stats.embedding_calls += 1;
-            let out = self
-                .embedder
-                .embed(&texts, InputKind::Passage)
-                .await
-                .map_err(|e| {
-                    if e.is_retryable() {
-                        FileError::Fatal(IngestError::Model(e))
-                    } else {
-                        FileError::Skip(format!("the embedding model refused it: {e}"))
-                    }
-                })?;
-            if out.len() != texts.len() {
-                return Err(FileError::Fatal(IngestError::Model(ModelError::Permanent(
-                    format!(
-                        "embedder returned {} vectors for {} inputs",
-                        out.len(),
-                        texts.len()
-                    ),
-                ))));
-            }
-            let tokens = batch
-                .iter()
-                .map(|p| p.chunk.token_count as u64)
-                .sum::<u64>();
-            report.stats.tokens += tokens;
-            tracker.snapshot.chunks += batch.len() as u64;
-            tracker.snapshot.tokens += tokens;
-            tracker.snapshot.embedding_calls += 1;
-            tracker.emit();
-            vectors.extend(out);
-        }
-        report.timings.embed_ms += t.elapsed().as_millis() as u64;
-        Ok(vectors)
-    }
-
-    async fn write(
-        &self,
-        input: &Input,
-        doc: &LoadedDocument,
-        pieces: Vec<SplitChunk>,
-        vectors: Vec<Vec<f32>>,
-        report: &mut IngestReport,
-    ) -> Result<(), FileError> {
         let groups = if doc.front_matter.groups.is_empty() {
             self.options.default_groups.clone()
         } else {
             doc.front_matter.groups.clone()
         };
-        let source_path = input.path.display().to_string();
-        let mut points = Vec::with_capacity(pieces.len());
-        let mut stored = Vec::with_capacity(pieces.len());
-        for (piece, vector) in pieces.into_iter().zip(vectors) {
-            let id = point_id(&input.id, &doc.content_hash, piece.chunk.ordinal);
-            let c = piece.chunk;
-            points.push(ChunkPoint {
-                id,
-                vector,
-                payload: ChunkPayload {
-                    doc_id: input.id.clone(),
-                    doc_hash: doc.content_hash.clone(),
-                    ordinal: c.ordinal,
-                    title: doc.title.clone(),
-                    path: source_path.clone(),
-                    heading_path: c.heading_path.clone(),
-                    text: c.text.clone(),
-                    byte_start: c.byte_start,
-                    byte_end: c.byte_end,
-                    groups: groups.clone(),
-                },
-            });
-            stored.push(StoredChunk {
-                point_id: id,
-                chunk_hash: content_hash(c.text.as_bytes()),
-                chunk: c,
-            });
-        }
-        let ids: Vec<_> = points.iter().map(|p| p.id).collect();
-        report.stats.chunks += ids.len() as u64;
-
-        let t = Instant::now();
-        self.catalog.record_pending_points(&ids).await?;
-        report.timings.catalog_ms += t.elapsed().as_millis() as u64;
-
-        let t = Instant::now();
-        self.index.upsert(points).await?;
-        report.timings.upsert_ms += t.elapsed().as_millis() as u64;
-
-        let t = Instant::now();
-        let record = DocumentRecord {
-            id: input.id.clone(),
-            path: source_path,
-            title: doc.title.clone(),
-            content_hash: doc.content_hash.clone(),
-            size_bytes: doc.size_bytes,
-            text_bytes: doc.text.len() as u64,
-            chunk_count: stored.len() as u32,
+        Ok(Prepared::Split(Box::new(OpenDocument {
+            input: input.clone(),
+            action,
+            outstanding: pieces.len(),
+            pieces,
+            doc,
+            text_bytes,
             groups,
-            created_at: 0,
-            updated_at: 0,
+            refused: None,
+        })))
+    }
+
+    /// Write what an embedding batch brought: points of live documents go to the index (after
+    /// their write-ahead records), and documents whose last chunk this was are committed.
+    async fn land(
+        &self,
+        outcome: BatchOutcome<ItemKey>,
+        work: &mut Work,
+        report: &mut IngestReport,
+        tracker: &mut Tracker<'_>,
+    ) -> Result<(), IngestError> {
+        let BatchOutcome {
+            batch,
+            result,
+            calls,
+            waited,
+            started,
+            finished,
+        } = outcome;
+        work.intervals.push((started, finished));
+        report.stats.embedding_calls += u64::from(calls);
+        report.pacing.batches += 1;
+        report.pacing.retries += u64::from(calls - 1);
+        report.pacing.retry_wait_ms += waited.as_millis() as u64;
+        tracker.snapshot.embedding_calls += u64::from(calls);
+        let vectors = match result {
+            Ok(vectors) => vectors,
+            Err(BatchError::Cancelled) => return Ok(()),
+            Err(BatchError::Model(e)) => {
+                return self.refused(batch, e, work, report, tracker).await;
+            }
         };
-        let replaced = self.catalog.commit_document(&record, &stored).await?;
+        let tokens = batch.tokens as u64;
+        report.stats.tokens += tokens;
+        tracker.snapshot.chunks += batch.len() as u64;
+        tracker.snapshot.tokens += tokens;
+        tracker.emit();
+
+        let points: Vec<ChunkPoint> = batch
+            .items
+            .iter()
+            .zip(vectors)
+            .filter_map(|(item, vector)| {
+                let doc = work.docs.get(&item.key.doc)?;
+                doc.refused
+                    .is_none()
+                    .then(|| doc.point(&doc.pieces[item.key.piece], vector))
+            })
+            .collect();
+        if !points.is_empty() {
+            let ids: Vec<_> = points.iter().map(|p| p.id).collect();
+            let t = Instant::now();
+            self.catalog.record_pending_points(&ids).await?;
+            report.timings.catalog_ms += t.elapsed().as_millis() as u64;
+            let t = Instant::now();
+            self.index.upsert(points).await?;
+            report.timings.upsert_ms += t.elapsed().as_millis() as u64;
+        }
+        for item in &batch.items {
+            self.chunk_done(item.key.doc, work, report, tracker).await?;
+        }
+        Ok(())
+    }
+
+    /// A batch the model refused (not a rate limit or an outage): split it to find the chunk,
+    /// and fail only the document that holds it.
+    async fn refused(
+        &self,
+        batch: Batch<ItemKey>,
+        error: ModelError,
+        work: &mut Work,
+        report: &mut IngestReport,
+        tracker: &mut Tracker<'_>,
+    ) -> Result<(), IngestError> {
+        if !matches!(
+            error,
+            ModelError::ContextLengthExceeded(_) | ModelError::InvalidRequest(_)
+        ) {
+            return Err(IngestError::Model(error));
+        }
+        if batch.len() > 1 {
+            warn!(%error, inputs = batch.len(), "the model refused a batch; sending its chunks one by one");
+            for single in batch.into_singletons().into_iter().rev() {
+                work.ready.push_front(single);
+            }
+            return Ok(());
+        }
+        let key = batch.items[0].key;
+        if let Some(doc) = work.docs.get_mut(&key.doc) {
+            doc.refused
+                .get_or_insert_with(|| format!("the embedding model refused it: {error}"));
+        }
+        self.chunk_done(key.doc, work, report, tracker).await
+    }
+
+    /// One more chunk of a document is embedded (or refused); commit the document after its last.
+    async fn chunk_done(
+        &self,
+        key: u64,
+        work: &mut Work,
+        report: &mut IngestReport,
+        tracker: &mut Tracker<'_>,
+    ) -> Result<(), IngestError> {
+        let Some(doc) = work.docs.get_mut(&key) else {
+            return Ok(());
+        };
+        doc.outstanding -= 1;
+        if doc.outstanding > 0 {
+            return Ok(());
+        }
+        let doc = work
+            .docs
+            .remove(&key)
+            .expect("BUG: the document was just found");
+        let outcome = match doc.refused.clone() {
+            Some(reason) => Err(reason),
+            None => {
+                self.commit(&doc, report).await?;
+                info!(id = %doc.input.id, action = ?doc.action, "document ingested");
+                Ok(doc.action)
+            }
+        };
+        self.settle(&doc.input, outcome, report, tracker);
+        Ok(())
+    }
+
+    /// All of a document's points are in the index: swap its chunks in the catalog, then drop
+    /// the points of the version it replaces.
+    async fn commit(
+        &self,
+        doc: &OpenDocument,
+        report: &mut IngestReport,
+    ) -> Result<(), IngestError> {
+        let stored: Vec<StoredChunk> = doc
+            .pieces
+            .iter()
+            .map(|piece| StoredChunk {
+                point_id: doc.point_id(piece),
+                chunk_hash: content_hash(piece.chunk.text.as_bytes()),
+                chunk: piece.chunk.clone(),
+            })
+            .collect();
+        report.stats.chunks += stored.len() as u64;
+        let t = Instant::now();
+        let replaced = self.catalog.commit_document(&doc.record(), &stored).await?;
         report.timings.catalog_ms += t.elapsed().as_millis() as u64;
         if !replaced.is_empty() {
             let t = Instant::now();
@@ -541,10 +699,9 @@ impl Ingestor {
     }
 }
 
-/// Why one file was not ingested: skip it, stop the run on request, or stop it on an error.
+/// Why one file was not ingested: skip it, or stop the run on an error.
 enum FileError {
     Skip(String),
-    Interrupted,
     Fatal(IngestError),
 }
 
@@ -554,9 +711,100 @@ impl From<CatalogError> for FileError {
     }
 }
 
-impl From<IndexError> for FileError {
-    fn from(e: IndexError) -> Self {
-        Self::Fatal(e.into())
+/// What reading a file came to.
+enum Prepared {
+    /// Not a document (an unsupported file found by walking a folder).
+    Ignored,
+    /// Settled without embedding: unchanged, or a dry run.
+    Done(DocumentAction),
+    /// Split into chunks that now need embedding.
+    Split(Box<OpenDocument>),
+}
+
+/// A document whose chunks are being embedded. It is committed once the last of them lands.
+struct OpenDocument {
+    input: Input,
+    action: DocumentAction,
+    /// Its loaded form, without the text (the chunks hold what is needed of it).
+    doc: LoadedDocument,
+    text_bytes: u64,
+    /// Access groups of its points.
+    groups: Vec<String>,
+    pieces: Vec<SplitChunk>,
+    /// Chunks not embedded yet.
+    outstanding: usize,
+    /// Why the model refused one of its chunks; such a document is not written.
+    refused: Option<String>,
+}
+
+impl OpenDocument {
+    fn point_id(&self, piece: &SplitChunk) -> uuid::Uuid {
+        point_id(&self.input.id, &self.doc.content_hash, piece.chunk.ordinal)
+    }
+
+    fn point(&self, piece: &SplitChunk, vector: Embedding) -> ChunkPoint {
+        let c = &piece.chunk;
+        ChunkPoint {
+            id: self.point_id(piece),
+            vector,
+            payload: ChunkPayload {
+                doc_id: self.input.id.clone(),
+                doc_hash: self.doc.content_hash.clone(),
+                ordinal: c.ordinal,
+                title: self.doc.title.clone(),
+                path: self.input.path.display().to_string(),
+                heading_path: c.heading_path.clone(),
+                text: c.text.clone(),
+                byte_start: c.byte_start,
+                byte_end: c.byte_end,
+                groups: self.groups.clone(),
+            },
+        }
+    }
+
+    fn record(&self) -> DocumentRecord {
+        DocumentRecord {
+            id: self.input.id.clone(),
+            path: self.input.path.display().to_string(),
+            title: self.doc.title.clone(),
+            content_hash: self.doc.content_hash.clone(),
+            size_bytes: self.doc.size_bytes,
+            text_bytes: self.text_bytes,
+            chunk_count: self.pieces.len() as u32,
+            groups: self.groups.clone(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+}
+
+/// Which chunk of which open document a batch item is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ItemKey {
+    doc: u64,
+    piece: usize,
+}
+
+/// The state of a run between files and batches.
+struct Work {
+    batcher: Batcher<ItemKey>,
+    /// Closed batches waiting for a free slot, in order.
+    ready: VecDeque<Batch<ItemKey>>,
+    docs: HashMap<u64, OpenDocument>,
+    next_doc: u64,
+    /// When each embedding task ran, for the stage timing.
+    intervals: Vec<(Instant, Instant)>,
+}
+
+impl Work {
+    fn new(pacing: &Pacing) -> Self {
+        Self {
+            batcher: Batcher::new(pacing),
+            ready: VecDeque::new(),
+            docs: HashMap::new(),
+            next_doc: 0,
+            intervals: Vec::new(),
+        }
     }
 }
 
@@ -674,7 +922,7 @@ pub fn format_duration(ms: u64) -> String {
 pub(crate) mod test_support {
     use super::*;
     use async_trait::async_trait;
-    use kb_core::{Embedding, Filter, Hit, IngestRun};
+    use kb_core::{Embedding, Filter, Hit, IngestRun, InputKind};
     use std::collections::{BTreeMap, BTreeSet, HashMap};
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -879,11 +1127,14 @@ pub(crate) mod test_support {
         }
 
         async fn set_meta(&self, key: &str, value: &str) -> Result<(), CatalogError> {
-            self.state
-                .lock()
-                .unwrap()
-                .meta
-                .insert(key.to_owned(), value.to_owned());
+            self.set_meta_many(&[(key, value)]).await
+        }
+
+        async fn set_meta_many(&self, entries: &[(&str, &str)]) -> Result<(), CatalogError> {
+            let mut s = self.state.lock().unwrap();
+            for (key, value) in entries {
+                s.meta.insert((*key).to_owned(), (*value).to_owned());
+            }
             Ok(())
         }
 
@@ -916,6 +1167,11 @@ pub(crate) mod test_support {
         async fn list_runs(&self, limit: u32) -> Result<Vec<IngestRun>, CatalogError> {
             let s = self.state.lock().unwrap();
             Ok(s.runs.iter().rev().take(limit as usize).cloned().collect())
+        }
+
+        /// Runs live in this process's memory, so none can outlive the process that ran them.
+        async fn interrupt_stale_runs(&self) -> Result<Vec<i64>, CatalogError> {
+            Ok(Vec::new())
         }
     }
 
@@ -1161,7 +1417,12 @@ pub(crate) mod test_support {
                 chunk_tokens: 16,
                 overlap_tokens: 0,
             },
-            batch_size,
+            pacing: Pacing {
+                batch_max_inputs: batch_size,
+                batch_max_tokens: 10_000,
+                concurrency: 1,
+                batch_retries: 0,
+            },
             ..IngestOptions::default()
         };
         Ingestor::new(catalog, index, embedder, options).expect("valid test options")
@@ -1296,7 +1557,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_cancelled_run_stops_before_the_next_document() {
-        let kb = Kb::new(FakeEmbedder::default(), 8);
+        // One chunk per batch, so that each document is a batch of its own.
+        let kb = Kb::new(FakeEmbedder::default(), 1);
         kb.write("a.md", "# A\n\nFirst.\n");
         kb.write("b.md", "# B\n\nSecond.\n");
         let cancel = CancellationToken::new();

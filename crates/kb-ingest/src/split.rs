@@ -213,14 +213,15 @@ mod tests {
     use async_trait::async_trait;
     use kb_core::{Embedding, InputKind, ModelError};
 
-    /// Counts whitespace words as tokens (CJK characters count one each).
+    /// An embedder that only counts tokens, with `count`.
     #[derive(Debug)]
-    struct WordCounter {
+    struct Counter {
         max: usize,
+        count: fn(&str) -> usize,
     }
 
     #[async_trait]
-    impl Embedder for WordCounter {
+    impl Embedder for Counter {
         async fn embed(&self, _: &[String], _: InputKind) -> Result<Vec<Embedding>, ModelError> {
             unreachable!()
         }
@@ -231,18 +232,30 @@ mod tests {
             self.max
         }
         fn model_id(&self) -> String {
-            "words".into()
+            "counter".into()
         }
         fn count_tokens(&self, text: &str) -> usize {
-            text.split_whitespace()
-                .map(|w| w.chars().filter(|c| *c as u32 >= 0x3000).count().max(1))
-                .sum()
+            (self.count)(text)
+        }
+    }
+
+    /// Whitespace words are tokens (CJK characters count one each).
+    fn count_words(text: &str) -> usize {
+        text.split_whitespace()
+            .map(|w| w.chars().filter(|c| *c as u32 >= 0x3000).count().max(1))
+            .sum()
+    }
+
+    fn word_counter(max: usize) -> Counter {
+        Counter {
+            max,
+            count: count_words,
         }
     }
 
     fn splitter(max: usize, chunk: usize) -> ChunkSplitter {
         ChunkSplitter::new(
-            Arc::new(WordCounter { max }),
+            Arc::new(word_counter(max)),
             SplitOptions {
                 chunk_tokens: chunk,
                 overlap_tokens: 0,
@@ -303,7 +316,7 @@ mod tests {
             assert!(c.chunk.token_count <= 48, "{} tokens", c.chunk.token_count);
             assert_eq!(
                 c.chunk.token_count,
-                WordCounter { max: 48 }.count_tokens(&c.embedding_text)
+                word_counter(48).count_tokens(&c.embedding_text)
             );
         }
     }
@@ -325,7 +338,7 @@ mod tests {
     #[test]
     fn overlap_must_be_smaller_than_half_the_chunk() {
         let err = ChunkSplitter::new(
-            Arc::new(WordCounter { max: 256 }),
+            Arc::new(word_counter(256)),
             SplitOptions {
                 chunk_tokens: 100,
                 overlap_tokens: 60,
@@ -333,5 +346,157 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("ingest.overlap_tokens"));
+    }
+
+    /// The splitter against the engine's token estimate (the count the engine embedder uses)
+    /// over random documents: English, Chinese, Markdown, very long words, no whitespace.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// The engine embedder's count.
+        fn estimator(max: usize) -> Counter {
+            Counter {
+                max,
+                count: kb_engine::estimate_tokens,
+            }
+        }
+
+        const HAN: &str = "公司为上海员工发放每月五百元的通勤补贴随当月工资一起年假病假审批经理报销差旅费用安全规定办公室";
+        const ENDS: [char; 3] = ['。', '！', '？'];
+
+        fn han_sentence() -> impl Strategy<Value = String> {
+            (
+                proptest::collection::vec(0..HAN.chars().count(), 3..30),
+                0..3usize,
+            )
+                .prop_map(|(chars, end)| {
+                    let han: Vec<char> = HAN.chars().collect();
+                    let mut s: String = chars.into_iter().map(|i| han[i]).collect();
+                    s.push(ENDS[end]);
+                    s
+                })
+        }
+
+        fn block() -> impl Strategy<Value = String> {
+            prop_oneof![
+                // English sentences.
+                proptest::collection::vec("[a-z]{1,10}", 3..40)
+                    .prop_map(|w| format!("{}.", w.join(" "))),
+                // Chinese paragraphs, no whitespace at all.
+                proptest::collection::vec(han_sentence(), 1..12).prop_map(|s| s.concat()),
+                // Markdown headings.
+                ("#{1,3}", proptest::collection::vec("[A-Za-z]{1,8}", 1..6))
+                    .prop_map(|(h, w)| format!("{h} {}", w.join(" "))),
+                // A very long word, and a run of letters, digits and Han with no whitespace.
+                "[a-z]{60,400}",
+                "[a-zA-Z0-9公司员工补贴]{50,300}",
+            ]
+        }
+
+        fn document() -> impl Strategy<Value = String> {
+            proptest::collection::vec((block(), prop_oneof!["\n\n", "\n", " ", ""]), 1..25)
+                .prop_map(|parts| parts.into_iter().map(|(b, sep)| b + &sep).collect())
+        }
+
+        fn splitter(max: usize, chunk: usize, overlap: usize) -> ChunkSplitter {
+            ChunkSplitter::new(
+                Arc::new(estimator(max)),
+                SplitOptions {
+                    chunk_tokens: chunk,
+                    overlap_tokens: overlap,
+                },
+            )
+            .unwrap()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(96))]
+
+            #[test]
+            fn no_embedding_text_exceeds_the_limit_and_chunks_cut_on_characters(
+                text in document(),
+                title in "[A-Za-z ]{0,80}",
+                max in 64usize..160,
+                markdown in any::<bool>(),
+            ) {
+                let s = splitter(max, 1000, 0);
+                let format = if markdown { DocumentFormat::Markdown } else { DocumentFormat::Text };
+                let estimator = estimator(max);
+
+                let chunks = s.split(&text, format, &title);
+
+                prop_assert!(!text.trim().is_empty() || chunks.is_empty());
+                for c in &chunks {
+                    let tokens = estimator.count_tokens(&c.embedding_text);
+                    prop_assert!(tokens <= max, "{tokens} > {max} tokens: {:?}", c.embedding_text);
+                    prop_assert_eq!(tokens, c.chunk.token_count);
+                    prop_assert!(text.is_char_boundary(c.chunk.byte_start));
+                    prop_assert!(text.is_char_boundary(c.chunk.byte_end));
+                    prop_assert_eq!(&text[c.chunk.byte_start..c.chunk.byte_end], c.chunk.text.as_str());
+                }
+            }
+
+            #[test]
+            fn neighbouring_chunks_share_at_most_the_configured_overlap(
+                text in document(),
+                overlap in 1usize..16,
+            ) {
+                let s = splitter(256, 48, overlap);
+                let estimator = estimator(256);
+
+                let chunks = s.split(&text, DocumentFormat::Text, "");
+
+                for pair in chunks.windows(2) {
+                    let (a, b) = (&pair[0].chunk, &pair[1].chunk);
+                    prop_assert!(b.byte_start >= a.byte_start, "chunks in order");
+                    if b.byte_start < a.byte_end {
+                        let shared = &text[b.byte_start..a.byte_end.min(b.byte_end)];
+                        let tokens = estimator.count_tokens(shared);
+                        prop_assert!(tokens <= overlap, "{tokens} tokens shared, overlap {overlap}: {shared:?}");
+                    }
+                }
+            }
+
+            #[test]
+            fn chinese_chunks_end_at_sentence_ends_when_sentences_fit(
+                sentences in proptest::collection::vec(han_sentence(), 10..60),
+            ) {
+                // Every sentence (at most 30 characters + its mark, about 34 tokens) fits a chunk.
+                let text = sentences.concat();
+                let s = splitter(256, 40, 0);
+
+                let chunks = s.split(&text, DocumentFormat::Text, "");
+
+                let whole = estimator(256).count_tokens(&text);
+                prop_assert!(chunks.len() > 1 || whole <= 40, "{whole} tokens in one chunk");
+                for c in &chunks {
+                    let last = c.chunk.text.trim_end().chars().last();
+                    prop_assert!(
+                        last.is_some_and(|l| ENDS.contains(&l)),
+                        "chunk does not end a sentence: {:?}",
+                        c.chunk.text
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn overlap_is_used_when_configured() {
+            let text = (0..400)
+                .map(|i| format!("word{i}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let s = splitter(256, 48, 8);
+
+            let chunks = s.split(&text, DocumentFormat::Text, "");
+
+            assert!(chunks.len() > 3);
+            assert!(
+                chunks
+                    .windows(2)
+                    .all(|p| p[1].chunk.byte_start < p[0].chunk.byte_end)
+            );
+        }
     }
 }

@@ -147,7 +147,8 @@ impl From<IngestError> for ApiError {
             IngestError::Model(m) => m.into(),
             IngestError::NotFound { .. }
             | IngestError::ModelChanged { .. }
-            | IngestError::Split(_) => Self::InvalidRequest(e.to_string()),
+            | IngestError::Split(_)
+            | IngestError::Pacing(_) => Self::InvalidRequest(e.to_string()),
         }
     }
 }

@@ -8,7 +8,7 @@ use kb_core::{CatalogError, ChatModel, Embedder, IndexError, VectorIndex};
 use kb_embed_local::{LocalEmbedError, LocalEmbedder};
 use kb_engine::{EngineClient, EngineError};
 use kb_index::{EmbeddedIndex, QdrantServerIndex};
-use kb_ingest::{IngestError, IngestOptions, Ingestor, SplitOptions};
+use kb_ingest::{IngestError, IngestOptions, Ingestor, Pacing, SplitOptions};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 
@@ -36,24 +36,97 @@ pub struct Components {
     pub engine: Option<EngineClient>,
 }
 
-/// Open the vector index named by the settings (embedded folder or Qdrant server).
-pub fn open_index(settings: &Settings) -> Result<Arc<dyn VectorIndex>, IndexError> {
-    Ok(match &settings.index.url {
-        Some(url) => Arc::new(QdrantServerIndex::connect(
-            url,
+/// Where the index of one generation lives (see `kb_ingest::reindex`): generation 0 is the
+/// configured folder or collection, generation n a sibling named with `-gen{n}` / `_gen{n}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexLocation {
+    Folder(std::path::PathBuf),
+    Collection { url: String, name: String },
+}
+
+impl std::fmt::Display for IndexLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Folder(path) => write!(f, "folder {}", path.display()),
+            Self::Collection { url, name } => write!(f, "collection `{name}` on {url}"),
+        }
+    }
+}
+
+pub fn index_location(settings: &Settings, generation: u64) -> IndexLocation {
+    match &settings.index.url {
+        Some(url) => IndexLocation::Collection {
+            url: url.clone(),
+            name: match generation {
+                0 => settings.index.collection.clone(),
+                n => format!("{}_gen{n}", settings.index.collection),
+            },
+        },
+        None => {
+            let path = settings.index_path();
+            IndexLocation::Folder(match generation {
+                0 => path,
+                n => {
+                    let name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "index".to_owned());
+                    path.with_file_name(format!("{name}-gen{n}"))
+                }
+            })
+        }
+    }
+}
+
+/// Open the vector index of `generation`.
+pub fn open_index(
+    settings: &Settings,
+    generation: u64,
+) -> Result<Arc<dyn VectorIndex>, IndexError> {
+    Ok(match index_location(settings, generation) {
+        IndexLocation::Collection { url, name } => Arc::new(QdrantServerIndex::connect(
+            &url,
             settings.index.api_key.as_ref().map(|k| k.expose_secret()),
-            &settings.index.collection,
+            &name,
         )?),
-        None => Arc::new(EmbeddedIndex::open(&settings.index_path())?),
+        IndexLocation::Folder(path) => Arc::new(EmbeddedIndex::open(&path)?),
     })
 }
 
+/// Delete the index of `generation` (a missing one is fine). The caller must not hold it open.
+pub async fn delete_index(settings: &Settings, generation: u64) -> Result<(), IndexError> {
+    match index_location(settings, generation) {
+        IndexLocation::Collection { url, name } => {
+            QdrantServerIndex::connect(
+                &url,
+                settings.index.api_key.as_ref().map(|k| k.expose_secret()),
+                &name,
+            )?
+            .delete_collection()
+            .await
+        }
+        IndexLocation::Folder(path) => match std::fs::remove_dir_all(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(IndexError::Other(format!(
+                "cannot delete index folder {}: {e}",
+                path.display()
+            ))),
+            _ => Ok(()),
+        },
+    }
+}
+
 impl Components {
-    /// Open everything. The index is opened first: it is the cheap check that fails when
-    /// another process holds the embedded index.
+    /// Open everything. The catalog comes first: it names the index generation in use.
     pub async fn build(settings: &Settings) -> Result<Self, WiringError> {
-        let index = open_index(settings)?;
         let catalog = Arc::new(SqliteCatalog::open(&settings.catalog_path()).await?);
+        let generation = kb_ingest::reindex::generation(catalog.as_ref()).await?;
+        let index = match open_index(settings, generation) {
+            Ok(index) => index,
+            Err(e) => {
+                catalog.close().await;
+                return Err(e.into());
+            }
+        };
         let engine = if settings.engine.endpoints.is_empty() {
             None
         } else {
@@ -133,7 +206,19 @@ pub fn ingest_options(settings: &Settings) -> IngestOptions {
             chunk_tokens: i.chunk_tokens,
             overlap_tokens: i.overlap_tokens,
         },
-        batch_size: i.batch_size,
+        pacing: Pacing {
+            // The engine embedder splits larger calls itself; a batch must be one request so
+            // that retrying it never repeats a request that succeeded.
+            batch_max_inputs: match settings.embedder.provider {
+                EmbedderProvider::Engine => {
+                    i.batch_max_inputs.min(settings.embedder.engine.batch_size)
+                }
+                EmbedderProvider::Local => i.batch_max_inputs,
+            },
+            batch_max_tokens: i.batch_max_tokens,
+            concurrency: i.concurrency,
+            batch_retries: i.batch_retries,
+        },
         max_file_bytes: i.max_file_bytes,
         default_groups: i.default_groups.clone(),
         prune: false,
