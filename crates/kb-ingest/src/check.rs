@@ -222,6 +222,7 @@ pub async fn repair(
                                 byte_start: c.byte_start,
                                 byte_end: c.byte_end,
                                 groups: doc.groups.clone(),
+                                meta: doc.meta.clone(),
                             },
                         }
                     })

@@ -136,6 +136,8 @@ pub fn ingest_options(settings: &Settings) -> IngestOptions {
         batch_size: i.batch_size,
         max_file_bytes: i.max_file_bytes,
         default_groups: i.default_groups.clone(),
+        default_tags: Vec::new(),
+        default_owner: None,
         prune: false,
         dry_run: false,
     }
