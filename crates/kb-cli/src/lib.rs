@@ -5,6 +5,7 @@
 //! (it advertises itself in `{data_dir}/server.json`).
 
 mod commands;
+mod keys;
 mod output;
 mod progress;
 mod remote;
@@ -51,6 +52,11 @@ enum Command {
     Check(commands::CheckArgs),
     /// Measure retrieval on a BEIR-layout dataset (corpus.jsonl, queries.jsonl, qrels.tsv).
     Eval(commands::EvalArgs),
+    /// Create, list or revoke API keys for the HTTP API.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
 }
 
 /// Run the CLI; prints `kb: error` chains and returns the exit code.

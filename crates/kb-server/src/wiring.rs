@@ -1,5 +1,6 @@
 //! Builds the concrete adapters named by the settings. Shared by `kb serve` and the CLI.
 
+use crate::auth::Authenticator;
 use crate::state::AppState;
 use kb_answer::Answerer;
 use kb_catalog::SqliteCatalog;
@@ -120,7 +121,7 @@ impl Components {
             self.catalog.clone(),
             self.index.clone(),
             self.ingestor(ingest_options(settings))?,
-            admin_token,
+            Authenticator::new(self.catalog.clone(), admin_token, &settings.server),
         ))
     }
 }
