@@ -240,14 +240,14 @@ async fn naming_a_forbidden_document_or_tag_does_not_bypass_groups() {
         .post_as(
             &finance,
             "/v1/search",
-            &json!({"query": "bonus codeword", "filter": {"tags": ["hr"]}}),
+            &json!({"query": "bonus codeword", "filter": {"tags": ["hr", "joint"]}}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         documents(&body["results"]),
         set(&BTreeSet::from(["bonus-joint.md"])),
-        "the hr tag finds only what finance may read"
+        "of the documents tagged hr or joint, finance may read only the joint one"
     );
 }
 
