@@ -101,13 +101,13 @@ impl KeyStore for SqliteCatalog {
     }
 
     async fn list_keys(&self) -> Result<Vec<ApiKeyRecord>, KeyStoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err("list api keys"))?;
-        Ok(rows.iter().map(key_from_row).collect::<Result<_, _>>()?)
+        Ok(self
+            .all_rows(
+                &format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"),
+                "list api keys",
+                key_from_row,
+            )
+            .await?)
     }
 
     async fn revoke_key(&self, id_or_name: &str) -> Result<Option<ApiKeyRecord>, KeyStoreError> {

@@ -79,6 +79,20 @@ impl SqliteCatalog {
         rows.iter().map(|s| parse_uuid(s)).collect()
     }
 
+    /// Every row a query selects, converted.
+    async fn all_rows<T>(
+        &self,
+        sql: &str,
+        what: &str,
+        convert: fn(&sqlx::sqlite::SqliteRow) -> Result<T, CatalogError>,
+    ) -> Result<Vec<T>, CatalogError> {
+        let rows = sqlx::query(sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err(what))?;
+        rows.iter().map(convert).collect()
+    }
+
     /// Check that the database answers (for readiness probes).
     pub async fn ping(&self) -> Result<(), CatalogError> {
         sqlx::query("SELECT 1")
@@ -173,13 +187,12 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn list_documents(&self) -> Result<Vec<DocumentRecord>, CatalogError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {DOCUMENT_COLUMNS} FROM documents ORDER BY id"
-        ))
-        .fetch_all(&self.pool)
+        self.all_rows(
+            &format!("SELECT {DOCUMENT_COLUMNS} FROM documents ORDER BY id"),
+            "list documents",
+            document_from_row,
+        )
         .await
-        .map_err(db_err("list documents"))?;
-        rows.iter().map(document_from_row).collect()
     }
 
     async fn chunks(&self, id: &DocumentId) -> Result<Vec<StoredChunk>, CatalogError> {
