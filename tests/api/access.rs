@@ -457,3 +457,78 @@ async fn oversized_questions_and_bodies_are_refused_naming_the_limit() {
             .contains("server.max_body_bytes")
     );
 }
+
+#[test]
+fn ingest_flags_give_files_without_their_own_metadata_groups_tags_and_owner() {
+    let data = tempfile::tempdir().unwrap();
+    let docs = tempfile::tempdir().unwrap();
+    std::fs::write(
+        docs.path().join("payroll.txt"),
+        "Payroll runs on the 25th.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.path().join("canteen.txt"),
+        "The canteen opens at noon.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.path().join("canteen.txt.meta.yaml"),
+        "groups: [all]\ntags: [food]\neffective_date: 2026-05-01\n",
+    )
+    .unwrap();
+    let kb = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kb"))
+            .arg("--data-dir")
+            .arg(data.path())
+            .env(
+                "KB__EMBEDDER__LOCAL__MODEL_DIR",
+                crate::helpers::model_dir(),
+            )
+            .env_remove("KB_CONFIG")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "kb {args:?}: {out:?}");
+        out.stdout
+    };
+
+    kb(&[
+        "ingest",
+        "--groups",
+        "finance,hr",
+        "--tags",
+        "payroll",
+        "--owner",
+        "Finance Team",
+        docs.path().to_str().unwrap(),
+    ]);
+
+    let listed: Value = serde_json::from_slice(&kb(&["docs", "list", "--json"])).unwrap();
+    let doc = |id: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not listed: {listed}"))
+            .clone()
+    };
+    let payroll = doc("payroll.txt");
+    assert_eq!(payroll["groups"], json!(["finance", "hr"]));
+    assert_eq!(payroll["tags"], json!(["payroll"]));
+    assert_eq!(payroll["owner"], "Finance Team");
+    let canteen = doc("canteen.txt");
+    assert_eq!(canteen["groups"], json!(["all"]), "the sidecar wins");
+    assert_eq!(canteen["tags"], json!(["food"]));
+    assert_eq!(canteen["effective_date"], "2026-05-01");
+    assert_eq!(
+        canteen["owner"], "Finance Team",
+        "the flag fills what the sidecar leaves out"
+    );
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        2,
+        "the sidecar is not a document"
+    );
+}
