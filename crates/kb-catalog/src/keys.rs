@@ -139,15 +139,8 @@ impl KeyStore for SqliteCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tests::catalog;
     use secrecy::ExposeSecret;
-
-    async fn catalog() -> (SqliteCatalog, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let cat = SqliteCatalog::open(&dir.path().join("kb.db"))
-            .await
-            .unwrap();
-        (cat, dir)
-    }
 
     fn reader(name: &str, groups: &[&str]) -> NewKey {
         NewKey {

@@ -495,7 +495,8 @@ mod tests {
             .collect()
     }
 
-    async fn catalog() -> (SqliteCatalog, tempfile::TempDir) {
+    /// A fresh catalog in a temporary folder (kept alive by the returned guard).
+    pub(crate) async fn catalog() -> (SqliteCatalog, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let cat = SqliteCatalog::open(&dir.path().join("kb.db"))
             .await
