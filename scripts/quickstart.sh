@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a running, cited knowledge base on the embedded defaults:
 # fetch the local embedding model, build kb, ingest docs-samples/, answer a sample question,
-# then serve the HTTP API (Ctrl-C to stop).
+# then make a reader API key and serve the HTTP API (Ctrl-C to stop).
 #
 #   ./scripts/quickstart.sh            # ingest, answer, serve on 127.0.0.1:8080
 #   ./scripts/quickstart.sh --no-serve # ingest and answer only
@@ -23,6 +23,14 @@ echo
 echo "== kb ask \"How many vacation days do new employees get?\""
 "${kb[@]}" ask "How many vacation days do new employees get?"
 if [[ $serve == 1 ]]; then
+  echo
+  echo "== kb keys create --role reader --name quickstart"
+  # A rerun replaces the previous quickstart key (revoking one that does not exist fails: fine).
+  "${kb[@]}" keys revoke quickstart >/dev/null 2>&1 || true
+  key=$("${kb[@]}" keys create --role reader --name quickstart)
+  echo "Every /v1 call needs an API key. Once kb is serving, try:"
+  echo "  curl -s 127.0.0.1:8080/v1/ask -H 'Authorization: Bearer $key' \\"
+  echo "    -H 'content-type: application/json' -d '{\"question\": \"How many vacation days do new employees get?\"}'"
   echo
   echo "== kb serve"
   exec "${kb[@]}" serve

@@ -670,6 +670,7 @@ fn check_finds_damage_and_repair_fixes_it() {
                     byte_start: 0,
                     byte_end: 3,
                     groups: vec!["all".into()],
+                    meta: kb_core::DocumentMeta::default(),
                 },
             }])
             .await

@@ -28,8 +28,7 @@ async fn bad_requests_get_invalid_request_with_a_message_naming_the_field() {
     assert_eq!(body["error"]["code"], "invalid_request");
 
     let r = app
-        .client
-        .post(format!("{}/v1/ask", app.address))
+        .post_request("/v1/ask", crate::helpers::ADMIN_TOKEN)
         .header("content-type", "application/json")
         .body("{not json")
         .send()

@@ -60,8 +60,7 @@ async fn an_unavailable_engine_gives_503_with_retry_after() {
     engine.set_failure_rate(Route::Chat, 1.0, Fault::Status(503));
 
     let response = app
-        .client
-        .post(format!("{}/v1/ask", app.address))
+        .post_request("/v1/ask", crate::helpers::ADMIN_TOKEN)
         .json(&serde_json::json!({"question": "Where is my locker?"}))
         .send()
         .await

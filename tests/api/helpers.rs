@@ -59,22 +59,58 @@ pub fn test_settings(data_dir: &Path) -> Settings {
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
+    /// The server's data folder (its catalog holds the API keys).
+    pub data_dir: PathBuf,
     _shutdown: Option<oneshot::Sender<()>>,
     _temp: Option<tempfile::TempDir>,
 }
 
 impl TestApp {
+    /// `POST path` with the admin token.
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.post_as(ADMIN_TOKEN, path, body).await
+    }
+
+    /// `POST path` with `credential` as the bearer token.
+    pub async fn post_as(&self, credential: &str, path: &str, body: &Value) -> (u16, Value) {
         let r = self
-            .client
-            .post(format!("{}{path}", self.address))
-            .bearer_auth(ADMIN_TOKEN)
+            .post_request(path, credential)
             .json(body)
             .send()
             .await
             .expect("request failed");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A `POST path` request carrying `credential`, to finish and send.
+    pub fn post_request(&self, path: &str, credential: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .bearer_auth(credential)
+    }
+
+    /// A new API key made with `kb keys create` (the real binary) over this server's data
+    /// folder: `role` is `reader` or `admin`, `groups` comma-separated (empty for none).
+    pub fn create_key(&self, name: &str, role: &str, groups: &str) -> String {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kb"));
+        cmd.arg("--data-dir")
+            .arg(&self.data_dir)
+            .env_remove("KB_CONFIG")
+            .args(["keys", "create", "--name", name, "--role", role]);
+        if !groups.is_empty() {
+            cmd.args(["--groups", groups]);
+        }
+        let out = cmd.output().expect("run kb keys create");
+        assert!(
+            out.status.success(),
+            "kb keys create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("the key is text")
+            .trim()
+            .to_owned()
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
@@ -128,6 +164,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     TestApp {
         address,
         client: reqwest::Client::new(),
+        data_dir: temp.path().to_path_buf(),
         _shutdown: Some(shutdown),
         _temp: Some(temp),
     }
@@ -160,6 +197,7 @@ pub fn shared_app() -> &'static SharedApp {
                 let report = app.ingest(&[samples_dir()]).await;
                 tx.send(SharedApp {
                     address: app.address.clone(),
+                    data_dir: app.data_dir.clone(),
                     first_ingest: report,
                 })
                 .expect("send");
@@ -174,6 +212,7 @@ pub fn shared_app() -> &'static SharedApp {
 
 pub struct SharedApp {
     pub address: String,
+    pub data_dir: PathBuf,
     pub first_ingest: Value,
 }
 
@@ -182,32 +221,36 @@ impl SharedApp {
         TestApp {
             address: self.address.clone(),
             client: reqwest::Client::new(),
+            data_dir: self.data_dir.clone(),
             _shutdown: None,
             _temp: None,
         }
     }
 }
 
+/// Settings whose answers come from the fake engine at `base_url` (`fake-chat`), with quick
+/// retries.
+pub fn use_fake_chat(s: &mut Settings, base_url: String) {
+    s.engine.endpoints = vec![kb_engine::EndpointConfig {
+        name: "fake".into(),
+        base_url,
+        chat_model: Some("fake-chat".into()),
+        ..kb_engine::EndpointConfig::default()
+    }];
+    s.engine.retry = kb_engine::RetryConfig {
+        max_attempts: 2,
+        base_delay_ms: 10,
+        max_delay_ms: 50,
+        deadline_ms: 5_000,
+    };
+    s.chat.enabled = true;
+}
+
 /// A server whose answers come from the fake engine's chat model (the embedder stays local),
 /// with one small document ingested.
 pub async fn app_with_chat(engine: &kb_testkit::FakeEngine) -> (TestApp, tempfile::TempDir) {
     let base_url = engine.base_url();
-    let app = spawn_app_with(move |s| {
-        s.engine.endpoints = vec![kb_engine::EndpointConfig {
-            name: "fake".into(),
-            base_url,
-            chat_model: Some("fake-chat".into()),
-            ..kb_engine::EndpointConfig::default()
-        }];
-        s.engine.retry = kb_engine::RetryConfig {
-            max_attempts: 2,
-            base_delay_ms: 10,
-            max_delay_ms: 50,
-            deadline_ms: 5_000,
-        };
-        s.chat.enabled = true;
-    })
-    .await;
+    let app = spawn_app_with(move |s| use_fake_chat(s, base_url)).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("lockers.md"),

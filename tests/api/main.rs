@@ -1,6 +1,7 @@
 //! Black-box tests: the real server on 127.0.0.1:0, a real ingest of the sample handbook
 //! with the in-process model and the embedded index, and the `kb` binary.
 
+mod access;
 mod ask;
 mod cli;
 mod errors;

@@ -4,11 +4,19 @@ use crate::helpers::{TestApp, app_with_chat, shared_app};
 use kb_testkit::{FakeEngine, Fault, Route};
 use serde_json::{Value, json};
 
-/// (event name, parsed data) of every event in the response body.
+/// (event name, parsed data) of every event in the response body, asked with the admin token.
 async fn stream(app: &TestApp, question: &str) -> (u16, String, Vec<(String, Value)>) {
+    stream_as(app, crate::helpers::ADMIN_TOKEN, question).await
+}
+
+/// [`stream`] with `credential` as the bearer token.
+pub async fn stream_as(
+    app: &TestApp,
+    credential: &str,
+    question: &str,
+) -> (u16, String, Vec<(String, Value)>) {
     let response = app
-        .client
-        .post(format!("{}/v1/ask/stream", app.address))
+        .post_request("/v1/ask/stream", credential)
         .json(&json!({ "question": question }))
         .send()
         .await

@@ -165,6 +165,7 @@ mod tests {
                 byte_start: 0,
                 byte_end: text.len(),
                 groups: vec![],
+                meta: kb_core::DocumentMeta::default(),
             },
         }
     }

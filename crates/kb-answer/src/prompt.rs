@@ -63,6 +63,7 @@ mod tests {
                 byte_start: 0,
                 byte_end: text.len(),
                 groups: vec!["all".into()],
+                meta: kb_core::DocumentMeta::default(),
             },
         }
     }

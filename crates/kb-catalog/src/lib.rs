@@ -4,8 +4,13 @@
 //! The schema lives in the workspace's `migrations/` folder and is applied on open.
 
 use async_trait::async_trait;
+mod keys;
+
+pub use keys::NewKey;
+
 use kb_core::{
-    Catalog, CatalogError, Chunk, DocumentId, DocumentRecord, IngestRun, RunStats, StoredChunk,
+    Catalog, CatalogError, Chunk, DocumentId, DocumentMeta, DocumentRecord, IngestRun, RunStats,
+    StoredChunk,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -22,11 +27,11 @@ pub struct SqliteCatalog {
     pool: SqlitePool,
 }
 
-fn db_err(context: &str) -> impl FnOnce(sqlx::Error) -> CatalogError + '_ {
+pub(crate) fn db_err(context: &str) -> impl FnOnce(sqlx::Error) -> CatalogError + '_ {
     move |e| CatalogError::Database(format!("{context}: {e}"))
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -72,6 +77,20 @@ impl SqliteCatalog {
             .await
             .map_err(|e| CatalogError::Database(format!("{what}: {e}")))?;
         rows.iter().map(|s| parse_uuid(s)).collect()
+    }
+
+    /// Every row a query selects, converted.
+    async fn all_rows<T>(
+        &self,
+        sql: &str,
+        what: &str,
+        convert: fn(&sqlx::sqlite::SqliteRow) -> Result<T, CatalogError>,
+    ) -> Result<Vec<T>, CatalogError> {
+        let rows = sqlx::query(sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err(what))?;
+        rows.iter().map(convert).collect()
     }
 
     /// Check that the database answers (for readiness probes).
@@ -143,16 +162,27 @@ fn parse_uuid(s: &str) -> Result<Uuid, CatalogError> {
     Uuid::parse_str(s).map_err(|e| CatalogError::Corrupt(format!("bad point id {s:?}: {e}")))
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T, CatalogError> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    s: &str,
+    what: &str,
+) -> Result<T, CatalogError> {
     serde_json::from_str(s).map_err(|e| CatalogError::Corrupt(format!("bad {what} {s:?}: {e}")))
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> String {
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("BUG: catalog values always serialise")
 }
 
 fn document_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DocumentRecord, CatalogError> {
     let groups: String = row.get("groups_json");
+    let tags: String = row.get("tags_json");
+    let effective_date = row
+        .get::<Option<String>, _>("effective_date")
+        .map(|d| {
+            d.parse()
+                .map_err(|e| CatalogError::Corrupt(format!("bad effective date {d:?}: {e}")))
+        })
+        .transpose()?;
     Ok(DocumentRecord {
         id: DocumentId::new(row.get::<String, _>("id")),
         path: row.get("path"),
@@ -162,6 +192,11 @@ fn document_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DocumentRecord, Ca
         text_bytes: row.get::<i64, _>("text_bytes") as u64,
         chunk_count: row.get::<i64, _>("chunk_count") as u32,
         groups: parse_json(&groups, "groups")?,
+        meta: DocumentMeta {
+            owner: row.get("owner"),
+            effective_date,
+            tags: parse_json(&tags, "tags")?,
+        },
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
     })
@@ -186,7 +221,8 @@ async fn forget_write_ahead(
 }
 
 const DOCUMENT_COLUMNS: &str = "id, path, title, content_hash, size_bytes, text_bytes, \
-                                chunk_count, groups_json, created_at, updated_at";
+                                chunk_count, groups_json, owner, effective_date, tags_json, \
+                                created_at, updated_at";
 
 #[async_trait]
 impl Catalog for SqliteCatalog {
@@ -202,13 +238,12 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn list_documents(&self) -> Result<Vec<DocumentRecord>, CatalogError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {DOCUMENT_COLUMNS} FROM documents ORDER BY id"
-        ))
-        .fetch_all(&self.pool)
+        self.all_rows(
+            &format!("SELECT {DOCUMENT_COLUMNS} FROM documents ORDER BY id"),
+            "list documents",
+            document_from_row,
+        )
         .await
-        .map_err(db_err("list documents"))?;
-        rows.iter().map(document_from_row).collect()
     }
 
     async fn chunks(&self, id: &DocumentId) -> Result<Vec<StoredChunk>, CatalogError> {
@@ -291,11 +326,14 @@ impl Catalog for SqliteCatalog {
             .map_err(db_err("delete old chunks"))?;
         sqlx::query(
             "INSERT INTO documents (id, path, title, content_hash, size_bytes, text_bytes, \
-             chunk_count, groups_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             chunk_count, groups_json, owner, effective_date, tags_json, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT(id) DO UPDATE SET path = excluded.path, title = excluded.title, \
              content_hash = excluded.content_hash, size_bytes = excluded.size_bytes, \
              text_bytes = excluded.text_bytes, chunk_count = excluded.chunk_count, \
-             groups_json = excluded.groups_json, updated_at = excluded.updated_at",
+             groups_json = excluded.groups_json, owner = excluded.owner, \
+             effective_date = excluded.effective_date, tags_json = excluded.tags_json, \
+             updated_at = excluded.updated_at",
         )
         .bind(doc.id.as_str())
         .bind(&doc.path)
@@ -305,6 +343,9 @@ impl Catalog for SqliteCatalog {
         .bind(doc.text_bytes as i64)
         .bind(chunks.len() as i64)
         .bind(to_json(&doc.groups))
+        .bind(&doc.meta.owner)
+        .bind(doc.meta.effective_date.map(|d| d.to_string()))
+        .bind(to_json(&doc.meta.tags))
         .bind(at)
         .bind(at)
         .execute(&mut *tx)
@@ -539,6 +580,7 @@ mod tests {
             text_bytes: 10,
             chunk_count: 0,
             groups: vec!["all".into()],
+            meta: DocumentMeta::default(),
             created_at: 0,
             updated_at: 0,
         }
@@ -561,7 +603,8 @@ mod tests {
             .collect()
     }
 
-    async fn catalog() -> (SqliteCatalog, tempfile::TempDir) {
+    /// A fresh catalog in a temporary folder (kept alive by the returned guard).
+    pub(crate) async fn catalog() -> (SqliteCatalog, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let cat = SqliteCatalog::open(&dir.path().join("kb.db"))
             .await
@@ -585,6 +628,28 @@ mod tests {
         assert_eq!(stored.chunk_count, 3);
         assert_eq!(cat.chunks(&d.id).await.unwrap(), c);
         assert!(cat.orphan_candidates().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn document_metadata_round_trips() {
+        let (cat, _dir) = catalog().await;
+        let mut d = doc("handbook.pdf", "v1");
+        d.meta = DocumentMeta {
+            owner: Some("People Team".into()),
+            effective_date: "2026-03-01".parse().ok(),
+            tags: vec!["leave".into(), "policy".into()],
+        };
+
+        cat.commit_document(&d, &chunks(&d, 1)).await.unwrap();
+        let mut changed = d.clone();
+        changed.meta.owner = None;
+        cat.commit_document(&changed, &chunks(&changed, 1))
+            .await
+            .unwrap();
+
+        let stored = cat.get_document(&d.id).await.unwrap().unwrap();
+        assert_eq!(stored.meta, changed.meta);
+        assert_eq!(cat.list_documents().await.unwrap()[0].meta, changed.meta);
     }
 
     #[tokio::test]

@@ -43,6 +43,16 @@ pub struct IngestArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Access groups of documents that name none in front matter or a sidecar, comma-separated
+    /// (default: ingest.default_groups).
+    #[arg(long, value_delimiter = ',', value_name = "GROUPS")]
+    groups: Vec<String>,
+    /// Tags of documents that name none, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "TAGS")]
+    tags: Vec<String>,
+    /// Owner of documents that name none.
+    #[arg(long)]
+    owner: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +110,7 @@ pub async fn run(command: crate::Command, settings: Settings) -> anyhow::Result<
         crate::Command::Check(args) => check(args, &settings).await,
         crate::Command::Eval(args) => eval(args, settings).await,
         crate::Command::Reindex(args) => crate::reindex::run(args, &settings).await,
+        crate::Command::Keys { command } => crate::keys::run(command, &settings).await,
     }
 }
 
@@ -146,14 +157,23 @@ async fn ingest(args: IngestArgs, settings: &Settings) -> anyhow::Result<ExitCod
             remote
                 .post(
                     "/v1/admin/ingest",
-                    &json!({"paths": paths, "prune": args.prune, "dry_run": args.dry_run}),
+                    &json!({
+                        "paths": paths, "prune": args.prune, "dry_run": args.dry_run,
+                        "groups": (!args.groups.is_empty()).then_some(&args.groups),
+                        "tags": args.tags, "owner": args.owner,
+                    }),
                 )
                 .await?
         }
         Target::Local(c) => {
             let ingestor = c
                 .ingestor(ingest_options(settings))?
-                .with_run_flags(args.prune, args.dry_run);
+                .with_run_flags(args.prune, args.dry_run)
+                .with_default_metadata(
+                    Some(args.groups.clone()),
+                    args.tags.clone(),
+                    args.owner.clone(),
+                );
             let cancel = CancellationToken::new();
             let on_signal = cancel.clone();
             tokio::spawn(async move {
@@ -305,7 +325,7 @@ async fn serve(args: ServeArgs, mut settings: Settings) -> anyhow::Result<ExitCo
     let points = components.index.count().await.unwrap_or(0);
     tracing::info!(%url, points, "kb is serving");
     eprintln!(
-        "kb: serving on {url} ({points} chunks indexed). Try:\n  curl -s {url}/v1/ask -H 'content-type: application/json' -d '{{\"question\": \"How many vacation days do new employees get?\"}}'"
+        "kb: serving on {url} ({points} chunks indexed). Every /v1 call needs an API key; make one and try:\n  KB_KEY=$(kb keys create --role reader --name me)\n  curl -s {url}/v1/ask -H \"Authorization: Bearer $KB_KEY\" -H 'content-type: application/json' -d '{{\"question\": \"How many vacation days do new employees get?\"}}'"
     );
     let result = app.run_until(shutdown_signal()).await;
     ServerInfo::remove(&settings.data_dir);

@@ -5,6 +5,7 @@
 //! (it advertises itself in `{data_dir}/server.json`).
 
 mod commands;
+mod keys;
 mod output;
 mod progress;
 mod reindex;
@@ -54,6 +55,11 @@ enum Command {
     Eval(commands::EvalArgs),
     /// Rebuild the vector index from the catalog with the configured embedding model.
     Reindex(reindex::ReindexArgs),
+    /// Create, list or revoke API keys for the HTTP API.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
 }
 
 /// Run the CLI; prints `kb: error` chains and returns the exit code.

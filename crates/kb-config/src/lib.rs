@@ -71,6 +71,14 @@ pub struct ServerSettings {
     pub port: u16,
     pub request_timeout_secs: u64,
     pub max_body_bytes: usize,
+    /// How long a server trusts what it looked up about an API key: a new key works at once, a
+    /// revoked one stops working within this many seconds on every replica.
+    pub key_cache_secs: u64,
+    /// Requests per minute each API key may make to one server process; 0 turns limits off.
+    /// The server's own admin token (used by the local CLI) is not limited.
+    pub rate_limit_per_minute: u32,
+    /// Requests a key may make in a quick burst before the per-minute pace applies.
+    pub rate_limit_burst: u32,
 }
 
 impl Default for ServerSettings {
@@ -80,6 +88,9 @@ impl Default for ServerSettings {
             port: 8080,
             request_timeout_secs: 60,
             max_body_bytes: 1024 * 1024,
+            key_cache_secs: 30,
+            rate_limit_per_minute: 120,
+            rate_limit_burst: 20,
         }
     }
 }
@@ -238,6 +249,21 @@ impl Settings {
         if self.server.request_timeout_secs == 0 {
             return Err(invalid("server.request_timeout_secs", "must be at least 1"));
         }
+        if self.server.max_body_bytes < 1024 {
+            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+        }
+        if self.server.key_cache_secs > 3600 {
+            return Err(invalid(
+                "server.key_cache_secs",
+                "must be at most 3600 (a revoked key works until its cache entry expires)",
+            ));
+        }
+        if self.server.rate_limit_per_minute > 0 && self.server.rate_limit_burst == 0 {
+            return Err(invalid(
+                "server.rate_limit_burst",
+                "must be at least 1 while server.rate_limit_per_minute is set",
+            ));
+        }
         if self.ingest.chunk_tokens < 16 {
             return Err(invalid("ingest.chunk_tokens", "must be at least 16"));
         }
@@ -263,6 +289,9 @@ impl Settings {
             ));
         }
         let a = &self.answer;
+        if a.max_question_chars == 0 {
+            return Err(invalid("answer.max_question_chars", "must be at least 1"));
+        }
         if a.top_k == 0 || a.top_k > a.max_top_k {
             return Err(invalid(
                 "answer.top_k",
@@ -389,6 +418,21 @@ mod tests {
             jail.set_env("KB__INGEST__CHUNK_TOKENS", "4");
             let err = load_with(jail, None).unwrap_err().to_string();
             assert!(err.contains("ingest.chunk_tokens"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn limits_are_validated_with_their_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KB__SERVER__RATE_LIMIT_BURST", "0");
+            let err = load_with(jail, None).unwrap_err().to_string();
+            assert!(err.contains("server.rate_limit_burst"), "{err}");
+            jail.set_env("KB__SERVER__RATE_LIMIT_PER_MINUTE", "0");
+            load_with(jail, None).expect("no limit needs no burst");
+            jail.set_env("KB__SERVER__KEY_CACHE_SECS", "86400");
+            let err = load_with(jail, None).unwrap_err().to_string();
+            assert!(err.contains("server.key_cache_secs"), "{err}");
             Ok(())
         });
     }

@@ -1,6 +1,6 @@
 //! The catalog of documents, chunks and ingest runs (SQLite in this workspace).
 
-use crate::document::{Chunk, DocumentId};
+use crate::document::{Chunk, DocumentId, DocumentMeta};
 use crate::error::CatalogError;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -21,6 +21,9 @@ pub struct DocumentRecord {
     pub text_bytes: u64,
     pub chunk_count: u32,
     pub groups: Vec<String>,
+    /// Owner, effective date and tags.
+    #[serde(flatten)]
+    pub meta: DocumentMeta,
     /// Unix seconds.
     pub created_at: i64,
     pub updated_at: i64,

@@ -1,5 +1,6 @@
 //! Documents and chunks: what ingest produces and what the index stores.
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -105,6 +106,24 @@ pub struct ChunkPayload {
     pub byte_end: usize,
     /// Access groups allowed to read the document (`all` for everyone).
     pub groups: Vec<String>,
+    /// Owner, effective date and tags of the document (flat keys in the index payload).
+    #[serde(flatten)]
+    pub meta: DocumentMeta,
+}
+
+/// What a document says about itself besides its title and access groups: from Markdown front
+/// matter, a `<file>.meta.yaml` sidecar, or `kb ingest` flags. Stored in the catalog and in every
+/// chunk's index payload, where `tags` and `effective_date` can be filtered on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentMeta {
+    /// Who answers for the document (a person, a team, an address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The day the document takes effect (ISO 8601, `YYYY-MM-DD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_date: Option<NaiveDate>,
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 #[cfg(test)]
@@ -133,6 +152,28 @@ mod tests {
             chunk.embedding_text("Leave Policy"),
             "Leave Policy > Vacation\n\nEmployees get 25 days."
         );
+    }
+
+    #[test]
+    fn metadata_is_stored_as_flat_payload_keys_and_may_be_absent() {
+        let json = serde_json::json!({
+            "doc_id": "a.md", "doc_hash": "h", "ordinal": 0, "title": "A", "path": "a.md",
+            "heading_path": [], "text": "t", "byte_start": 0, "byte_end": 1, "groups": ["all"],
+        });
+        let old: ChunkPayload = serde_json::from_value(json.clone()).expect("old payloads read");
+        assert_eq!(old.meta, DocumentMeta::default());
+
+        let mut new = old;
+        new.meta = DocumentMeta {
+            owner: Some("People Team".into()),
+            effective_date: NaiveDate::from_ymd_opt(2026, 1, 15),
+            tags: vec!["leave".into()],
+        };
+        let value = serde_json::to_value(&new).unwrap();
+        assert_eq!(value["effective_date"], "2026-01-15");
+        assert_eq!(value["tags"], serde_json::json!(["leave"]));
+        assert_eq!(value["owner"], "People Team");
+        assert_eq!(serde_json::from_value::<ChunkPayload>(value).unwrap(), new);
     }
 
     #[test]

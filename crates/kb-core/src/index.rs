@@ -4,6 +4,7 @@ use crate::document::{ChunkPayload, DocumentId};
 use crate::error::IndexError;
 use crate::model::Embedding;
 use async_trait::async_trait;
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
 use uuid::Uuid;
@@ -26,6 +27,15 @@ pub struct Filter {
     /// `None` means the caller may read everything (admin, local CLI).
     #[serde(default)]
     pub groups: Option<Vec<String>>,
+    /// Only documents with at least one of these tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Only documents effective on or after this day (documents without a date are left out).
+    #[serde(default)]
+    pub effective_from: Option<NaiveDate>,
+    /// Only documents effective on or before this day (documents without a date are left out).
+    #[serde(default)]
+    pub effective_to: Option<NaiveDate>,
 }
 
 /// One search result.

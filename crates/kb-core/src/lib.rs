@@ -4,14 +4,19 @@
 //! Nothing here does I/O. Adapters (engine client, local model, Qdrant, SQLite) depend on
 //! this crate; only the server and the CLI name concrete types.
 
+pub mod access;
 pub mod catalog;
 pub mod document;
 pub mod error;
 pub mod index;
 pub mod model;
 
+pub use access::{
+    API_KEY_PREFIX, AccessRole, ApiKeyRecord, KeyStore, KeyStoreError, PUBLIC_GROUP, Principal,
+    key_hash,
+};
 pub use catalog::{Catalog, DocumentRecord, IngestRun, RunStats, StoredChunk};
-pub use document::{Chunk, ChunkPayload, DocumentId, content_hash, point_id};
+pub use document::{Chunk, ChunkPayload, DocumentId, DocumentMeta, content_hash, point_id};
 pub use error::{CatalogError, IndexError, ModelError};
 pub use index::{ChunkPoint, Filter, Hit, VectorIndex};
 pub use model::{

@@ -401,6 +401,7 @@ mod tests {
                 byte_start: 0,
                 byte_end: 0,
                 groups: Vec::new(),
+                meta: kb_core::DocumentMeta::default(),
             },
         }
     }

@@ -43,16 +43,17 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use kb_core::{ChunkPoint, DocumentId, Filter, Hit, IndexError, VectorIndex};
 use qdrant_edge::{
-    Condition, CountRequest, Distance, EdgeConfig, EdgeShard, EdgeVectorParamsBuilder,
-    FieldCondition, FieldIndexOperations, JsonPath, Match, NamedQuery, OperationError, Payload,
-    PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
-    PointStructPersisted, QueryEnum, QueryRequest, ScoringQuery, ScrollRequest, UpdateOperation,
-    VectorInternal, VectorPersisted, VectorStructPersisted, WithPayloadInterface, WithVector,
+    Condition, CountRequest, DateTimeWrapper, Distance, EdgeConfig, EdgeShard,
+    EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, JsonPath, Match, NamedQuery,
+    OperationError, Payload, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations,
+    PointOperations, PointStructPersisted, QueryEnum, QueryRequest, Range, ScoringQuery,
+    ScrollRequest, UpdateOperation, VectorInternal, VectorPersisted, VectorStructPersisted,
+    WithPayloadInterface, WithVector,
 };
 use tracing::{debug, info};
 
 use crate::payload::{
-    self, Conditions, DENSE_VECTOR, DOC_ID_KEY, GROUPS_KEY, KEYWORD_INDEXED_KEYS,
+    self, Conditions, DENSE_VECTOR, DOC_ID_KEY, EFFECTIVE_DATE_KEY, INDEXED_KEYS, IndexKind,
 };
 
 /// The lock file that marks the folder as owned by one process.
@@ -271,14 +272,18 @@ impl Inner {
             .map_err(|err| edge_error("cannot read index info", err))?
             .payload_schema;
         let mut created_any = false;
-        for key in KEYWORD_INDEXED_KEYS {
+        for (key, kind) in INDEXED_KEYS {
             let field = json_path(key);
             if schema.contains_key(&field) {
                 continue;
             }
+            let field_type = match kind {
+                IndexKind::Keyword => PayloadSchemaType::Keyword,
+                IndexKind::Datetime => PayloadSchemaType::Datetime,
+            };
             let create = qdrant_edge::CreateIndex {
                 field_name: field,
-                field_schema: Some(PayloadFieldSchema::FieldType(PayloadSchemaType::Keyword)),
+                field_schema: Some(PayloadFieldSchema::FieldType(field_type)),
             };
             shard
                 .update(UpdateOperation::FieldIndexOperation(
@@ -534,19 +539,30 @@ fn edge_filter(conditions: &Conditions) -> Option<qdrant_edge::Filter> {
     if conditions.is_empty() {
         return None;
     }
-    let must = [
-        (DOC_ID_KEY, &conditions.doc_ids),
-        (GROUPS_KEY, &conditions.groups),
-    ]
-    .into_iter()
-    .filter_map(|(key, values)| {
-        let values = values.as_ref()?;
-        Some(Condition::Field(FieldCondition::new_match(
-            json_path(key),
-            Match::from(values.clone()),
-        )))
-    })
-    .collect();
+    let mut must: Vec<Condition> = conditions
+        .keyword_matches()
+        .map(|(key, values)| {
+            Condition::Field(FieldCondition::new_match(
+                json_path(key),
+                Match::from(values.clone()),
+            ))
+        })
+        .collect();
+    if let Some(range) = conditions.effective {
+        let instant = |secs: Option<i64>| {
+            secs.and_then(|s| DateTimeWrapper::from_timestamp(s.saturating_mul(1_000_000)))
+        };
+        let (from, to) = range.unix_seconds();
+        must.push(Condition::Field(FieldCondition::new_datetime_range(
+            json_path(EFFECTIVE_DATE_KEY),
+            Range {
+                gte: instant(from),
+                lte: instant(to),
+                lt: None,
+                gt: None,
+            },
+        )));
+    }
     Some(qdrant_edge::Filter {
         must: Some(must),
         ..qdrant_edge::Filter::new()

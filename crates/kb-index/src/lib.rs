@@ -14,10 +14,13 @@
 //! - point ids are the chunk UUIDs of [`kb_core::point_id`];
 //! - the payload is [`ChunkPayload`](kb_core::ChunkPayload) as flat JSON keys (`doc_id`,
 //!   `doc_hash`, `ordinal`, `title`, `path`, `heading_path`, `text`, `byte_start`, `byte_end`,
-//!   `groups`), with keyword indexes on `doc_id` and `groups`.
+//!   `groups`, and when known `owner`, `effective_date` as `YYYY-MM-DD`, `tags`), with keyword
+//!   indexes on `doc_id`, `groups` and `tags` and a datetime index on `effective_date`.
 //!
 //! Access control is a payload filter: a reader restricted to some groups sees the points whose
-//! `groups` contain one of them or [`PUBLIC_GROUP`] (`"all"`).
+//! `groups` contain one of them or [`PUBLIC_GROUP`] (`"all"`). It is one `must` condition beside
+//! the caller's own (documents, tags any-of, effective-date range), so no other condition can
+//! widen it.
 
 mod embedded;
 mod payload;

@@ -1,6 +1,7 @@
 //! The stored layout shared by both backends: vector name, payload keys, and the conversion
 //! between [`ChunkPayload`] and the JSON object Qdrant stores.
 
+use chrono::NaiveDate;
 use kb_core::{ChunkPayload, Filter, IndexError};
 use serde_json::{Map, Value};
 
@@ -8,7 +9,7 @@ use serde_json::{Map, Value};
 pub const DENSE_VECTOR: &str = "dense";
 
 /// The group that makes a document readable by everyone.
-pub const PUBLIC_GROUP: &str = "all";
+pub const PUBLIC_GROUP: &str = kb_core::PUBLIC_GROUP;
 
 /// Payload key of the document id (keyword-indexed).
 pub(crate) const DOC_ID_KEY: &str = "doc_id";
@@ -16,8 +17,27 @@ pub(crate) const DOC_ID_KEY: &str = "doc_id";
 /// Payload key of the access groups (keyword-indexed).
 pub(crate) const GROUPS_KEY: &str = "groups";
 
-/// Payload keys that carry a keyword index, so filters on them stay fast on large indexes.
-pub(crate) const KEYWORD_INDEXED_KEYS: [&str; 2] = [DOC_ID_KEY, GROUPS_KEY];
+/// Payload key of the document's tags (keyword-indexed).
+pub(crate) const TAGS_KEY: &str = "tags";
+
+/// Payload key of the document's effective date, `YYYY-MM-DD` (datetime-indexed; Qdrant reads a
+/// bare date as midnight UTC).
+pub(crate) const EFFECTIVE_DATE_KEY: &str = "effective_date";
+
+/// How a filtered payload key is indexed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IndexKind {
+    Keyword,
+    Datetime,
+}
+
+/// Payload keys that carry an index, so filters on them stay fast on large indexes.
+pub(crate) const INDEXED_KEYS: [(&str, IndexKind); 4] = [
+    (DOC_ID_KEY, IndexKind::Keyword),
+    (GROUPS_KEY, IndexKind::Keyword),
+    (TAGS_KEY, IndexKind::Keyword),
+    (EFFECTIVE_DATE_KEY, IndexKind::Datetime),
+];
 
 /// The JSON object stored as a point's payload.
 pub(crate) fn to_json(payload: &ChunkPayload) -> Result<Map<String, Value>, IndexError> {
@@ -53,6 +73,26 @@ pub(crate) struct Conditions {
     pub doc_ids: Option<Vec<String>>,
     /// `groups` must contain one of these (no restriction when `None`).
     pub groups: Option<Vec<String>>,
+    /// `tags` must contain one of these (no restriction when `None`).
+    pub tags: Option<Vec<String>>,
+    /// `effective_date` must lie in this inclusive range (no restriction when `None`).
+    pub effective: Option<DateRange>,
+}
+
+/// An inclusive range of days; an open end is `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DateRange {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+impl DateRange {
+    /// Seconds since the Unix epoch of midnight UTC of each end: the instants Qdrant compares
+    /// stored dates with.
+    pub fn unix_seconds(self) -> (Option<i64>, Option<i64>) {
+        let midnight = |d: NaiveDate| d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp();
+        (self.from.map(midnight), self.to.map(midnight))
+    }
 }
 
 impl Conditions {
@@ -65,11 +105,36 @@ impl Conditions {
                 .collect()
         });
         let groups = filter.groups.as_deref().map(readable_groups);
-        Self { doc_ids, groups }
+        let tags = (!filter.tags.is_empty()).then(|| filter.tags.clone());
+        let effective = (filter.effective_from.is_some() || filter.effective_to.is_some())
+            .then_some(DateRange {
+                from: filter.effective_from,
+                to: filter.effective_to,
+            });
+        Self {
+            doc_ids,
+            groups,
+            tags,
+            effective,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.doc_ids.is_none() && self.groups.is_none()
+        self.doc_ids.is_none()
+            && self.groups.is_none()
+            && self.tags.is_none()
+            && self.effective.is_none()
+    }
+
+    /// The match-any conditions: payload key and the values one of which it must hold.
+    pub fn keyword_matches(&self) -> impl Iterator<Item = (&'static str, &Vec<String>)> {
+        [
+            (DOC_ID_KEY, &self.doc_ids),
+            (GROUPS_KEY, &self.groups),
+            (TAGS_KEY, &self.tags),
+        ]
+        .into_iter()
+        .filter_map(|(key, values)| Some((key, values.as_ref()?)))
     }
 }
 
@@ -101,6 +166,11 @@ mod tests {
             byte_start: 10,
             byte_end: 32,
             groups: vec!["hr".into()],
+            meta: kb_core::DocumentMeta {
+                owner: Some("People Team".into()),
+                effective_date: NaiveDate::from_ymd_opt(2026, 1, 15),
+                tags: vec!["leave".into()],
+            },
         }
     }
 
@@ -110,6 +180,8 @@ mod tests {
 
         assert_eq!(map[DOC_ID_KEY], "policies/leave.md");
         assert_eq!(map[GROUPS_KEY], serde_json::json!(["hr"]));
+        assert_eq!(map[TAGS_KEY], serde_json::json!(["leave"]));
+        assert_eq!(map[EFFECTIVE_DATE_KEY], "2026-01-15");
         assert_eq!(map["byte_end"], 32);
         assert_eq!(from_json(map, "p").expect("deserializes"), sample());
     }
@@ -124,8 +196,8 @@ mod tests {
     #[test]
     fn group_readers_also_see_public_documents() {
         let filter = Filter {
-            doc_ids: vec![],
             groups: Some(vec!["hr".into(), "all".into(), "hr".into()]),
+            ..Filter::default()
         };
 
         let conditions = Conditions::from_filter(&filter);
@@ -137,12 +209,28 @@ mod tests {
     #[test]
     fn readers_without_groups_see_only_public_documents_and_admins_see_everything() {
         let none = Conditions::from_filter(&Filter {
-            doc_ids: vec![],
             groups: Some(vec![]),
+            ..Filter::default()
         });
         let admin = Conditions::from_filter(&Filter::default());
 
         assert_eq!(none.groups, Some(vec![PUBLIC_GROUP.to_owned()]));
         assert!(admin.is_empty());
+    }
+
+    #[test]
+    fn tags_and_date_ends_become_conditions_and_dates_compare_at_midnight_utc() {
+        let filter = Filter {
+            tags: vec!["leave".into()],
+            effective_to: NaiveDate::from_ymd_opt(1970, 1, 2),
+            ..Filter::default()
+        };
+
+        let conditions = Conditions::from_filter(&filter);
+
+        let keys: Vec<_> = conditions.keyword_matches().map(|(k, _)| k).collect();
+        assert_eq!(keys, [TAGS_KEY]);
+        let range = conditions.effective.expect("a date range");
+        assert_eq!(range.unix_seconds(), (None, Some(86_400)));
     }
 }

@@ -14,16 +14,16 @@ use qdrant_client::qdrant::point_id::PointIdOptions;
 use qdrant_client::qdrant::vectors_config::Config as VectorsConfigKind;
 use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
-    DeletePointsBuilder, Distance, FieldType, PointId, PointStruct, PointsIdsList, Query,
-    QueryPointsBuilder, ScrollPointsBuilder, UpsertPointsBuilder, Value as QdrantValue,
-    VectorParamsBuilder, VectorsConfigBuilder,
+    DatetimeRange, DeletePointsBuilder, Distance, FieldType, PointId, PointStruct, PointsIdsList,
+    Query, QueryPointsBuilder, ScrollPointsBuilder, Timestamp, UpsertPointsBuilder,
+    Value as QdrantValue, VectorParamsBuilder, VectorsConfigBuilder,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use tonic::Code;
 use tracing::info;
 
 use crate::payload::{
-    self, Conditions, DENSE_VECTOR, DOC_ID_KEY, GROUPS_KEY, KEYWORD_INDEXED_KEYS,
+    self, Conditions, DENSE_VECTOR, DOC_ID_KEY, EFFECTIVE_DATE_KEY, INDEXED_KEYS, IndexKind,
 };
 
 /// Page size when listing point ids.
@@ -168,18 +168,18 @@ impl QdrantServerIndex {
             .result
             .map(|info| info.payload_schema)
             .unwrap_or_default();
-        for key in KEYWORD_INDEXED_KEYS {
+        for (key, kind) in INDEXED_KEYS {
             if schema.contains_key(key) {
                 continue;
             }
+            let field_type = match kind {
+                IndexKind::Keyword => FieldType::Keyword,
+                IndexKind::Datetime => FieldType::Datetime,
+            };
             self.client
                 .create_field_index(
-                    CreateFieldIndexCollectionBuilder::new(
-                        &self.collection,
-                        key,
-                        FieldType::Keyword,
-                    )
-                    .wait(true),
+                    CreateFieldIndexCollectionBuilder::new(&self.collection, key, field_type)
+                        .wait(true),
                 )
                 .await
                 .map_err(|err| self.error(&format!("cannot index payload field `{key}`"), err))?;
@@ -392,12 +392,23 @@ fn server_filter(conditions: &Conditions) -> Option<qdrant_client::qdrant::Filte
     if conditions.is_empty() {
         return None;
     }
-    let must = [
-        (DOC_ID_KEY, &conditions.doc_ids),
-        (GROUPS_KEY, &conditions.groups),
-    ]
-    .into_iter()
-    .filter_map(|(key, values)| Some(Condition::matches(key, values.clone()?)));
+    let mut must: Vec<Condition> = conditions
+        .keyword_matches()
+        .map(|(key, values)| Condition::matches(key, values.clone()))
+        .collect();
+    if let Some(range) = conditions.effective {
+        let instant = |secs: Option<i64>| secs.map(|seconds| Timestamp { seconds, nanos: 0 });
+        let (from, to) = range.unix_seconds();
+        must.push(Condition::datetime_range(
+            EFFECTIVE_DATE_KEY,
+            DatetimeRange {
+                gte: instant(from),
+                lte: instant(to),
+                lt: None,
+                gt: None,
+            },
+        ));
+    }
     Some(qdrant_client::qdrant::Filter::must(must))
 }
 

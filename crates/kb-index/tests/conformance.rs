@@ -11,7 +11,9 @@
 
 use std::sync::{Arc, OnceLock};
 
-use kb_core::{ChunkPayload, ChunkPoint, DocumentId, Filter, IndexError, VectorIndex, point_id};
+use kb_core::{
+    ChunkPayload, ChunkPoint, DocumentId, DocumentMeta, Filter, IndexError, VectorIndex, point_id,
+};
 use kb_index::{EmbeddedIndex, QdrantServerIndex};
 use tempfile::TempDir;
 
@@ -38,21 +40,41 @@ fn chunk(doc: &str, ordinal: u32, groups: &[&str], vector: [f32; DIMS]) -> Chunk
             byte_start: ordinal as usize * 100,
             byte_end: ordinal as usize * 100 + 42,
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            meta: DocumentMeta::default(),
         },
     }
 }
 
+/// `point` with tags and an effective date (`YYYY-MM-DD`).
+fn described(mut point: ChunkPoint, tags: &[&str], date: Option<&str>) -> ChunkPoint {
+    point.payload.meta = DocumentMeta {
+        owner: Some("Owner".into()),
+        effective_date: date.map(|d| d.parse().expect("a date")),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+    };
+    point
+}
+
 fn groups(list: &[&str]) -> Filter {
     Filter {
-        doc_ids: vec![],
         groups: Some(list.iter().map(|g| (*g).to_owned()).collect()),
+        ..Filter::default()
     }
 }
 
 fn docs(list: &[&str]) -> Filter {
     Filter {
         doc_ids: list.iter().map(|d| DocumentId::new(*d)).collect(),
-        groups: None,
+        ..Filter::default()
+    }
+}
+
+/// Only documents effective in `[from, to]` (`YYYY-MM-DD`, either end open).
+fn effective(from: Option<&str>, to: Option<&str>) -> Filter {
+    Filter {
+        effective_from: from.map(|d| d.parse().expect("a date")),
+        effective_to: to.map(|d| d.parse().expect("a date")),
+        ..Filter::default()
     }
 }
 
@@ -192,6 +214,7 @@ mod cases {
         let both = Filter {
             doc_ids: vec![DocumentId::new("a.md")],
             groups: Some(vec!["hr".into()]),
+            ..Filter::default()
         };
         assert_eq!(visible_docs(&*index, &both).await, ["a.md"], "public a.md");
     }
@@ -232,10 +255,126 @@ mod cases {
         let hr_doc_for_finance = Filter {
             doc_ids: vec![DocumentId::new("hr.md")],
             groups: Some(vec!["finance".into()]),
+            ..Filter::default()
         };
         assert!(
             visible_docs(&*index, &hr_doc_for_finance).await.is_empty(),
             "naming a document does not bypass its groups"
+        );
+    }
+
+    pub async fn filter_by_tags_matches_any_of_them(index: Arc<dyn VectorIndex>) {
+        index.ensure(DIMS).await.expect("ensure");
+        index
+            .upsert(vec![
+                described(
+                    chunk("leave.md", 0, &["all"], [1.0, 0.0, 0.0, 0.0]),
+                    &["leave", "hr"],
+                    None,
+                ),
+                described(
+                    chunk("travel.md", 0, &["all"], [0.0, 1.0, 0.0, 0.0]),
+                    &["travel"],
+                    None,
+                ),
+                chunk("untagged.md", 0, &["all"], [0.0, 0.0, 1.0, 0.0]),
+                described(
+                    chunk("payroll.md", 0, &["finance"], [0.0, 0.0, 0.0, 1.0]),
+                    &["leave"],
+                    None,
+                ),
+            ])
+            .await
+            .expect("upsert");
+        let tags = |list: &[&str]| Filter {
+            tags: list.iter().map(|t| (*t).to_owned()).collect(),
+            ..Filter::default()
+        };
+
+        assert_eq!(
+            visible_docs(&*index, &tags(&["travel"])).await,
+            ["travel.md"]
+        );
+        assert_eq!(
+            visible_docs(&*index, &tags(&["travel", "hr"])).await,
+            ["leave.md", "travel.md"]
+        );
+        assert!(visible_docs(&*index, &tags(&["nope"])).await.is_empty());
+        let leave_for_hr = Filter {
+            groups: Some(vec!["hr".into()]),
+            ..tags(&["leave"])
+        };
+        assert_eq!(
+            visible_docs(&*index, &leave_for_hr).await,
+            ["leave.md"],
+            "tags do not bypass groups"
+        );
+        let hits = index
+            .search(&[1.0, 0.0, 0.0, 0.0], &tags(&["hr"]), 1)
+            .await
+            .expect("search");
+        assert_eq!(
+            hits[0].payload.meta.tags,
+            ["leave", "hr"],
+            "metadata round-trips"
+        );
+        assert_eq!(hits[0].payload.meta.owner.as_deref(), Some("Owner"));
+    }
+
+    pub async fn filter_by_effective_date_is_an_inclusive_range(index: Arc<dyn VectorIndex>) {
+        index.ensure(DIMS).await.expect("ensure");
+        index
+            .upsert(vec![
+                described(
+                    chunk("old.md", 0, &["all"], [1.0, 0.0, 0.0, 0.0]),
+                    &[],
+                    Some("2024-12-31"),
+                ),
+                described(
+                    chunk("new.md", 0, &["all"], [0.0, 1.0, 0.0, 0.0]),
+                    &[],
+                    Some("2025-01-01"),
+                ),
+                described(
+                    chunk("newer.md", 0, &["hr"], [0.0, 0.0, 1.0, 0.0]),
+                    &[],
+                    Some("2026-06-30"),
+                ),
+                chunk("undated.md", 0, &["all"], [0.0, 0.0, 0.0, 1.0]),
+            ])
+            .await
+            .expect("upsert");
+
+        assert_eq!(
+            visible_docs(&*index, &effective(Some("2025-01-01"), None)).await,
+            ["new.md", "newer.md"]
+        );
+        assert_eq!(
+            visible_docs(&*index, &effective(None, Some("2025-01-01"))).await,
+            ["new.md", "old.md"],
+            "both ends are inclusive"
+        );
+        assert_eq!(
+            visible_docs(&*index, &effective(Some("2025-01-02"), Some("2026-06-30"))).await,
+            ["newer.md"]
+        );
+        assert!(
+            visible_docs(&*index, &effective(Some("2027-01-01"), None))
+                .await
+                .is_empty()
+        );
+        let for_finance = Filter {
+            groups: Some(vec!["finance".into()]),
+            ..effective(Some("2026-01-01"), None)
+        };
+        assert!(
+            visible_docs(&*index, &for_finance).await.is_empty(),
+            "dates do not bypass groups"
+        );
+        assert_eq!(
+            visible_docs(&*index, &Filter::default()).await.len(),
+            4,
+            "no date filter keeps undated documents"
         );
     }
 
@@ -499,6 +638,8 @@ conformance_suite!(
     upserting_the_same_id_replaces_the_point,
     filter_by_doc_ids_matches_any_of_them,
     filter_by_groups_hides_documents_from_other_groups,
+    filter_by_tags_matches_any_of_them,
+    filter_by_effective_date_is_an_inclusive_range,
     delete_points_removes_only_those_points,
     delete_document_removes_only_that_documents_points,
     point_ids_lists_every_point,

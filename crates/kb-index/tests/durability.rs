@@ -31,6 +31,7 @@ fn points() -> Vec<ChunkPoint> {
                 byte_start: 0,
                 byte_end: 1,
                 groups: vec!["all".into()],
+                meta: kb_core::DocumentMeta::default(),
             },
         })
         .collect()

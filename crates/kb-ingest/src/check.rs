@@ -289,6 +289,7 @@ fn stored_point(doc: &DocumentRecord, stored: &StoredChunk, vector: Embedding) -
             byte_start: c.byte_start,
             byte_end: c.byte_end,
             groups: doc.groups.clone(),
+            meta: doc.meta.clone(),
         },
     }
 }

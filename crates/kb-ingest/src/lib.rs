@@ -22,6 +22,7 @@ pub use batch::{Pacing, PacingError};
 pub use check::{ConsistencyReport, RepairReport, check, repair};
 pub use loader::{
     DocumentFormat, FrontMatter, LoadError, LoadLimits, LoadedDocument, SourceFormat, load_file,
+    read_sidecar, sidecar_path,
 };
 pub use pipeline::{
     DocumentAction, FileFailure, IngestError, IngestOptions, IngestReport, Ingestor, PacingReport,

@@ -16,6 +16,11 @@
 //! encoding (GBK/GB18030, Big5, Shift_JIS, windows-1252, …) that is detected; HTML may also
 //! declare its charset. See `formats/text.rs` for the order of the checks.
 //!
+//! Metadata (title, owner, effective date, tags, access groups) comes from Markdown front
+//! matter and, for any format, from a sidecar file beside the document named after it plus
+//! `.meta.yaml` (`handbook.pdf.meta.yaml`) with the same fields. Front matter wins field by
+//! field; [`load_file`] reads the sidecar (a sidecar is not a document: kb reads no `.yaml`).
+//!
 //! Every problem is a [`LoadError`] whose message says what to do; nothing here panics on bad
 //! input (third-party parsers run under `catch_unwind` as a last resort), and a file either
 //! loads whole or not at all. Work is bounded by [`LoadLimits`]: the file size, and how much a
@@ -24,8 +29,9 @@
 #[path = "formats/mod.rs"]
 mod formats;
 
+use chrono::NaiveDate;
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// How the text of a loaded document is split: as Markdown (with `#` headings) or plain text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -134,20 +140,149 @@ impl Default for LoadLimits {
     }
 }
 
-/// Optional YAML front matter at the top of a Markdown file.
-/// Scalars are read as text whatever YAML thinks they are (`tags: [holidays, 2026]`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// A document's own metadata: YAML front matter at the top of a Markdown file, completed by a
+/// `<file>.meta.yaml` sidecar.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FrontMatter {
-    #[serde(default, deserialize_with = "scalar::option")]
     pub title: Option<String>,
-    #[serde(default, deserialize_with = "scalar::option")]
     pub owner: Option<String>,
-    #[serde(default, deserialize_with = "scalar::option")]
-    pub effective_date: Option<String>,
-    #[serde(default, deserialize_with = "scalar::list")]
+    /// Validated: a front matter or sidecar date that is not `YYYY-MM-DD` fails the file.
+    pub effective_date: Option<NaiveDate>,
     pub tags: Vec<String>,
-    #[serde(default, deserialize_with = "scalar::list")]
     pub groups: Vec<String>,
+}
+
+impl FrontMatter {
+    /// These fields, each completed from `other` where this one has nothing.
+    fn or(self, other: FrontMatter) -> FrontMatter {
+        let pick = |mine: Vec<String>, theirs: Vec<String>| {
+            if mine.is_empty() { theirs } else { mine }
+        };
+        FrontMatter {
+            title: self.title.or(other.title),
+            owner: self.owner.or(other.owner),
+            effective_date: self.effective_date.or(other.effective_date),
+            tags: pick(self.tags, other.tags),
+            groups: pick(self.groups, other.groups),
+        }
+    }
+}
+
+/// The fields as written. Scalars are read as text whatever YAML thinks they are
+/// (`tags: [holidays, 2026]`).
+#[derive(Debug, Default, Deserialize)]
+struct RawFrontMatter {
+    #[serde(default, deserialize_with = "scalar::option")]
+    title: Option<String>,
+    #[serde(default, deserialize_with = "scalar::option")]
+    owner: Option<String>,
+    #[serde(default, deserialize_with = "scalar::option")]
+    effective_date: Option<String>,
+    #[serde(default, deserialize_with = "scalar::list")]
+    tags: Vec<String>,
+    #[serde(default, deserialize_with = "scalar::list")]
+    groups: Vec<String>,
+}
+
+/// The fields a sidecar may have (it has nothing else to say, so anything more is a typo).
+const METADATA_FIELDS: [&str; 5] = ["title", "owner", "effective_date", "tags", "groups"];
+
+/// Sidecars are a few lines; anything much larger is not one.
+const MAX_SIDECAR_BYTES: u64 = 64 * 1024;
+
+impl RawFrontMatter {
+    /// Check the fields; the error says which one is wrong and how to write it.
+    fn validate(self) -> Result<FrontMatter, String> {
+        let effective_date = self
+            .effective_date
+            .map(|raw| {
+                let raw = raw.trim().to_owned();
+                match raw.parse::<NaiveDate>() {
+                    Ok(date) if raw.len() == 10 => Ok(date),
+                    _ => Err(format!(
+                        "effective_date {raw:?} is not a date; write it as YYYY-MM-DD"
+                    )),
+                }
+            })
+            .transpose()?;
+        let clean = |list: Vec<String>| -> Vec<String> {
+            list.into_iter()
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .collect()
+        };
+        Ok(FrontMatter {
+            title: self.title,
+            owner: self
+                .owner
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty()),
+            effective_date,
+            tags: clean(self.tags),
+            groups: clean(self.groups),
+        })
+    }
+}
+
+/// The sidecar of a document: its path plus `.meta.yaml`.
+pub fn sidecar_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".meta.yaml");
+    PathBuf::from(name)
+}
+
+/// Read a document's sidecar, if it has one.
+pub fn read_sidecar(document: &Path) -> Result<Option<FrontMatter>, LoadError> {
+    let path = sidecar_path(document);
+    let origin = || {
+        format!(
+            "sidecar {}",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        )
+    };
+    let bad = |message: String| LoadError::Metadata {
+        origin: origin(),
+        message,
+    };
+    let size = match std::fs::metadata(&path) {
+        Ok(meta) => meta.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(bad(format!("cannot read it: {e}"))),
+    };
+    if size > MAX_SIDECAR_BYTES {
+        return Err(bad(format!(
+            "{size} bytes; a sidecar holds a few metadata fields"
+        )));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    parse_sidecar(&text).map(Some).map_err(bad)
+}
+
+fn parse_sidecar(text: &str) -> Result<FrontMatter, String> {
+    use gray_matter::engine::Engine;
+    let pod = gray_matter::engine::YAML::parse(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    let raw = match &pod {
+        gray_matter::Pod::Null => RawFrontMatter::default(),
+        gray_matter::Pod::Hash(fields) => {
+            let mut unknown: Vec<&str> = fields
+                .keys()
+                .map(String::as_str)
+                .filter(|k| !METADATA_FIELDS.contains(k))
+                .collect();
+            if !unknown.is_empty() {
+                unknown.sort_unstable();
+                return Err(format!(
+                    "unknown field(s) {} (a sidecar has {})",
+                    unknown.join(", "),
+                    METADATA_FIELDS.join(", ")
+                ));
+            }
+            pod.deserialize()
+                .map_err(|e| format!("not valid metadata: {e}"))?
+        }
+        _ => return Err("not a YAML mapping of metadata fields".into()),
+    };
+    raw.validate()
 }
 
 mod scalar {
@@ -242,6 +377,8 @@ pub enum LoadError {
     },
     #[error("front matter is not valid YAML: {0}")]
     FrontMatter(String),
+    #[error("{origin}: {message}")]
+    Metadata { origin: String, message: String },
     #[error("no text left after removing markup")]
     NoText,
     #[error("PDF has no text layer (scanned?); run it through OCR first")]
@@ -280,8 +417,19 @@ pub fn load_file_with_limits(
             limit: limits.max_file_bytes,
         });
     }
+    let sidecar = read_sidecar(path)?;
     let bytes = std::fs::read(path)?;
-    parse_bytes_with_limits(path, format, &bytes, limits)
+    let mut doc = parse_bytes_with_limits(path, format, &bytes, limits)?;
+    if let Some(sidecar) = sidecar {
+        if doc.front_matter.title.is_none()
+            && let Some(title) = sidecar.title.as_deref().map(str::trim)
+            && !title.is_empty()
+        {
+            doc.title = title.to_owned();
+        }
+        doc.front_matter = std::mem::take(&mut doc.front_matter).or(sidecar);
+    }
+    Ok(doc)
 }
 
 /// Parse the bytes of a file whose format is known, with the default [`LoadLimits`]. `path`
@@ -409,9 +557,16 @@ fn split_front_matter(raw: &str) -> Result<(FrontMatter, String), LoadError> {
     }
     let matter = gray_matter::Matter::<gray_matter::engine::YAML>::new();
     let parsed = matter
-        .parse::<FrontMatter>(raw)
+        .parse::<RawFrontMatter>(raw)
         .map_err(|e| LoadError::FrontMatter(e.to_string()))?;
-    let front = parsed.data.unwrap_or_default();
+    let front = parsed
+        .data
+        .unwrap_or_default()
+        .validate()
+        .map_err(|message| LoadError::Metadata {
+            origin: "front matter".into(),
+            message,
+        })?;
     Ok((front, parsed.content))
 }
 
@@ -461,6 +616,83 @@ mod tests {
         assert_eq!(doc.title, "2026");
         assert_eq!(doc.front_matter.tags, vec!["holidays", "2026", "true"]);
         assert_eq!(doc.front_matter.groups, vec!["hr"]);
+    }
+
+    #[test]
+    fn an_effective_date_that_is_not_an_iso_date_fails_the_file() {
+        let ok = md("---\neffective_date: 2026-03-01\n---\nBody.\n").unwrap();
+        assert_eq!(
+            ok.front_matter.effective_date,
+            NaiveDate::from_ymd_opt(2026, 3, 1)
+        );
+
+        for bad in ["2026-13-01", "01/03/2026", "2026-3-1", "soon"] {
+            let err = md(&format!("---\neffective_date: {bad}\n---\nBody.\n")).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "front matter: effective_date {bad:?} is not a date; write it as YYYY-MM-DD"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_sidecar_gives_any_format_its_metadata_and_front_matter_wins_field_by_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let txt = dir.path().join("handbook.txt");
+        std::fs::write(&txt, "Plain handbook text.\n").unwrap();
+        std::fs::write(
+            sidecar_path(&txt),
+            "title: Staff Handbook\nowner: People Team\neffective_date: 2026-02-01\ntags: [handbook]\ngroups: [hr, finance]\n",
+        )
+        .unwrap();
+        let md_path = dir.path().join("leave.md");
+        std::fs::write(&md_path, "---\ntitle: Leave\ngroups: [hr]\n---\nBody.\n").unwrap();
+        std::fs::write(
+            sidecar_path(&md_path),
+            "title: Ignored\ntags: leave\ngroups: [all]\n",
+        )
+        .unwrap();
+
+        let txt = load_file(&txt, 1 << 20).unwrap();
+        let md = load_file(&md_path, 1 << 20).unwrap();
+
+        assert_eq!(txt.title, "Staff Handbook");
+        assert_eq!(txt.front_matter.owner.as_deref(), Some("People Team"));
+        assert_eq!(
+            txt.front_matter.effective_date,
+            NaiveDate::from_ymd_opt(2026, 2, 1)
+        );
+        assert_eq!(txt.front_matter.groups, ["hr", "finance"]);
+        assert_eq!(md.title, "Leave");
+        assert_eq!(md.front_matter.groups, ["hr"]);
+        assert_eq!(
+            md.front_matter.tags,
+            ["leave"],
+            "completed from the sidecar"
+        );
+    }
+
+    #[test]
+    fn a_sidecar_with_an_unknown_field_or_a_bad_date_fails_its_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let doc = dir.path().join("a.txt");
+        std::fs::write(&doc, "text\n").unwrap();
+
+        std::fs::write(sidecar_path(&doc), "group: hr\n").unwrap();
+        let typo = load_file(&doc, 1 << 20).unwrap_err().to_string();
+        std::fs::write(sidecar_path(&doc), "effective_date: 2026-02-30\n").unwrap();
+        let date = load_file(&doc, 1 << 20).unwrap_err().to_string();
+        std::fs::write(sidecar_path(&doc), "- a list\n").unwrap();
+        let list = load_file(&doc, 1 << 20).unwrap_err().to_string();
+
+        assert!(
+            typo.starts_with("sidecar a.txt.meta.yaml: unknown field(s) group"),
+            "{typo}"
+        );
+        assert!(date.contains("\"2026-02-30\" is not a date"), "{date}");
+        assert!(list.contains("not a YAML mapping"), "{list}");
     }
 
     #[test]

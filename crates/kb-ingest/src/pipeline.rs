@@ -28,8 +28,9 @@ use crate::loader::{DocumentFormat, LoadError, LoadedDocument, load_file};
 use crate::progress::{NoProgress, Phase, Progress, Tracker};
 use crate::split::{ChunkSplitter, SplitChunk, SplitConfigError, SplitOptions};
 use kb_core::{
-    Catalog, CatalogError, ChunkPayload, ChunkPoint, DocumentId, DocumentRecord, Embedder,
-    Embedding, IndexError, ModelError, RunStats, StoredChunk, VectorIndex, content_hash, point_id,
+    Catalog, CatalogError, ChunkPayload, ChunkPoint, DocumentId, DocumentMeta, DocumentRecord,
+    Embedder, Embedding, IndexError, ModelError, RunStats, StoredChunk, VectorIndex, content_hash,
+    point_id,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -50,6 +51,10 @@ pub struct IngestOptions {
     pub max_file_bytes: u64,
     /// Access groups of documents that name none.
     pub default_groups: Vec<String>,
+    /// Tags of documents that name none (`kb ingest --tags`).
+    pub default_tags: Vec<String>,
+    /// Owner of documents that name none (`kb ingest --owner`).
+    pub default_owner: Option<String>,
     /// Remove catalogued documents under an ingested folder whose files are gone.
     pub prune: bool,
     /// Report what would change without embedding or writing anything.
@@ -63,6 +68,8 @@ impl Default for IngestOptions {
             pacing: Pacing::default(),
             max_file_bytes: 20 * 1024 * 1024,
             default_groups: vec!["all".into()],
+            default_tags: Vec::new(),
+            default_owner: None,
             prune: false,
             dry_run: false,
         }
@@ -467,7 +474,7 @@ impl Ingestor {
         };
         let existing = self.catalog.get_document(&input.id).await?;
         if let Some(existing) = &existing
-            && existing.content_hash == doc.content_hash
+            && self.is_unchanged(existing, &doc)
         {
             return Ok(Prepared::Done(DocumentAction::Unchanged));
         }
@@ -492,11 +499,7 @@ impl Ingestor {
         if pieces.is_empty() {
             return Err(FileError::Skip(LoadError::NoText.to_string()));
         }
-        let groups = if doc.front_matter.groups.is_empty() {
-            self.options.default_groups.clone()
-        } else {
-            doc.front_matter.groups.clone()
-        };
+        let (groups, meta) = self.document_meta(&doc);
         Ok(Prepared::Split(Box::new(OpenDocument {
             input: input.clone(),
             action,
@@ -505,6 +508,7 @@ impl Ingestor {
             doc,
             text_bytes,
             groups,
+            meta,
             refused: None,
         })))
     }
@@ -662,6 +666,52 @@ impl Ingestor {
         Ok(())
     }
 
+    /// A document's access groups and metadata: its own (front matter, then sidecar) field by
+    /// field, else this run's defaults (`kb ingest --groups/--tags/--owner`,
+    /// `ingest.default_groups`).
+    fn document_meta(&self, doc: &LoadedDocument) -> (Vec<String>, DocumentMeta) {
+        let own = &doc.front_matter;
+        let or_default = |own: &Vec<String>, default: &Vec<String>| {
+            if own.is_empty() { default } else { own }.clone()
+        };
+        let meta = DocumentMeta {
+            owner: own
+                .owner
+                .clone()
+                .or_else(|| self.options.default_owner.clone()),
+            effective_date: own.effective_date,
+            tags: or_default(&own.tags, &self.options.default_tags),
+        };
+        (or_default(&own.groups, &self.options.default_groups), meta)
+    }
+
+    /// Whether the catalogued version is this one: same bytes, and same title, groups and
+    /// metadata (a changed sidecar or `--groups` re-indexes the document).
+    fn is_unchanged(&self, existing: &DocumentRecord, doc: &LoadedDocument) -> bool {
+        let (groups, meta) = self.document_meta(doc);
+        existing.content_hash == doc.content_hash
+            && existing.title == doc.title
+            && existing.groups == groups
+            && existing.meta == meta
+    }
+
+    /// The same ingestor with other defaults for documents that name no groups, tags or owner
+    /// (`None` keeps the configured default groups).
+    pub fn with_default_metadata(
+        &self,
+        groups: Option<Vec<String>>,
+        tags: Vec<String>,
+        owner: Option<String>,
+    ) -> Self {
+        let mut this = self.clone();
+        if let Some(groups) = groups.filter(|g| !g.is_empty()) {
+            this.options.default_groups = groups;
+        }
+        this.options.default_tags = tags;
+        this.options.default_owner = owner;
+        this
+    }
+
     /// Remove catalogued documents under the ingested folders whose files are gone.
     async fn prune(
         &self,
@@ -730,6 +780,8 @@ struct OpenDocument {
     text_bytes: u64,
     /// Access groups of its points.
     groups: Vec<String>,
+    /// Owner, effective date and tags of its points.
+    meta: DocumentMeta,
     pieces: Vec<SplitChunk>,
     /// Chunks not embedded yet.
     outstanding: usize,
@@ -758,6 +810,7 @@ impl OpenDocument {
                 byte_start: c.byte_start,
                 byte_end: c.byte_end,
                 groups: self.groups.clone(),
+                meta: self.meta.clone(),
             },
         }
     }
@@ -772,6 +825,7 @@ impl OpenDocument {
             text_bytes: self.text_bytes,
             chunk_count: self.pieces.len() as u32,
             groups: self.groups.clone(),
+            meta: self.meta.clone(),
             created_at: 0,
             updated_at: 0,
         }
@@ -1700,6 +1754,96 @@ mod tests {
         assert!(
             seen.iter()
                 .any(|s| s.current == Some(DocumentId::new("b.md")))
+        );
+    }
+
+    #[tokio::test]
+    async fn metadata_reaches_catalog_and_payload_and_a_changed_sidecar_reindexes() {
+        let kb = Kb::new(FakeEmbedder::default(), 4);
+        kb.write("notes.txt", "Desk booking opens at eight every weekday.\n");
+        kb.write(
+            "notes.txt.meta.yaml",
+            "owner: Facilities\neffective_date: 2026-04-01\ntags: [desks]\n",
+        );
+        kb.write("hr.md", "---\ngroups: [hr]\n---\n# HR\n\nSalary bands.\n");
+        let ingestor = kb.ingestor.with_default_metadata(
+            Some(vec!["staff".into()]),
+            vec!["handbook".into()],
+            Some("Ops".into()),
+        );
+        let cancel = CancellationToken::new();
+        let kb = &kb;
+        let stored = |id: &'static str| async move {
+            let doc = kb.catalog.get_document(&DocumentId::new(id)).await.unwrap();
+            let doc = doc.expect("catalogued");
+            let points = kb.index.snapshot();
+            let payloads: Vec<_> = points
+                .values()
+                .filter(|p| p.payload.doc_id.as_str() == id)
+                .map(|p| (p.payload.groups.clone(), p.payload.meta.clone()))
+                .collect();
+            assert!(!payloads.is_empty());
+            assert!(
+                payloads
+                    .iter()
+                    .all(|p| *p == (doc.groups.clone(), doc.meta.clone())),
+                "index payload of {id} matches its catalog record: {payloads:?} vs {doc:?}"
+            );
+            (doc.groups, doc.meta)
+        };
+
+        let first = ingestor.ingest(&kb.roots(), &cancel).await.unwrap();
+
+        assert_eq!(first.stats.added, 2, "the sidecar is not a document");
+        assert_eq!(
+            stored("notes.txt").await,
+            (
+                vec!["staff".to_owned()],
+                DocumentMeta {
+                    owner: Some("Facilities".into()),
+                    effective_date: "2026-04-01".parse().ok(),
+                    tags: vec!["desks".into()],
+                }
+            )
+        );
+        assert_eq!(
+            stored("hr.md").await,
+            (
+                vec!["hr".to_owned()],
+                DocumentMeta {
+                    owner: Some("Ops".into()),
+                    effective_date: None,
+                    tags: vec!["handbook".into()],
+                }
+            )
+        );
+        let again = ingestor.ingest(&kb.roots(), &cancel).await.unwrap();
+        assert_eq!(again.stats.unchanged, 2);
+
+        kb.write("notes.txt.meta.yaml", "groups: [finance]\n");
+        let changed = ingestor.ingest(&kb.roots(), &cancel).await.unwrap();
+
+        assert_eq!((changed.stats.updated, changed.stats.unchanged), (1, 1));
+        let (groups, meta) = stored("notes.txt").await;
+        assert_eq!(groups, ["finance"]);
+        assert_eq!(meta.effective_date, None);
+        assert_eq!(meta.tags, ["handbook"]);
+
+        kb.write("notes.txt.meta.yaml", "effective_date: 2026-02-30\n");
+        let broken = ingestor.ingest(&kb.roots(), &cancel).await.unwrap();
+
+        assert_eq!(broken.failures.len(), 1);
+        assert!(
+            broken.failures[0]
+                .reason
+                .contains("\"2026-02-30\" is not a date"),
+            "{:?}",
+            broken.failures
+        );
+        assert_eq!(
+            stored("notes.txt").await.0,
+            ["finance"],
+            "the last good version stays"
         );
     }
 }

@@ -5,7 +5,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kb_answer::AnswerError;
-use kb_core::{CatalogError, IndexError, ModelError};
+use kb_core::{CatalogError, IndexError, KeyStoreError, ModelError};
 use kb_ingest::IngestError;
 use serde_json::json;
 use std::time::Duration;
@@ -14,10 +14,14 @@ use std::time::Duration;
 pub enum ApiError {
     #[error("{0}")]
     InvalidRequest(String),
-    #[error("missing or invalid credentials")]
+    #[error("missing, invalid or revoked API key; send `Authorization: Bearer <key>`")]
     Unauthorized,
-    #[error("this key may not use this route")]
+    #[error("this route needs an admin key")]
     Forbidden,
+    #[error("too many requests for this key; retry after {} s", .retry_after.as_secs().max(1))]
+    RateLimited { retry_after: Duration },
+    #[error("the request body is over the server's limit (server.max_body_bytes)")]
+    PayloadTooLarge,
     #[error("no document with id {0}")]
     DocumentNotFound(String),
     #[error("no such route")]
@@ -39,6 +43,8 @@ impl ApiError {
             Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::DocumentNotFound(_) => (StatusCode::NOT_FOUND, "document_not_found"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable"),
@@ -70,20 +76,51 @@ impl IntoResponse for ApiError {
         }
         let body = Json(self.to_json_body());
         let mut response = (status, body).into_response();
-        if let Self::Unavailable { retry_after, .. } = &self {
-            let secs = retry_after.map(|d| d.as_secs().max(1)).unwrap_or(5);
+        let retry_after = match &self {
+            Self::Unavailable { retry_after, .. } => Some(retry_after.unwrap_or(DEFAULT_RETRY)),
+            // Rounded up: retrying at the floor would be refused again.
+            Self::RateLimited { retry_after } => {
+                Some(Duration::from_secs(retry_after.as_secs_f64().ceil() as u64))
+            }
+            _ => None,
+        };
+        if let Some(wait) = retry_after {
+            let secs = wait.as_secs().max(1);
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from_str(&secs.to_string()).expect("BUG: digits are a header value"),
             );
         }
+        if let Self::Unauthorized = &self {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         response
     }
 }
 
+/// Retry-After of a 503 when the cause named no wait.
+const DEFAULT_RETRY: Duration = Duration::from_secs(5);
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        Self::InvalidRequest(rejection.body_text())
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::PayloadTooLarge
+        } else {
+            Self::InvalidRequest(rejection.body_text())
+        }
+    }
+}
+
+impl From<KeyStoreError> for ApiError {
+    fn from(e: KeyStoreError) -> Self {
+        match e {
+            KeyStoreError::Store(c) => c.into(),
+            KeyStoreError::NameTaken(_) | KeyStoreError::Invalid(_) => {
+                Self::InvalidRequest(e.to_string())
+            }
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! kb's HTTP service: `POST /v1/ask`, `POST /v1/search`, admin routes for documents and
-//! ingest, health probes. [`Application`] binds, serves and shuts down gracefully;
+//! ingest, health probes. Every `/v1` route needs a credential ([`auth`]); `/healthz`,
+//! `/readyz` and `/metrics` are open so that probes and scrapers need none. [`Application`] binds, serves and shuts down gracefully;
 //! [`wiring`] builds the concrete adapters (embedder, index, catalog, engine) from settings
 //! and is shared with the CLI.
 
+pub mod auth;
 pub mod error;
 pub mod metrics;
 pub mod routes;
@@ -62,6 +64,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
                     method = %req.method(),
                     path = matched.as_deref().unwrap_or(req.uri().path()),
                     request_id,
+                    key = tracing::field::Empty,
                 )
             }),
         )

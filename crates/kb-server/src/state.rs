@@ -1,12 +1,12 @@
 //! Shared state of the HTTP handlers, and the `server.json` file through which the CLI
 //! finds a running server (to send it ingest and ask commands while it holds the index).
 
+use crate::auth::Authenticator;
 use kb_answer::Answerer;
 use kb_core::{Catalog, VectorIndex};
 use kb_ingest::Ingestor;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,8 +19,8 @@ pub struct AppState {
     pub ingestor: Ingestor,
     /// One ingest at a time per server.
     pub ingest_lock: Arc<tokio::sync::Mutex<()>>,
-    /// SHA-256 of the admin token (the token itself is not kept).
-    admin_token_hash: Arc<[u8; 32]>,
+    /// Credentials, roles and rate limits ([`crate::auth`]).
+    pub auth: Arc<Authenticator>,
 }
 
 impl AppState {
@@ -29,7 +29,7 @@ impl AppState {
         catalog: Arc<dyn Catalog>,
         index: Arc<dyn VectorIndex>,
         ingestor: Ingestor,
-        admin_token: &SecretString,
+        auth: Authenticator,
     ) -> Self {
         Self {
             answerer,
@@ -37,16 +37,8 @@ impl AppState {
             index,
             ingestor,
             ingest_lock: Arc::new(tokio::sync::Mutex::new(())),
-            admin_token_hash: Arc::new(
-                Sha256::digest(admin_token.expose_secret().as_bytes()).into(),
-            ),
+            auth: Arc::new(auth),
         }
-    }
-
-    /// Whether `token` is the admin token (compared by hash, so timing says nothing of it).
-    pub fn is_admin_token(&self, token: &str) -> bool {
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        digest == *self.admin_token_hash
     }
 }
 

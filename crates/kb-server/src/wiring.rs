@@ -1,5 +1,6 @@
 //! Builds the concrete adapters named by the settings. Shared by `kb serve` and the CLI.
 
+use crate::auth::Authenticator;
 use crate::state::AppState;
 use kb_answer::Answerer;
 use kb_catalog::SqliteCatalog;
@@ -193,7 +194,7 @@ impl Components {
             self.catalog.clone(),
             self.index.clone(),
             self.ingestor(ingest_options(settings))?,
-            admin_token,
+            Authenticator::new(self.catalog.clone(), admin_token, &settings.server),
         ))
     }
 }
@@ -221,6 +222,8 @@ pub fn ingest_options(settings: &Settings) -> IngestOptions {
         },
         max_file_bytes: i.max_file_bytes,
         default_groups: i.default_groups.clone(),
+        default_tags: Vec::new(),
+        default_owner: None,
         prune: false,
         dry_run: false,
     }

@@ -1,12 +1,12 @@
-//! Admin routes (bearer admin token): documents and ingest.
+//! Admin routes (an admin key or the server's admin token): documents and ingest.
 
+use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::routes::ApiJson;
 use crate::state::AppState;
 use axum::Router;
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use kb_core::{DocumentId, DocumentRecord};
 use kb_ingest::IngestReport;
@@ -23,27 +23,6 @@ pub fn routes() -> Router<AppState> {
             get(get_document).delete(delete_document),
         )
         .route("/v1/admin/ingest", post(ingest))
-}
-
-/// Proof that the request carries the admin token.
-pub struct Admin;
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthorized)?;
-        if state.is_admin_token(token.trim()) {
-            Ok(Admin)
-        } else {
-            Err(ApiError::Unauthorized)
-        }
-    }
 }
 
 async fn list_documents(
@@ -92,6 +71,15 @@ pub struct IngestBody {
     pub prune: bool,
     #[serde(default)]
     pub dry_run: bool,
+    /// Access groups of documents that name none (default `ingest.default_groups`).
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+    /// Tags of documents that name none.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Owner of documents that name none.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// Run an ingest inside the server (which holds the embedded index).
@@ -106,7 +94,10 @@ async fn ingest(
         ));
     }
     let _guard = state.ingest_lock.lock().await;
-    let ingestor = state.ingestor.with_run_flags(body.prune, body.dry_run);
+    let ingestor = state
+        .ingestor
+        .with_run_flags(body.prune, body.dry_run)
+        .with_default_metadata(body.groups, body.tags, body.owner);
     // The run goes on if the client disconnects: a half-done ingest is safe, but finishing
     // it is better than leaving it for the next run.
     let report = tokio::spawn(async move {

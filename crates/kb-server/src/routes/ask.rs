@@ -1,5 +1,8 @@
-//! Questions and search: `POST /v1/ask`, `POST /v1/search`.
+//! Questions and search: `POST /v1/ask`, `POST /v1/search`. Any key may call them; a reader
+//! only ever retrieves documents its groups may read (the restriction is part of the index
+//! query filter, so nothing else reaches the prompt, the sources or the results).
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::routes::ApiJson;
 use crate::state::AppState;
@@ -7,9 +10,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::post;
+use chrono::NaiveDate;
 use futures::{Stream, StreamExt};
 use kb_answer::{Answer, AskEvent, AskRequest};
-use kb_core::{DocumentId, Filter};
+use kb_core::{DocumentId, Filter, Principal};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 
@@ -33,27 +37,56 @@ pub struct AskBody {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchFilter {
+    /// Only these document ids.
     #[serde(default)]
     pub documents: Vec<String>,
+    /// Only documents with at least one of these tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Only documents whose effective date lies in this inclusive range.
+    #[serde(default)]
+    pub effective_date: Option<DateRange>,
+}
+
+/// `{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}`, either end optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DateRange {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
 }
 
 impl SearchFilter {
-    fn into_filter(self) -> Filter {
-        Filter {
-            doc_ids: self.documents.into_iter().map(DocumentId::new).collect(),
-            groups: None,
+    /// The index filter for `caller`: the request's own conditions and, for a reader, its
+    /// access groups.
+    fn into_filter(self, caller: &Principal) -> Result<Filter, ApiError> {
+        let range = self.effective_date.unwrap_or_default();
+        if let (Some(from), Some(to)) = (range.from, range.to)
+            && from > to
+        {
+            return Err(ApiError::InvalidRequest(format!(
+                "filter.effective_date: from ({from}) is after to ({to})"
+            )));
         }
+        Ok(Filter {
+            doc_ids: self.documents.into_iter().map(DocumentId::new).collect(),
+            groups: caller.readable_groups(),
+            tags: self.tags,
+            effective_from: range.from,
+            effective_to: range.to,
+        })
     }
 }
 
 async fn ask(
+    Caller(caller): Caller,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<AskBody>,
 ) -> Result<ApiJson<Answer>, ApiError> {
     let request = AskRequest {
         question: body.question,
         top_k: body.top_k,
-        filter: body.filter.into_filter(),
+        filter: body.filter.into_filter(&caller)?,
     };
     let answer = state.answerer.ask(&request).await?;
     crate::metrics::record_answer(&answer);
@@ -66,13 +99,14 @@ async fn ask(
 /// stream; an answer cut that way is incomplete. Dropping the connection cancels the engine
 /// call (the chat stream is dropped with the response).
 async fn ask_stream(
+    Caller(caller): Caller,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<AskBody>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let request = AskRequest {
         question: body.question,
         top_k: body.top_k,
-        filter: body.filter.into_filter(),
+        filter: body.filter.into_filter(&caller)?,
     };
     let events = state.answerer.ask_stream(&request).await?;
     let sse = events.map(|item| {
@@ -125,6 +159,9 @@ pub struct SearchResult {
     pub byte_range: [usize; 2],
     pub text: String,
     pub score: f32,
+    pub owner: Option<String>,
+    pub effective_date: Option<NaiveDate>,
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -134,10 +171,11 @@ pub struct SearchResponse {
 }
 
 async fn search(
+    Caller(caller): Caller,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SearchBody>,
 ) -> Result<ApiJson<SearchResponse>, ApiError> {
-    let filter = body.filter.into_filter();
+    let filter = body.filter.into_filter(&caller)?;
     let (hits, _, timings) = state
         .answerer
         .search(&body.query, &filter, body.top_k)
@@ -155,6 +193,9 @@ async fn search(
             byte_range: [h.payload.byte_start, h.payload.byte_end],
             text: h.payload.text,
             score: h.score,
+            owner: h.payload.meta.owner,
+            effective_date: h.payload.meta.effective_date,
+            tags: h.payload.meta.tags,
         })
         .collect();
     Ok(ApiJson(SearchResponse { results, timings }))
