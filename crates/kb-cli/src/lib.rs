@@ -8,6 +8,7 @@ mod commands;
 mod output;
 mod progress;
 mod remote;
+mod usage;
 
 use clap::{Parser, Subcommand};
 use kb_config::{LogFormat, Settings};
@@ -51,6 +52,8 @@ enum Command {
     Check(commands::CheckArgs),
     /// Measure retrieval on a BEIR-layout dataset (corpus.jsonl, queries.jsonl, qrels.tsv).
     Eval(commands::EvalArgs),
+    /// Engine calls, failures, tokens, cost and latency from the usage ledger.
+    Usage(usage::UsageArgs),
 }
 
 /// Run the CLI; prints `kb: error` chains and returns the exit code.
