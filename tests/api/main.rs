@@ -3,6 +3,7 @@
 
 mod ask;
 mod cli;
+mod engine_failover;
 mod errors;
 mod generative;
 mod helpers;
