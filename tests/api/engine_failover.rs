@@ -481,12 +481,17 @@ async fn concurrent_asks_with_one_endpoint_failing_a_fifth_of_calls_all_succeed(
 
 /// `kb --data-dir DATA --config CONFIG usage ARGS`: stdout, and the exit code.
 async fn kb_usage(data_dir: &Path, config: &Path, args: &[&str]) -> (String, Option<i32>) {
+    kb(data_dir, config, &[&["usage"], args].concat()).await
+}
+
+/// `kb --data-dir DATA --config CONFIG ARGS` (awaited, so that fake engines of this runtime
+/// keep answering): stdout, and the exit code.
+async fn kb(data_dir: &Path, config: &Path, args: &[&str]) -> (String, Option<i32>) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kb"))
         .arg("--data-dir")
         .arg(data_dir)
         .arg("--config")
         .arg(config)
-        .arg("usage")
         .args(args)
         .env_remove("KB_CONFIG")
         .output()
@@ -494,7 +499,7 @@ async fn kb_usage(data_dir: &Path, config: &Path, args: &[&str]) -> (String, Opt
         .expect("run kb usage");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     eprintln!(
-        "kb usage {args:?}\n--- stdout\n{stdout}\n--- stderr\n{}",
+        "kb {args:?}\n--- stdout\n{stdout}\n--- stderr\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     (stdout, out.status.code())
@@ -565,4 +570,51 @@ async fn kb_usage_sums_the_ledger_of_a_running_server_with_prices() {
     for word in ["kind", "calls", "cost", "p95 ms", "chat", "embed", "total"] {
         assert!(table.contains(word), "{word} missing in {table}");
     }
+}
+
+#[tokio::test]
+async fn a_local_kb_ingest_writes_its_engine_calls_to_the_ledger_before_exiting() {
+    // Arrange: the CLI embeds through the engine itself (no server).
+    let engine = FakeEngine::builder().dimensions(DIMS).start().await;
+    engine.push_fault(Route::Embeddings, Fault::Status(503));
+    let data = tempfile::tempdir().unwrap();
+    let docs = tempfile::tempdir().unwrap();
+    std::fs::write(
+        docs.path().join("desks.md"),
+        "# Desks\n\nHot desks are booked in the desk app.\n",
+    )
+    .unwrap();
+    let config = data.path().join("kb.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[embedder]\nprovider = \"engine\"\n[embedder.engine]\ndimensions = {DIMS}\n\
+             [engine.retry]\nbase_delay_ms = 10\nmax_delay_ms = 50\n\
+             [[engine.endpoints]]\nname = \"only\"\nbase_url = \"{}\"\nembed_model = \"fake-embed\"\n",
+            engine.base_url()
+        ),
+    )
+    .unwrap();
+
+    // Act
+    let (_, ingest_code) = kb(
+        data.path(),
+        &config,
+        &["ingest", &docs.path().display().to_string()],
+    )
+    .await;
+    let (report, _) = kb_usage(data.path(), &config, &["--json", "--by", "kind"]).await;
+
+    // Assert
+    assert_eq!(ingest_code, Some(0));
+    let report: Value = serde_json::from_str(&report).unwrap();
+    let embed = &report["rows"][0];
+    assert_eq!(embed["key"], "embed", "{report}");
+    assert_eq!(
+        embed["calls"],
+        engine.calls(Route::Embeddings) as u64,
+        "{report}"
+    );
+    assert_eq!(embed["failures"], 1, "{report}");
+    assert!(embed["prompt_tokens"].as_u64().unwrap() > 0, "{report}");
 }
