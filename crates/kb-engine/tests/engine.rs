@@ -131,16 +131,26 @@ async fn hanging_engine_times_out_and_the_call_gives_up_with_a_transient_error()
     assert_eq!(fake.calls(Route::Embeddings), 2);
 }
 
+/// Embed one query through a client over a single fake engine (endpoint `name`) that first
+/// answers with `faults`, in order.
+async fn embed_after(
+    name: &str,
+    faults: &[Fault],
+) -> (FakeEngine, Result<Vec<Vec<f32>>, ModelError>) {
+    let fake = engine().await;
+    for fault in faults {
+        fake.push_fault(Route::Embeddings, fault.clone());
+    }
+    let embedder = client(vec![endpoint(name, &fake)]).embedder(options());
+    let result = embedder.embed(&texts(&["leave"]), InputKind::Query).await;
+    (fake, result)
+}
+
 #[tokio::test]
 async fn malformed_json_is_retried() {
-    // Arrange
-    let fake = engine().await;
-    fake.push_fault(Route::Embeddings, Fault::MalformedJson);
-    fake.push_fault(Route::Embeddings, Fault::CutStream { after_chunks: 0 });
-    let embedder = client(vec![endpoint("flaky", &fake)]).embedder(options());
-
-    // Act
-    let vectors = embedder.embed(&texts(&["leave"]), InputKind::Query).await;
+    // Arrange + Act
+    let faults = [Fault::MalformedJson, Fault::CutStream { after_chunks: 0 }];
+    let (fake, vectors) = embed_after("flaky", &faults).await;
 
     // Assert
     assert!(vectors.is_ok(), "{vectors:?}");
@@ -149,18 +159,11 @@ async fn malformed_json_is_retried() {
 
 #[tokio::test]
 async fn invalid_request_400_is_not_retried() {
-    // Arrange
-    let fake = engine().await;
-    fake.push_fault(Route::Embeddings, Fault::Status(400));
-    let embedder = client(vec![endpoint("strict", &fake)]).embedder(options());
-
-    // Act
-    let err = embedder
-        .embed(&texts(&["leave"]), InputKind::Query)
-        .await
-        .unwrap_err();
+    // Arrange + Act
+    let (fake, result) = embed_after("strict", &[Fault::Status(400)]).await;
 
     // Assert
+    let err = result.unwrap_err();
     assert!(matches!(err, ModelError::InvalidRequest(_)), "{err:?}");
     assert!(err.to_string().contains("strict"), "{err}");
     assert_eq!(fake.calls(Route::Embeddings), 1);
@@ -197,18 +200,11 @@ async fn context_length_error_is_classified() {
 
 #[tokio::test]
 async fn wrong_dimensions_is_a_clear_error() {
-    // Arrange
-    let fake = engine().await;
-    fake.push_fault(Route::Embeddings, Fault::WrongDimensions(3));
-    let embedder = client(vec![endpoint("gpu-1", &fake)]).embedder(options());
-
-    // Act
-    let err = embedder
-        .embed(&texts(&["leave"]), InputKind::Query)
-        .await
-        .unwrap_err();
+    // Arrange + Act
+    let (fake, result) = embed_after("gpu-1", &[Fault::WrongDimensions(3)]).await;
 
     // Assert
+    let err = result.unwrap_err();
     assert!(matches!(err, ModelError::Permanent(_)), "{err:?}");
     let message = err.to_string();
     for part in [
@@ -439,16 +435,7 @@ async fn stream_without_first_token_in_time_fails_over() {
     // Assert
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(text, expected_answer());
-    assert!(
-        started.elapsed() >= Duration::from_millis(400),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_took(started, Duration::from_millis(400)..Duration::from_secs(1));
 }
 
 #[tokio::test]
@@ -495,16 +482,7 @@ async fn stream_silent_after_first_token_ends_after_the_idle_timeout() {
     // Assert
     assert_eq!(pieces, 1);
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(
-        started.elapsed() >= Duration::from_millis(300),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_took(started, Duration::from_millis(300)..Duration::from_secs(1));
 }
 
 #[tokio::test]

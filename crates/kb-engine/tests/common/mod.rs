@@ -11,7 +11,9 @@ use kb_engine::{
 };
 use kb_testkit::{FakeEngine, fake_answer};
 use std::io::Write;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub const DIMS: usize = 8;
 
@@ -93,6 +95,13 @@ pub fn expected_answer() -> String {
         };
         (role, m.content.as_str())
     }))
+}
+
+/// The time since `started` is within `range`.
+#[track_caller]
+pub fn assert_took(started: Instant, range: Range<Duration>) {
+    let took = started.elapsed();
+    assert!(range.contains(&took), "took {took:?}, expected {range:?}");
 }
 
 /// Logs written while [`install`](Self::install)'s guard lives.
