@@ -63,6 +63,7 @@ impl Components {
         let (engine, usage) = if settings.engine.endpoints.is_empty() {
             (None, None)
         } else {
+            let engine = EngineClient::new(settings.engine.clone())?;
             // After the catalog: it has migrated the shared file, so the ledger finds nothing
             // to do.
             let db = UsageDb::open(&settings.catalog_path()).await?;
@@ -71,9 +72,10 @@ impl Components {
                 Arc::new(crate::metrics::EngineMetrics),
                 ledger.recorder(),
             ]);
-            let engine =
-                EngineClient::new(settings.engine.clone())?.with_recorder(Arc::new(recorders));
-            (Some(engine), Some(ledger))
+            (
+                Some(engine.with_recorder(Arc::new(recorders))),
+                Some(ledger),
+            )
         };
         let embedder: Arc<dyn Embedder> = match settings.embedder.provider {
             EmbedderProvider::Local => {
