@@ -567,6 +567,11 @@ async fn kb_usage_sums_the_ledger_of_a_running_server_with_prices() {
     assert_eq!(future["total"]["calls"], 0, "{future}");
     assert_eq!(future["since"], "2999-01-01T00:00:00Z");
 
+    let metrics = f.app.metrics().await;
+    assert!(
+        metrics.contains(r#"kb_usage_records_total{result="written"}"#),
+        "{metrics}"
+    );
     assert!(table.contains("engine calls since"), "{table}");
     for word in ["kind", "calls", "cost", "p95 ms", "chat", "embed", "total"] {
         assert!(table.contains(word), "{word} missing in {table}");

@@ -12,7 +12,8 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Counters since the ledger started.
+/// Counters since the ledger started (also Prometheus' `kb_usage_records_total` by `result`:
+/// `written`, `dropped`, `failed`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LedgerStats {
     /// Records inserted.
@@ -46,6 +47,7 @@ impl UsageRecorder for LedgerRecorder {
             // Never wait: an engine call must not slow down because the ledger does. The
             // writer logs how many were dropped.
             Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {
+                metrics::counter!("kb_usage_records_total", "result" => "dropped").increment(1);
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 self.counters
                     .dropped_unlogged
@@ -158,9 +160,11 @@ async fn write_batch(db: &UsageDb, batch: &mut Vec<CallRecord>, counters: &Count
     let n = batch.len() as u64;
     match insert(db, batch).await {
         Ok(()) => {
+            metrics::counter!("kb_usage_records_total", "result" => "written").increment(n);
             counters.written.fetch_add(n, Ordering::Relaxed);
         }
         Err(error) => {
+            metrics::counter!("kb_usage_records_total", "result" => "failed").increment(n);
             counters.failed.fetch_add(n, Ordering::Relaxed);
             tracing::warn!(%error, records = n, "usage ledger: cannot write records; they are lost");
         }
