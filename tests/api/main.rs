@@ -4,6 +4,7 @@
 mod access;
 mod ask;
 mod cli;
+mod engine_failover;
 mod errors;
 mod generative;
 mod helpers;

@@ -111,6 +111,7 @@ pub async fn run(command: crate::Command, settings: Settings) -> anyhow::Result<
         crate::Command::Eval(args) => eval(args, settings).await,
         crate::Command::Reindex(args) => crate::reindex::run(args, &settings).await,
         crate::Command::Keys { command } => crate::keys::run(command, &settings).await,
+        crate::Command::Usage(args) => crate::usage::usage(args, &settings).await,
     }
 }
 
@@ -197,7 +198,7 @@ async fn ingest(args: IngestArgs, settings: &Settings) -> anyhow::Result<ExitCod
                 .ingest_with_progress(&paths, &cancel, progress.as_ref())
                 .await;
             drop(progress);
-            c.catalog.close().await;
+            c.close().await;
             report?
         }
     };
@@ -253,7 +254,7 @@ async fn check(args: CheckArgs, settings: &Settings) -> anyhow::Result<ExitCode>
             &pacing,
         )
         .await;
-        c.catalog.close().await;
+        c.close().await;
         let report = report.context("repairing")?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -329,7 +330,7 @@ async fn serve(args: ServeArgs, mut settings: Settings) -> anyhow::Result<ExitCo
     );
     let result = app.run_until(shutdown_signal()).await;
     ServerInfo::remove(&settings.data_dir);
-    components.catalog.close().await;
+    components.close().await;
     result.context("serving")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -350,7 +351,9 @@ async fn ask(args: AskArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
                 top_k: args.top_k,
                 filter: Filter::default(),
             };
-            c.answerer(settings).ask(&request).await?
+            let answer = c.answerer(settings).ask(&request).await;
+            c.close().await;
+            answer?
         }
     };
     if args.json {
@@ -479,7 +482,7 @@ async fn eval(args: EvalArgs, mut settings: Settings) -> anyhow::Result<ExitCode
     let report = kb_eval::run(&args.dataset, components, options)
         .await
         .with_context(|| format!("evaluating {}", args.dataset.display()))?;
-    c.catalog.close().await;
+    c.close().await;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

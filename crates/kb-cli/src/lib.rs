@@ -10,6 +10,7 @@ mod output;
 mod progress;
 mod reindex;
 mod remote;
+mod usage;
 
 use clap::{Parser, Subcommand};
 use kb_config::{LogFormat, Settings};
@@ -60,6 +61,8 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Engine calls, failures, tokens, cost and latency from the usage ledger.
+    Usage(usage::UsageArgs),
 }
 
 /// Run the CLI; prints `kb: error` chains and returns the exit code.

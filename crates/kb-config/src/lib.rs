@@ -10,7 +10,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use kb_answer::{AnswerMode, AnswerOptions};
 use kb_embed_local::LocalEmbedderConfig;
-use kb_engine::{EngineConfig, RemoteEmbedderOptions};
+use kb_engine::{EngineConfig, EngineError, RemoteEmbedderOptions};
+use kb_usage::UsageConfig;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -21,6 +22,14 @@ pub enum ConfigError {
     Load(String),
     #[error("configuration key {key}: {message}")]
     Invalid { key: String, message: String },
+}
+
+/// An engine setting error, keeping the key it names.
+fn engine_invalid(error: EngineError) -> ConfigError {
+    match error {
+        EngineError::Config { key, problem } => invalid(&key, problem),
+        other => invalid("engine", other.to_string()),
+    }
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
@@ -44,6 +53,7 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub answer: AnswerOptions,
     pub telemetry: TelemetrySettings,
+    pub usage: UsageConfig,
 }
 
 impl Default for Settings {
@@ -59,6 +69,7 @@ impl Default for Settings {
             ingest: IngestSettings::default(),
             answer: AnswerOptions::default(),
             telemetry: TelemetrySettings::default(),
+            usage: UsageConfig::default(),
         }
     }
 }
@@ -119,7 +130,8 @@ pub struct EmbedderSettings {
 pub struct ChatSettings {
     /// Use the engine's chat model for answers. Without it answers are extractive.
     pub enabled: bool,
-    /// Model name sent instead of each endpoint's `chat_model`.
+    /// Logical model name of the answers: endpoints serving it are used, each sent its own
+    /// model id for it; `None`: `chat` (each endpoint's `chat_model`).
     pub model: Option<String>,
 }
 
@@ -332,24 +344,20 @@ impl Settings {
                     "must be at least 64",
                 ));
             }
-            if self
-                .engine
-                .endpoints
-                .iter()
-                .all(|p| p.embed_model.is_none())
-            {
-                return Err(invalid(
-                    "engine.endpoints[].embed_model",
-                    "embedder.provider = \"engine\" needs an endpoint with embed_model",
-                ));
-            }
+            let name = e.model_alias.as_deref().unwrap_or("embed");
+            self.engine
+                .check_served("embedder.engine.model_alias", name)
+                .map_err(engine_invalid)?;
         }
-        if self.chat.enabled && self.engine.endpoints.iter().all(|p| p.chat_model.is_none()) {
-            return Err(invalid(
-                "engine.endpoints[].chat_model",
-                "chat.enabled needs an endpoint with chat_model",
-            ));
+        if self.chat.enabled {
+            let name = self.chat.model.as_deref().unwrap_or("chat");
+            self.engine
+                .check_served("chat.model", name)
+                .map_err(engine_invalid)?;
         }
+        self.usage
+            .validate()
+            .map_err(|e| invalid("usage", e.to_string()))?;
         if a.mode == AnswerMode::Generative && !self.chat.enabled {
             return Err(invalid(
                 "answer.mode",
@@ -386,6 +394,13 @@ mod tests {
             figment = figment.merge(Toml::file(jail.directory().join(file)));
         }
         Settings::from_figment(figment.merge(Env::prefixed("KB__").split("__")))
+    }
+
+    /// Load `toml` as the settings file.
+    fn load_toml(jail: &figment::Jail, toml: &str) -> Result<Settings, ConfigError> {
+        jail.create_file("kb.toml", toml)
+            .expect("BUG: the jail's folder is writable");
+        load_with(jail, Some("kb.toml"))
     }
 
     #[test]
@@ -453,6 +468,68 @@ mod tests {
             jail.set_env("KB__EMBEDDER__PROVIDER", "engine");
             let err = load_with(jail, None).unwrap_err().to_string();
             assert!(err.contains("engine.endpoints"), "{err}");
+            Ok(())
+        });
+    }
+
+    /// An engine endpoint table, for the keys that follow it to complete.
+    const ENDPOINT: &str =
+        "[[engine.endpoints]]\nname = \"a\"\nbase_url = \"http://127.0.0.1:1/v1\"\n";
+
+    #[test]
+    fn a_chat_model_no_endpoint_serves_is_refused_naming_the_key() {
+        figment::Jail::expect_with(|jail| {
+            let chat = "[chat]\nenabled = true\nmodel = \"smart\"\n";
+            let unserved = format!("{chat}{ENDPOINT}chat_model = \"gpt-4o-mini\"\n");
+            let served = format!("{chat}{ENDPOINT}models = {{ smart = \"gpt-4o\" }}\n");
+
+            let err = load_toml(jail, &unserved).unwrap_err().to_string();
+
+            assert_eq!(
+                err,
+                "configuration key chat.model: no engine endpoint serves the model \"smart\"; map it on an endpoint: models.smart = \"<model id>\""
+            );
+            assert!(load_toml(jail, &served).is_ok());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_engine_embedder_without_an_embed_model_is_refused_naming_the_key() {
+        figment::Jail::expect_with(|jail| {
+            let toml = format!(
+                "[embedder]\nprovider = \"engine\"\n{ENDPOINT}chat_model = \"gpt-4o-mini\"\n"
+            );
+
+            let err = load_toml(jail, &toml).unwrap_err().to_string();
+
+            assert!(
+                err.starts_with("configuration key embedder.engine.model_alias: no engine endpoint serves the model \"embed\""),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn prices_load_from_the_file_and_negative_ones_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            let s = load_toml(
+                jail,
+                "[usage.prices.\"gpt-4o\"]\ninput_per_million = 2.5\noutput_per_million = 10\n",
+            )
+            .unwrap();
+            assert_eq!(s.usage.prices["gpt-4o"].input_per_million, 2.5);
+            let err = load_toml(
+                jail,
+                "[usage.prices.m]\ninput_per_million = -1\noutput_per_million = 0\n",
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("usage.prices.\"m\".input_per_million: must be a finite number"),
+                "{err}"
+            );
             Ok(())
         });
     }

@@ -14,6 +14,7 @@ use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::cmp::{Ordering as Order, Reverse};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -27,9 +28,9 @@ const PROBE_POLL: Duration = Duration::from_millis(20);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
-    /// `POST /embeddings`, served by endpoints with an `embed_model`.
+    /// `POST /embeddings`; the default logical model name is `embed`.
     Embed,
-    /// `POST /chat/completions`, served by endpoints with a `chat_model`.
+    /// `POST /chat/completions`; the default logical model name is `chat`.
     Chat,
 }
 
@@ -136,11 +137,15 @@ impl EngineClient {
         let mut routes = Vec::new();
         let mut breakers = Vec::new();
         let mut budgets = Vec::new();
-        for (e, ep) in config.endpoints.into_iter().enumerate() {
+        for (e, mut ep) in config.endpoints.into_iter().enumerate() {
+            let models = ep.model_map();
             let keys: Vec<Option<SecretString>> = if ep.api_keys.is_empty() {
                 vec![None]
             } else {
-                ep.api_keys.into_iter().map(Some).collect()
+                std::mem::take(&mut ep.api_keys)
+                    .into_iter()
+                    .map(Some)
+                    .collect()
             };
             let first = routes.len();
             for (k, key) in keys.into_iter().enumerate() {
@@ -157,8 +162,7 @@ impl EngineClient {
                 name: ep.name,
                 base_url: ep.base_url.trim_end_matches('/').to_owned(),
                 weight: i64::from(ep.weight),
-                embed_model: ep.embed_model,
-                chat_model: ep.chat_model,
+                models,
                 routes: first..routes.len(),
                 in_flight: AtomicUsize::new(0),
             });
@@ -202,22 +206,26 @@ impl EngineClient {
         self
     }
 
-    /// An [`Embedder`](kb_core::Embedder) backed by the endpoints that have an `embed_model`.
+    /// An [`Embedder`](kb_core::Embedder) backed by the endpoints that serve its logical model
+    /// (`opts.model_alias`, by default `embed`), each sent its own model id for it.
     pub fn embedder(&self, opts: RemoteEmbedderOptions) -> RemoteEmbedder {
         RemoteEmbedder::new(self.clone(), opts)
     }
 
-    /// A [`ChatModel`](kb_core::ChatModel) backed by the endpoints that have a `chat_model`.
-    ///
-    /// `model_alias` replaces each endpoint's `chat_model` in the requests; endpoints without a
-    /// `chat_model` are still not used for chat.
+    /// A [`ChatModel`](kb_core::ChatModel) backed by the endpoints that serve the logical model
+    /// `model_alias` (by default `chat`), each sent its own model id for it.
     pub fn chat(&self, model_alias: Option<String>) -> RemoteChat {
         RemoteChat::new(self.clone(), model_alias)
     }
 
-    /// Whether some endpoint serves `kind` (has a model for it).
+    /// Whether some endpoint serves `kind`'s default logical model (`embed` or `chat`).
     pub fn serves(&self, kind: ModelKind) -> bool {
-        self.inner.endpoints.iter().any(|e| e.model(kind).is_some())
+        self.serves_model(kind.as_str())
+    }
+
+    /// Whether some endpoint serves the logical model name `name`.
+    pub fn serves_model(&self, name: &str) -> bool {
+        self.inner.endpoints.iter().any(|e| e.model(name).is_some())
     }
 
     /// Counters since the client was created.
@@ -277,18 +285,15 @@ struct Endpoint {
     name: String,
     base_url: String,
     weight: i64,
-    embed_model: Option<String>,
-    chat_model: Option<String>,
+    /// Logical model name → the model id sent to this endpoint.
+    models: BTreeMap<String, String>,
     routes: std::ops::Range<usize>,
     in_flight: AtomicUsize,
 }
 
 impl Endpoint {
-    fn model(&self, kind: ModelKind) -> Option<&str> {
-        match kind {
-            ModelKind::Embed => self.embed_model.as_deref(),
-            ModelKind::Chat => self.chat_model.as_deref(),
-        }
+    fn model(&self, name: &str) -> Option<&str> {
+        self.models.get(name).map(String::as_str)
     }
 }
 
@@ -506,13 +511,14 @@ impl Inner {
         self.routing.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The model id the first endpoint serving the logical model sends (for logs and the
+    /// embedder's model id).
     pub fn model_name(&self, kind: ModelKind, alias: Option<&str>) -> Option<String> {
-        alias.map(str::to_owned).or_else(|| {
-            self.endpoints
-                .iter()
-                .find_map(|e| e.model(kind))
-                .map(str::to_owned)
-        })
+        let name = alias.unwrap_or(kind.as_str());
+        self.endpoints
+            .iter()
+            .find_map(|e| e.model(name))
+            .map(str::to_owned)
     }
 
     /// Run `op` on routes until it succeeds, cannot succeed, or the attempts or time run out.
@@ -529,9 +535,15 @@ impl Inner {
         F: FnMut(Attempt) -> Fut,
         Fut: Future<Output = Result<Success<T>, Failure>>,
     {
-        if !self.endpoints.iter().any(|e| e.model(kind).is_some()) {
+        let name = alias.unwrap_or(kind.as_str());
+        if !self.endpoints.iter().any(|e| e.model(name).is_some()) {
+            let how = if name == kind.as_str() {
+                format!("set engine.endpoints[].{kind}_model")
+            } else {
+                "map it in engine.endpoints[].models".to_owned()
+            };
             return Err(ModelError::Permanent(format!(
-                "no engine endpoint serves {kind}: set engine.endpoints[].{kind}_model"
+                "no engine endpoint serves the {kind} model {name:?}: {how}"
             )));
         }
         let deadline = Instant::now() + Duration::from_millis(self.retry.deadline_ms);
@@ -541,7 +553,7 @@ impl Inner {
         let mut last: Option<ModelError> = None;
         let mut stop = Stop::OutOfAttemptsOrTime;
         while attempts < self.retry.max_attempts && Instant::now() < deadline {
-            let attempt = match self.pick(kind, alias, &tried, &excluded, cost, deadline) {
+            let attempt = match self.pick(kind, name, &tried, &excluded, cost, deadline) {
                 Pick::Go(attempt) => attempt,
                 Pick::Wait { at, budget } if at >= deadline => {
                     if budget {
@@ -615,14 +627,14 @@ impl Inner {
                 retry_after: None,
             },
         });
-        Err(self.exhausted(error, kind, attempts, cost, &excluded))
+        Err(self.exhausted(error, name, attempts, cost, &excluded))
     }
 
     /// The final error: how many attempts were made, and when a route is free again.
     fn exhausted(
         &self,
         error: ModelError,
-        kind: ModelKind,
+        name: &str,
         attempts: u32,
         cost: u64,
         excluded: &[usize],
@@ -634,7 +646,7 @@ impl Inner {
         };
         let now = Instant::now();
         let soonest = self
-            .soonest_ready(kind, cost, excluded)
+            .soonest_ready(name, cost, excluded)
             .map(|at| at.saturating_duration_since(now));
         // Always say when to come back: a retryable error without it is a guess for the caller.
         let fallback = self.backoff_cap(attempts).max(Duration::from_millis(1));
@@ -665,7 +677,7 @@ impl Inner {
     fn pick(
         self: &Arc<Self>,
         kind: ModelKind,
-        alias: Option<&str>,
+        name: &str,
         tried: &[usize],
         excluded: &[usize],
         cost: u64,
@@ -683,7 +695,7 @@ impl Inner {
             }
         };
         for (e, endpoint) in self.endpoints.iter().enumerate() {
-            if endpoint.model(kind).is_none() || excluded.contains(&e) {
+            if endpoint.model(name).is_none() || excluded.contains(&e) {
                 continue;
             }
             let enabled: Vec<usize> = endpoint
@@ -801,9 +813,9 @@ impl Inner {
         }
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
 
-        let model = alias
-            .or(endpoint.model(kind))
-            .expect("BUG: only endpoints serving the kind are picked")
+        let model = endpoint
+            .model(name)
+            .expect("BUG: only endpoints serving the model are picked")
             .to_owned();
         let ticket = Ticket {
             inner: self.clone(),
@@ -827,14 +839,14 @@ impl Inner {
         })
     }
 
-    /// When the first route serving `kind` may take a call of `cost` tokens (cooldown, budget,
+    /// When the first route serving the model `name` may take a call of `cost` tokens (cooldown, budget,
     /// open breaker); `None` if every key left is disabled.
-    fn soonest_ready(&self, kind: ModelKind, cost: u64, excluded: &[usize]) -> Option<Instant> {
+    fn soonest_ready(&self, name: &str, cost: u64, excluded: &[usize]) -> Option<Instant> {
         let now = Instant::now();
         let mut routing = self.routing();
         let mut soonest: Option<Instant> = None;
         for (e, endpoint) in self.endpoints.iter().enumerate() {
-            if endpoint.model(kind).is_none() || excluded.contains(&e) {
+            if endpoint.model(name).is_none() || excluded.contains(&e) {
                 continue;
             }
             let gate = match routing.breakers[e].gate(now) {

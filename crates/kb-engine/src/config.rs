@@ -3,7 +3,7 @@
 use crate::error::EngineError;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 /// What an API key serialises to: keys never leave the process through `Serialize` either.
@@ -22,7 +22,12 @@ pub struct EngineConfig {
 
 /// One OpenAI-compatible engine.
 ///
-/// It serves embeddings when `embed_model` is set and chat when `chat_model` is set. Each API key
+/// It serves the logical model names it maps to one of its model ids: `embed_model` is the id of
+/// the name `embed` (what the embedder uses unless `embedder.engine.model_alias` names another),
+/// `chat_model` the id of `chat` (what answers use unless `chat.model` names another), and
+/// `models` maps any other name (`{ smart = "gpt-4o" }`). A name that is one of the endpoint's
+/// model ids is served too, as itself. Switching vendors or models is thus a change of these
+/// maps only. Each API key
 /// is a separate route (an endpoint without keys is one route without authentication); a key the
 /// engine refuses (401/403) is disabled until restart and the other keys carry on.
 #[derive(Clone, Serialize, Deserialize)]
@@ -37,8 +42,12 @@ pub struct EndpointConfig {
     pub api_keys: Vec<SecretString>,
     /// Share of the calls relative to the other endpoints (at least 1).
     pub weight: u32,
+    /// The model id of the logical name `embed`.
     pub embed_model: Option<String>,
+    /// The model id of the logical name `chat`.
     pub chat_model: Option<String>,
+    /// Other logical names (aliases) and the model id each stands for at this endpoint.
+    pub models: BTreeMap<String, String>,
     /// Client-side limit of the requests sent to this endpoint in any 60 s (every attempt
     /// counts, all keys together); `None`: unlimited. Over it, calls go to other endpoints or
     /// wait (within `retry.deadline_ms`).
@@ -58,6 +67,7 @@ impl Default for EndpointConfig {
             weight: 1,
             embed_model: None,
             chat_model: None,
+            models: BTreeMap::new(),
             requests_per_minute: None,
             tokens_per_minute: None,
         }
@@ -76,9 +86,37 @@ impl fmt::Debug for EndpointConfig {
             .field("weight", &self.weight)
             .field("embed_model", &self.embed_model)
             .field("chat_model", &self.chat_model)
+            .field("models", &self.models)
             .field("requests_per_minute", &self.requests_per_minute)
             .field("tokens_per_minute", &self.tokens_per_minute)
             .finish()
+    }
+}
+
+impl EndpointConfig {
+    /// Every logical model name this endpoint serves and the model id it sends for it:
+    /// `embed` and `chat` (from `embed_model` and `chat_model`), the names in `models`, and
+    /// each of those model ids as itself.
+    pub fn model_map(&self) -> BTreeMap<String, String> {
+        let mut map = BTreeMap::new();
+        for (name, id) in [("embed", &self.embed_model), ("chat", &self.chat_model)] {
+            if let Some(id) = id {
+                map.insert(name.to_owned(), id.clone());
+            }
+        }
+        for (name, id) in &self.models {
+            map.entry(name.clone()).or_insert_with(|| id.clone());
+        }
+        let ids: Vec<String> = map.values().cloned().collect();
+        for id in ids {
+            map.entry(id.clone()).or_insert(id);
+        }
+        map
+    }
+
+    /// The model id this endpoint sends for the logical name `name`, if it serves it.
+    pub fn model_for(&self, name: &str) -> Option<String> {
+        self.model_map().remove(name)
     }
 }
 
@@ -238,6 +276,28 @@ impl EngineConfig {
                     ));
                 }
             }
+            for (name, id) in &e.models {
+                let field = key(&format!("models.{name}"));
+                if name.trim().is_empty() {
+                    return Err(EngineError::config(
+                        key("models"),
+                        "a model name must not be empty",
+                    ));
+                }
+                if id.trim().is_empty() {
+                    return Err(EngineError::config(field, "must not be empty"));
+                }
+                if let Some(shorthand) = match name.as_str() {
+                    "embed" => Some("embed_model"),
+                    "chat" => Some("chat_model"),
+                    _ => None,
+                } {
+                    return Err(EngineError::config(
+                        field,
+                        format!("set {shorthand} instead (it is the model of {name:?})"),
+                    ));
+                }
+            }
         }
         let r = &self.retry;
         if r.max_attempts == 0 {
@@ -272,6 +332,28 @@ impl EngineConfig {
             }
         }
         Ok(())
+    }
+
+    /// Whether some endpoint serves the logical model name `name`.
+    pub fn serves(&self, name: &str) -> bool {
+        self.endpoints.iter().any(|e| e.model_for(name).is_some())
+    }
+
+    /// Check that some endpoint serves the logical model `name`, which the setting `key`
+    /// names: for start-up validation of the settings that choose a model.
+    pub fn check_served(&self, key: &str, name: &str) -> Result<(), EngineError> {
+        if self.serves(name) {
+            return Ok(());
+        }
+        let how = match name {
+            "embed" => "set embed_model on an endpoint".to_owned(),
+            "chat" => "set chat_model on an endpoint".to_owned(),
+            other => format!("map it on an endpoint: models.{other} = \"<model id>\""),
+        };
+        Err(EngineError::config(
+            key,
+            format!("no engine endpoint serves the model {name:?}; {how}"),
+        ))
     }
 }
 
@@ -454,5 +536,118 @@ mod tests {
         assert_eq!(config.breaker.cooldown_ms, 30_000);
         assert!(refused.is_err());
         assert!(refused_breaker.is_err());
+    }
+
+    #[test]
+    fn logical_names_map_to_each_endpoints_own_model_id() {
+        // Arrange
+        let mut openai = endpoint("openai", "https://api.openai.com/v1");
+        openai.embed_model = Some("text-embedding-3-small".to_owned());
+        openai.chat_model = Some("gpt-4o-mini".to_owned());
+        openai.models = BTreeMap::from([("smart".to_owned(), "gpt-4o".to_owned())]);
+        let mut vllm = endpoint("vllm", "http://10.0.0.5:8000/v1");
+        vllm.embed_model = None;
+        vllm.models = BTreeMap::from([("smart".to_owned(), "Qwen2.5-72B".to_owned())]);
+
+        // Act + Assert
+        assert_eq!(
+            openai.model_for("embed").as_deref(),
+            Some("text-embedding-3-small")
+        );
+        assert_eq!(openai.model_for("chat").as_deref(), Some("gpt-4o-mini"));
+        assert_eq!(openai.model_for("smart").as_deref(), Some("gpt-4o"));
+        assert_eq!(vllm.model_for("smart").as_deref(), Some("Qwen2.5-72B"));
+        assert_eq!(vllm.model_for("chat"), None);
+        assert_eq!(vllm.model_for("embed"), None);
+    }
+
+    #[test]
+    fn a_model_id_is_served_as_itself() {
+        // Arrange
+        let mut e = endpoint("a", "http://127.0.0.1:1/v1");
+        e.models = BTreeMap::from([("smart".to_owned(), "gpt-4o".to_owned())]);
+
+        // Act + Assert
+        assert_eq!(e.model_for("gpt-4o").as_deref(), Some("gpt-4o"));
+        assert_eq!(e.model_for("e5").as_deref(), Some("e5"));
+        assert_eq!(e.model_for("gpt-4o-mini"), None);
+    }
+
+    #[test]
+    fn an_alias_no_endpoint_serves_is_an_error_naming_the_setting() {
+        // Arrange
+        let mut e = endpoint("a", "http://127.0.0.1:1/v1");
+        e.models = BTreeMap::from([("smart".to_owned(), "gpt-4o".to_owned())]);
+        let config = EngineConfig {
+            endpoints: vec![e],
+            ..EngineConfig::default()
+        };
+
+        // Act
+        let served = config.check_served("chat.model", "smart");
+        let unknown = config
+            .check_served("chat.model", "fast")
+            .unwrap_err()
+            .to_string();
+        let chat = config
+            .check_served("chat.model", "chat")
+            .unwrap_err()
+            .to_string();
+
+        // Assert
+        assert!(served.is_ok());
+        assert_eq!(
+            unknown,
+            "chat.model: no engine endpoint serves the model \"fast\"; map it on an endpoint: models.fast = \"<model id>\""
+        );
+        assert_eq!(
+            chat,
+            "chat.model: no engine endpoint serves the model \"chat\"; set chat_model on an endpoint"
+        );
+    }
+
+    #[test]
+    fn empty_or_shadowing_model_names_are_refused() {
+        // Arrange
+        let with = |name: &str, id: &str| {
+            let mut e = endpoint("a", "http://127.0.0.1:1/v1");
+            e.models = BTreeMap::from([(name.to_owned(), id.to_owned())]);
+            EngineConfig {
+                endpoints: vec![e],
+                ..EngineConfig::default()
+            }
+            .validate()
+            .unwrap_err()
+            .to_string()
+        };
+
+        // Act + Assert
+        assert_eq!(
+            with("smart", " "),
+            "engine.endpoints[0].models.smart: must not be empty"
+        );
+        assert_eq!(
+            with("", "gpt-4o"),
+            "engine.endpoints[0].models: a model name must not be empty"
+        );
+        assert_eq!(
+            with("chat", "gpt-4o"),
+            "engine.endpoints[0].models.chat: set chat_model instead (it is the model of \"chat\")"
+        );
+    }
+
+    #[test]
+    fn models_parse_from_a_table_of_names() {
+        // Arrange
+        let json = r#"{"endpoints": [{"name": "a", "base_url": "http://h/v1",
+            "models": {"smart": "gpt-4o", "fast": "gpt-4o-mini"}}]}"#;
+
+        // Act
+        let config: EngineConfig = serde_json::from_str(json).unwrap();
+
+        // Assert
+        assert!(config.validate().is_ok());
+        assert!(config.serves("fast"));
+        assert!(!config.serves("embed"));
     }
 }

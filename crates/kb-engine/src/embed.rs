@@ -13,8 +13,9 @@ use tracing::Instrument;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RemoteEmbedderOptions {
-    /// Model name sent instead of each endpoint's `embed_model` (endpoints without an
-    /// `embed_model` are still not used); `None`: each endpoint's own.
+    /// Logical model name: endpoints serving it are used, each sent its own model id for it
+    /// (see [`EndpointConfig`](crate::EndpointConfig)); `None`: `embed`, i.e. each endpoint's
+    /// `embed_model`.
     pub model_alias: Option<String>,
     /// Length of the vectors; an engine answering another length is an error.
     pub dimensions: usize,
@@ -138,7 +139,7 @@ impl Embedder for RemoteEmbedder {
         self.opts.max_input_tokens.saturating_sub(self.overhead())
     }
 
-    /// `engine:{model}` (the alias, else the first embedding endpoint's model).
+    /// `engine:{model}`: the model id of the first endpoint serving the logical model.
     fn model_id(&self) -> String {
         format!("engine:{}", self.model)
     }

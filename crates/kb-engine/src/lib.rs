@@ -56,4 +56,4 @@ pub use config::{
 pub use embed::{RemoteEmbedder, RemoteEmbedderOptions};
 pub use error::EngineError;
 pub use tokens::estimate_tokens;
-pub use usage::{CallRecord, MemoryRecorder, UsageRecorder};
+pub use usage::{CallRecord, FanOut, MemoryRecorder, UsageRecorder};

@@ -8,7 +8,7 @@ use crate::client::ModelKind;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::fmt::Debug;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 /// One attempt: a request sent to one endpoint, successful or not (each retry is one).
@@ -46,6 +46,24 @@ impl CallRecord {
 /// database write).
 pub trait UsageRecorder: Send + Sync + Debug {
     fn record(&self, record: &CallRecord);
+}
+
+/// Hands every record to each of several recorders, in order (e.g. metrics and a ledger).
+#[derive(Debug, Default)]
+pub struct FanOut(Vec<Arc<dyn UsageRecorder>>);
+
+impl FanOut {
+    pub fn new(recorders: Vec<Arc<dyn UsageRecorder>>) -> Self {
+        Self(recorders)
+    }
+}
+
+impl UsageRecorder for FanOut {
+    fn record(&self, record: &CallRecord) {
+        for recorder in &self.0 {
+            recorder.record(record);
+        }
+    }
 }
 
 /// Keeps the records in memory: for tests, and for metrics read now and then.
@@ -133,6 +151,24 @@ mod tests {
         let outcomes: Vec<String> = recorder.take().into_iter().map(|r| r.outcome).collect();
         assert_eq!(outcomes, ["429", "ok"]);
         assert!(recorder.is_empty());
+    }
+
+    #[test]
+    fn fan_out_hands_each_record_to_every_recorder() {
+        // Arrange
+        let (metrics, ledger) = (
+            Arc::new(MemoryRecorder::new()),
+            Arc::new(MemoryRecorder::new()),
+        );
+        let fan_out = FanOut::new(vec![metrics.clone(), ledger.clone()]);
+
+        // Act
+        fan_out.record(&record("ok"));
+        fan_out.record(&record("503"));
+
+        // Assert
+        assert_eq!(metrics.records(), ledger.records());
+        assert_eq!(ledger.len(), 2);
     }
 
     #[test]

@@ -2,61 +2,14 @@
 //! streaming and secrecy. Delays and timeouts are small so that each test takes well under 3 s.
 
 use futures::StreamExt;
-use kb_core::{ChatDelta, ChatMessage, ChatModel, ChatRequest, Embedder, InputKind, ModelError};
-use kb_engine::{
-    EndpointConfig, EngineClient, EngineConfig, INTERRUPTED, RemoteEmbedderOptions, RetryConfig,
-    TimeoutConfig,
-};
-use kb_testkit::{FakeEngine, Fault, Route, fake_answer, fake_embedding};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use kb_core::{ChatDelta, ChatModel, Embedder, InputKind, ModelError};
+use kb_engine::{EngineClient, EngineConfig, INTERRUPTED, RemoteEmbedderOptions};
+use kb_testkit::{FakeEngine, Fault, Route, fake_embedding};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-const DIMS: usize = 8;
-
-fn endpoint(name: &str, engine: &FakeEngine) -> EndpointConfig {
-    EndpointConfig {
-        name: name.to_owned(),
-        base_url: engine.base_url(),
-        embed_model: Some("fake-embed".to_owned()),
-        chat_model: Some("fake-chat".to_owned()),
-        ..EndpointConfig::default()
-    }
-}
-
-fn config(endpoints: Vec<EndpointConfig>) -> EngineConfig {
-    EngineConfig {
-        endpoints,
-        retry: RetryConfig {
-            max_attempts: 5,
-            base_delay_ms: 10,
-            max_delay_ms: 100,
-            deadline_ms: 2_500,
-        },
-        timeouts: TimeoutConfig {
-            connect_ms: 500,
-            request_ms: 400,
-            first_token_ms: 400,
-            idle_ms: 300,
-        },
-        ..EngineConfig::default()
-    }
-}
-
-fn client(endpoints: Vec<EndpointConfig>) -> EngineClient {
-    EngineClient::new(config(endpoints)).expect("valid test config")
-}
-
-fn options() -> RemoteEmbedderOptions {
-    RemoteEmbedderOptions {
-        dimensions: DIMS,
-        ..RemoteEmbedderOptions::default()
-    }
-}
-
-async fn engine() -> FakeEngine {
-    FakeEngine::builder().dimensions(DIMS).start().await
-}
+mod common;
+use common::*;
 
 fn assert_close(got: &[f32], expected: &[f32], what: &str) {
     assert_eq!(got.len(), expected.len(), "{what}");
@@ -66,41 +19,6 @@ fn assert_close(got: &[f32], expected: &[f32], what: &str) {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f32::max);
     assert!(off < 1e-5, "{what}: {got:?} != {expected:?}");
-}
-
-fn texts(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| (*s).to_owned()).collect()
-}
-
-fn question() -> ChatRequest {
-    ChatRequest {
-        messages: vec![
-            ChatMessage::system("Answer from the sources and cite them."),
-            ChatMessage::user(
-                "[1] Employees get 25 days of paid leave. Unused days expire.\n\
-                 [2] Remote work needs approval.\n\nQuestion: how much leave do I get?",
-            ),
-        ],
-        max_tokens: Some(200),
-        temperature: Some(0.0),
-    }
-}
-
-fn expected_answer() -> String {
-    let q = question();
-    let pairs: Vec<(&str, &str)> = q
-        .messages
-        .iter()
-        .map(|m| {
-            let role = match m.role {
-                kb_core::Role::System => "system",
-                kb_core::Role::User => "user",
-                kb_core::Role::Assistant => "assistant",
-            };
-            (role, m.content.as_str())
-        })
-        .collect();
-    fake_answer(pairs)
 }
 
 /// Collected stream items: text joined, then usage and errors in order.
@@ -213,16 +131,26 @@ async fn hanging_engine_times_out_and_the_call_gives_up_with_a_transient_error()
     assert_eq!(fake.calls(Route::Embeddings), 2);
 }
 
+/// Embed one query through a client over a single fake engine (endpoint `name`) that first
+/// answers with `faults`, in order.
+async fn embed_after(
+    name: &str,
+    faults: &[Fault],
+) -> (FakeEngine, Result<Vec<Vec<f32>>, ModelError>) {
+    let fake = engine().await;
+    for fault in faults {
+        fake.push_fault(Route::Embeddings, fault.clone());
+    }
+    let embedder = client(vec![endpoint(name, &fake)]).embedder(options());
+    let result = embedder.embed(&texts(&["leave"]), InputKind::Query).await;
+    (fake, result)
+}
+
 #[tokio::test]
 async fn malformed_json_is_retried() {
-    // Arrange
-    let fake = engine().await;
-    fake.push_fault(Route::Embeddings, Fault::MalformedJson);
-    fake.push_fault(Route::Embeddings, Fault::CutStream { after_chunks: 0 });
-    let embedder = client(vec![endpoint("flaky", &fake)]).embedder(options());
-
-    // Act
-    let vectors = embedder.embed(&texts(&["leave"]), InputKind::Query).await;
+    // Arrange + Act
+    let faults = [Fault::MalformedJson, Fault::CutStream { after_chunks: 0 }];
+    let (fake, vectors) = embed_after("flaky", &faults).await;
 
     // Assert
     assert!(vectors.is_ok(), "{vectors:?}");
@@ -231,18 +159,11 @@ async fn malformed_json_is_retried() {
 
 #[tokio::test]
 async fn invalid_request_400_is_not_retried() {
-    // Arrange
-    let fake = engine().await;
-    fake.push_fault(Route::Embeddings, Fault::Status(400));
-    let embedder = client(vec![endpoint("strict", &fake)]).embedder(options());
-
-    // Act
-    let err = embedder
-        .embed(&texts(&["leave"]), InputKind::Query)
-        .await
-        .unwrap_err();
+    // Arrange + Act
+    let (fake, result) = embed_after("strict", &[Fault::Status(400)]).await;
 
     // Assert
+    let err = result.unwrap_err();
     assert!(matches!(err, ModelError::InvalidRequest(_)), "{err:?}");
     assert!(err.to_string().contains("strict"), "{err}");
     assert_eq!(fake.calls(Route::Embeddings), 1);
@@ -279,18 +200,11 @@ async fn context_length_error_is_classified() {
 
 #[tokio::test]
 async fn wrong_dimensions_is_a_clear_error() {
-    // Arrange
-    let fake = engine().await;
-    fake.push_fault(Route::Embeddings, Fault::WrongDimensions(3));
-    let embedder = client(vec![endpoint("gpu-1", &fake)]).embedder(options());
-
-    // Act
-    let err = embedder
-        .embed(&texts(&["leave"]), InputKind::Query)
-        .await
-        .unwrap_err();
+    // Arrange + Act
+    let (fake, result) = embed_after("gpu-1", &[Fault::WrongDimensions(3)]).await;
 
     // Assert
+    let err = result.unwrap_err();
     assert!(matches!(err, ModelError::Permanent(_)), "{err:?}");
     let message = err.to_string();
     for part in [
@@ -521,16 +435,7 @@ async fn stream_without_first_token_in_time_fails_over() {
     // Assert
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(text, expected_answer());
-    assert!(
-        started.elapsed() >= Duration::from_millis(400),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_took(started, Duration::from_millis(400)..Duration::from_secs(1));
 }
 
 #[tokio::test]
@@ -577,42 +482,14 @@ async fn stream_silent_after_first_token_ends_after_the_idle_timeout() {
     // Assert
     assert_eq!(pieces, 1);
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(
-        started.elapsed() >= Duration::from_millis(300),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    assert_took(started, Duration::from_millis(300)..Duration::from_secs(1));
 }
 
 #[tokio::test]
 async fn api_keys_never_appear_in_debug_or_errors() {
     // Arrange
     let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = logs.install();
     let fake = FakeEngine::builder()
         .dimensions(DIMS)
         .required_api_key("sk-live-GOOD-0123456789")
@@ -636,7 +513,7 @@ async fn api_keys_never_appear_in_debug_or_errors() {
         client.chat(None),
         serde_json::to_string(&config).unwrap()
     );
-    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logged = logs.text();
 
     // Assert
     assert!(ok.is_ok(), "{ok:?}");
@@ -781,33 +658,65 @@ async fn no_endpoint_for_chat_is_a_permanent_error_naming_the_setting() {
 }
 
 #[tokio::test]
-async fn model_alias_replaces_the_endpoint_model() {
-    // Arrange
-    let fake = engine().await;
-    let client = client(vec![endpoint("e", &fake)]);
+async fn logical_model_names_send_each_endpoints_own_model_id() {
+    // Arrange: "smart" is gpt-4o on one endpoint and a Qwen model on the other.
+    let (openai, vllm) = (engine().await, engine().await);
+    let mut ep_openai = endpoint("openai", &openai);
+    ep_openai.models = BTreeMap::from([
+        ("smart".to_owned(), "gpt-4o".to_owned()),
+        ("e5".to_owned(), "intfloat/e5-small".to_owned()),
+    ]);
+    let mut ep_vllm = endpoint("vllm", &vllm);
+    ep_vllm.embed_model = None;
+    ep_vllm.models = BTreeMap::from([("smart".to_owned(), "Qwen2.5-72B".to_owned())]);
+    let client = client(vec![ep_openai, ep_vllm]);
+    let smart = client.chat(Some("smart".to_owned()));
     let embedder = client.embedder(RemoteEmbedderOptions {
-        model_alias: Some("e5-large".to_owned()),
+        model_alias: Some("e5".to_owned()),
         ..options()
     });
 
     // Act
+    for _ in 0..2 {
+        smart.complete(&question()).await.unwrap();
+    }
     embedder
         .embed(&texts(&["leave"]), InputKind::Query)
         .await
         .unwrap();
-    client
-        .chat(Some("qwen".to_owned()))
-        .complete(&question())
-        .await
-        .unwrap();
 
     // Assert
-    assert_eq!(embedder.model_id(), "engine:e5-large");
-    assert_eq!(
-        fake.last_request(Route::Embeddings).unwrap()["model"],
-        "e5-large"
+    let sent = |fake: &FakeEngine, route| fake.last_request(route).unwrap()["model"].clone();
+    assert_eq!(sent(&openai, Route::Chat), "gpt-4o");
+    assert_eq!(sent(&vllm, Route::Chat), "Qwen2.5-72B");
+    assert_eq!(sent(&openai, Route::Embeddings), "intfloat/e5-small");
+    assert_eq!(vllm.calls(Route::Embeddings), 0);
+    assert_eq!(embedder.model_id(), "engine:intfloat/e5-small");
+    assert!(client.serves_model("smart"));
+}
+
+#[tokio::test]
+async fn a_logical_model_no_endpoint_serves_fails_at_once_naming_it() {
+    // Arrange
+    let fake = engine().await;
+    let client = client(vec![endpoint("e", &fake)]);
+
+    // Act
+    let err = client
+        .chat(Some("smart".to_owned()))
+        .complete(&question())
+        .await
+        .unwrap_err();
+
+    // Assert
+    assert!(matches!(err, ModelError::Permanent(_)), "{err:?}");
+    assert!(err.to_string().contains("\"smart\""), "{err}");
+    assert!(
+        err.to_string().contains("engine.endpoints[].models"),
+        "{err}"
     );
-    assert_eq!(fake.last_request(Route::Chat).unwrap()["model"], "qwen");
+    assert_eq!(fake.calls(Route::Chat), 0);
+    assert!(!client.serves_model("smart"));
 }
 
 #[tokio::test]

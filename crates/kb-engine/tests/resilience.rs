@@ -3,49 +3,17 @@
 //! endpoint. Timeouts are small so that each test takes well under 3 s (the soak test under 30).
 
 use futures::StreamExt;
-use kb_core::{ChatDelta, ChatMessage, ChatModel, ChatRequest, Embedder, InputKind, ModelError};
+use kb_core::{ChatDelta, ChatModel, Embedder, InputKind, ModelError};
 use kb_engine::{
-    BreakerConfig, CallRecord, CircuitState, EndpointConfig, EngineClient, EngineConfig,
-    INTERRUPTED, MemoryRecorder, ModelKind, RemoteEmbedderOptions, RetryConfig, TimeoutConfig,
+    BreakerConfig, CallRecord, CircuitState, EngineClient, EngineConfig, INTERRUPTED,
+    MemoryRecorder, ModelKind,
 };
-use kb_testkit::{FakeEngine, Fault, Route, fake_answer};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use kb_testkit::{FakeEngine, Fault, Route};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const DIMS: usize = 8;
-
-fn endpoint(name: &str, engine: &FakeEngine) -> EndpointConfig {
-    EndpointConfig {
-        name: name.to_owned(),
-        base_url: engine.base_url(),
-        embed_model: Some("fake-embed".to_owned()),
-        chat_model: Some("fake-chat".to_owned()),
-        ..EndpointConfig::default()
-    }
-}
-
-fn config(endpoints: Vec<EndpointConfig>) -> EngineConfig {
-    EngineConfig {
-        endpoints,
-        retry: RetryConfig {
-            max_attempts: 5,
-            base_delay_ms: 10,
-            max_delay_ms: 100,
-            deadline_ms: 2_500,
-        },
-        timeouts: TimeoutConfig {
-            connect_ms: 500,
-            request_ms: 400,
-            first_token_ms: 400,
-            idle_ms: 300,
-        },
-        breaker: BreakerConfig {
-            failures: 5,
-            cooldown_ms: 30_000,
-        },
-    }
-}
+mod common;
+use common::*;
 
 /// Endpoint `a` (to break) and `b` (healthy), a client over both, and its records.
 struct Pair {
@@ -99,47 +67,6 @@ fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
         .iter()
         .map(|(e, o)| ((*e).to_owned(), (*o).to_owned()))
         .collect()
-}
-
-async fn engine() -> FakeEngine {
-    FakeEngine::builder().dimensions(DIMS).start().await
-}
-
-fn options() -> RemoteEmbedderOptions {
-    RemoteEmbedderOptions {
-        dimensions: DIMS,
-        ..RemoteEmbedderOptions::default()
-    }
-}
-
-fn texts(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| (*s).to_owned()).collect()
-}
-
-fn question() -> ChatRequest {
-    ChatRequest {
-        messages: vec![
-            ChatMessage::system("Answer from the sources and cite them."),
-            ChatMessage::user(
-                "[1] Employees get 25 days of paid leave. Unused days expire.\n\
-                 [2] Remote work needs approval.\n\nQuestion: how much leave do I get?",
-            ),
-        ],
-        max_tokens: Some(200),
-        temperature: Some(0.0),
-    }
-}
-
-fn expected_answer() -> String {
-    let q = question();
-    fake_answer(q.messages.iter().map(|m| {
-        let role = match m.role {
-            kb_core::Role::System => "system",
-            kb_core::Role::User => "user",
-            kb_core::Role::Assistant => "assistant",
-        };
-        (role, m.content.as_str())
-    }))
 }
 
 /// The whole text of a stream, or its first error.
@@ -633,37 +560,6 @@ async fn every_breaker_open_fails_at_once_with_retry_after_and_no_engine_call() 
             .iter()
             .all(|h| h.circuit == CircuitState::Open)
     );
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    /// Capture this thread's logs (the tests run on a current-thread runtime).
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
 }
 
 #[tokio::test]

@@ -7,9 +7,10 @@ use kb_catalog::SqliteCatalog;
 use kb_config::{EmbedderProvider, Settings};
 use kb_core::{CatalogError, ChatModel, Embedder, IndexError, VectorIndex};
 use kb_embed_local::{LocalEmbedError, LocalEmbedder};
-use kb_engine::{EngineClient, EngineError};
+use kb_engine::{EngineClient, EngineError, FanOut};
 use kb_index::{EmbeddedIndex, QdrantServerIndex};
 use kb_ingest::{IngestError, IngestOptions, Ingestor, Pacing, SplitOptions};
+use kb_usage::{UsageDb, UsageError, UsageLedger};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 
@@ -25,6 +26,8 @@ pub enum WiringError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    #[error("usage ledger: {0}")]
+    Usage(#[from] UsageError),
 }
 
 /// The adapters behind the boundary traits.
@@ -35,6 +38,9 @@ pub struct Components {
     pub embedder: Arc<dyn Embedder>,
     pub chat: Option<Arc<dyn ChatModel>>,
     pub engine: Option<EngineClient>,
+    /// Records every engine call in the catalog's SQLite file; [`close`](Self::close) writes
+    /// what is queued.
+    pub usage: Option<Arc<UsageLedger>>,
 }
 
 /// Where the index of one generation lives (see `kb_ingest::reindex`): generation 0 is the
@@ -128,12 +134,21 @@ impl Components {
                 return Err(e.into());
             }
         };
-        let engine = if settings.engine.endpoints.is_empty() {
-            None
+        let (engine, usage) = if settings.engine.endpoints.is_empty() {
+            (None, None)
         } else {
-            Some(
-                EngineClient::new(settings.engine.clone())?
-                    .with_recorder(Arc::new(crate::metrics::EngineMetrics)),
+            let engine = EngineClient::new(settings.engine.clone())?;
+            // After the catalog: it has migrated the shared file, so the ledger finds nothing
+            // to do.
+            let db = UsageDb::open(&settings.catalog_path()).await?;
+            let ledger = Arc::new(UsageLedger::start(db, &settings.usage));
+            let recorders = FanOut::new(vec![
+                Arc::new(crate::metrics::EngineMetrics),
+                ledger.recorder(),
+            ]);
+            (
+                Some(engine.with_recorder(Arc::new(recorders))),
+                Some(ledger),
             )
         };
         let embedder: Arc<dyn Embedder> = match settings.embedder.provider {
@@ -162,7 +177,17 @@ impl Components {
             embedder,
             chat,
             engine,
+            usage,
         })
+    }
+
+    /// Write the queued usage records and close the databases.
+    pub async fn close(&self) {
+        if let Some(usage) = &self.usage {
+            usage.close().await;
+            usage.db().close().await;
+        }
+        self.catalog.close().await;
     }
 
     pub fn answerer(&self, settings: &Settings) -> Answerer {

@@ -1,0 +1,26 @@
+//! kb's usage ledger: every engine call attempt (retries and failures included) in SQLite,
+//! priced with the `[usage] prices` table, and summed for `kb usage`.
+//!
+//! - [`UsageDb`] opens the catalog's SQLite file (`{data_dir}/kb.db`, WAL) with the
+//!   workspace's one migration set, the same one `kb-catalog` applies.
+//! - [`UsageLedger`] is the writing side: its [`UsageLedger::recorder`] is a
+//!   [`kb_engine::UsageRecorder`] that only puts records on a bounded queue (an engine call
+//!   never waits for, or fails because of, the ledger); a background task inserts them in
+//!   batches, one transaction each. A full queue drops records, counted and logged;
+//!   [`UsageLedger::close`] writes what is queued before returning.
+//! - [`report`] sums the calls since a time ([`Since`]) by model, endpoint, day or kind
+//!   ([`GroupBy`]): calls, failures, tokens, cost, latency percentiles.
+//!
+//! Rows name the endpoint by its configured name; API keys never reach the ledger.
+
+mod config;
+mod db;
+mod error;
+mod ledger;
+mod report;
+
+pub use config::{Price, UsageConfig};
+pub use db::UsageDb;
+pub use error::UsageError;
+pub use ledger::{LedgerRecorder, LedgerStats, UsageLedger};
+pub use report::{GroupBy, Since, UsageReport, UsageRow, report};

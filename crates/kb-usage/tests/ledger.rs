@@ -1,0 +1,333 @@
+//! The ledger over a real SQLite file: batched writes, drops, flush on close, the catalog
+//! sharing the file, and the sums `kb usage` prints.
+
+use chrono::{TimeZone, Utc};
+use kb_engine::{CallRecord, ModelKind, UsageRecorder};
+use kb_usage::{GroupBy, Price, Since, UsageConfig, UsageDb, UsageLedger, report};
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// 2026-11-25 10:00:00 UTC, plus `minutes`.
+fn at(minutes: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_795_600_800 + minutes * 60)
+}
+
+fn call(
+    minutes: u64,
+    endpoint: &str,
+    model: &str,
+    kind: ModelKind,
+    tokens: (u64, u64),
+    latency_ms: u64,
+    outcome: &str,
+) -> CallRecord {
+    CallRecord {
+        at: at(minutes),
+        endpoint: endpoint.to_owned(),
+        model: model.to_owned(),
+        kind,
+        prompt_tokens: tokens.0,
+        completion_tokens: tokens.1,
+        latency_ms,
+        outcome: outcome.to_owned(),
+    }
+}
+
+async fn fresh_db() -> (tempfile::TempDir, UsageDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = UsageDb::open(&dir.path().join("kb.db")).await.unwrap();
+    (dir, db)
+}
+
+/// Write `records` through a ledger and close it.
+async fn write(db: &UsageDb, records: &[CallRecord]) {
+    let ledger = UsageLedger::start(db.clone(), &UsageConfig::default());
+    let recorder = ledger.recorder();
+    for r in records {
+        recorder.record(r);
+    }
+    ledger.close().await;
+    assert_eq!(ledger.stats().written, records.len() as u64);
+}
+
+fn prices(items: &[(&str, f64, f64)]) -> BTreeMap<String, Price> {
+    items
+        .iter()
+        .map(|(model, input, output)| {
+            (
+                (*model).to_owned(),
+                Price {
+                    input_per_million: *input,
+                    output_per_million: *output,
+                },
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn close_writes_every_queued_record_in_batches() {
+    // Arrange
+    let (_dir, db) = fresh_db().await;
+    let config = UsageConfig {
+        batch_size: 7,
+        ..UsageConfig::default()
+    };
+    let ledger = UsageLedger::start(db.clone(), &config);
+    let recorder = ledger.recorder();
+
+    // Act
+    for i in 0..500 {
+        recorder.record(&call(i, "a", "m", ModelKind::Chat, (1, 1), 5, "ok"));
+    }
+    ledger.close().await;
+
+    // Assert
+    let stats = ledger.stats();
+    assert_eq!((stats.written, stats.dropped, stats.failed), (500, 0, 0));
+    let total = report(&db, None, GroupBy::Model, &BTreeMap::new())
+        .await
+        .unwrap()
+        .total;
+    assert_eq!(total.calls, 500);
+}
+
+#[tokio::test]
+async fn a_full_queue_drops_and_counts_records_without_waiting() {
+    // Arrange: on this single-threaded runtime the writer cannot run while the loop records.
+    let (_dir, db) = fresh_db().await;
+    let config = UsageConfig {
+        queue_capacity: 8,
+        ..UsageConfig::default()
+    };
+    let ledger = UsageLedger::start(db.clone(), &config);
+    let recorder = ledger.recorder();
+
+    // Act
+    for i in 0..100 {
+        recorder.record(&call(i, "a", "m", ModelKind::Embed, (1, 0), 5, "ok"));
+    }
+    ledger.close().await;
+
+    // Assert
+    let stats = ledger.stats();
+    assert_eq!((stats.written, stats.dropped), (8, 92));
+}
+
+#[tokio::test]
+async fn records_after_close_are_dropped_and_counted() {
+    // Arrange
+    let (_dir, db) = fresh_db().await;
+    let ledger = UsageLedger::start(db.clone(), &UsageConfig::default());
+    let recorder = ledger.recorder();
+    ledger.close().await;
+
+    // Act
+    recorder.record(&call(0, "a", "m", ModelKind::Chat, (1, 1), 5, "ok"));
+    ledger.close().await;
+
+    // Assert
+    assert_eq!(ledger.stats().dropped, 1);
+    assert_eq!(ledger.stats().written, 0);
+}
+
+#[tokio::test]
+async fn the_ledger_and_the_catalog_share_one_file_and_one_migration_set() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kb.db");
+
+    // Act: the catalog migrates first, the ledger finds nothing to do, and the other way round.
+    let catalog = kb_catalog::SqliteCatalog::open(&path).await.unwrap();
+    let db = UsageDb::open(&path).await.unwrap();
+    write(&db, &[call(0, "a", "m", ModelKind::Chat, (1, 1), 5, "ok")]).await;
+    catalog.close().await;
+    db.close().await;
+    let other = dir.path().join("other.db");
+    let db = UsageDb::open(&other).await.unwrap();
+    let catalog = kb_catalog::SqliteCatalog::open(&other).await.unwrap();
+
+    // Assert
+    assert!(catalog.ping().await.is_ok());
+    let again = UsageDb::open_existing(&path).await.unwrap();
+    let total = report(&again, None, GroupBy::Kind, &BTreeMap::new())
+        .await
+        .unwrap()
+        .total;
+    assert_eq!(total.calls, 1);
+    drop(db);
+}
+
+#[tokio::test]
+async fn open_existing_refuses_a_missing_file() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("none.db");
+
+    // Act
+    let err = UsageDb::open_existing(&path).await.unwrap_err().to_string();
+
+    // Assert
+    assert!(err.contains("none.db"), "{err}");
+    assert!(!path.exists());
+}
+
+async fn sample_db() -> (tempfile::TempDir, UsageDb) {
+    let (dir, db) = fresh_db().await;
+    write(
+        &db,
+        &[
+            // Day one (2026-11-25): a retried chat call, then embeddings.
+            call(0, "a", "gpt", ModelKind::Chat, (0, 0), 900, "429"),
+            call(1, "b", "gpt", ModelKind::Chat, (1_000, 500), 100, "ok"),
+            call(2, "b", "e5", ModelKind::Embed, (2_000, 0), 10, "ok"),
+            call(3, "a", "e5", ModelKind::Embed, (0, 0), 400, "timeout"),
+            // Day two (2026-11-26).
+            call(
+                24 * 60,
+                "a",
+                "gpt",
+                ModelKind::Chat,
+                (3_000, 1_000),
+                300,
+                "ok",
+            ),
+            call(
+                24 * 60 + 1,
+                "b",
+                "e5",
+                ModelKind::Embed,
+                (1_000, 0),
+                20,
+                "ok",
+            ),
+        ],
+    )
+    .await;
+    (dir, db)
+}
+
+#[tokio::test]
+async fn report_by_model_sums_calls_failures_tokens_and_cost() {
+    // Arrange
+    let (_dir, db) = sample_db().await;
+    let prices = prices(&[("gpt", 1.0, 4.0), ("e5", 0.5, 0.0)]);
+
+    // Act
+    let report = report(&db, None, GroupBy::Model, &prices).await.unwrap();
+
+    // Assert
+    let keys: Vec<&str> = report.rows.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, ["e5", "gpt"]);
+    let gpt = &report.rows[1];
+    assert_eq!((gpt.calls, gpt.failures), (3, 1));
+    assert_eq!((gpt.prompt_tokens, gpt.completion_tokens), (4_000, 1_500));
+    // 4000 * 1 / 1e6 + 1500 * 4 / 1e6
+    assert!((gpt.cost.unwrap() - 0.01).abs() < 1e-12, "{gpt:?}");
+    // Successful chat latencies 100 and 300: p50 = 100, p95 = 300 (nearest rank).
+    assert_eq!(
+        (gpt.latency_p50_ms, gpt.latency_p95_ms),
+        (Some(100), Some(300))
+    );
+    let total = &report.total;
+    assert_eq!(
+        (total.key.as_str(), total.calls, total.failures),
+        ("total", 6, 2)
+    );
+    assert!((total.cost.unwrap() - 0.0115).abs() < 1e-12, "{total:?}");
+    assert_eq!(
+        (total.latency_p50_ms, total.latency_p95_ms),
+        (Some(20), Some(300))
+    );
+    assert!(report.unpriced_models.is_empty());
+}
+
+#[tokio::test]
+async fn report_by_endpoint_day_and_kind() {
+    // Arrange
+    let (_dir, db) = sample_db().await;
+    let none = BTreeMap::new();
+
+    // Act
+    let by_endpoint = report(&db, None, GroupBy::Endpoint, &none).await.unwrap();
+    let by_day = report(&db, None, GroupBy::Day, &none).await.unwrap();
+    let by_kind = report(&db, None, GroupBy::Kind, &none).await.unwrap();
+
+    // Assert
+    let summary = |r: &kb_usage::UsageReport| -> Vec<(String, u64, u64)> {
+        r.rows
+            .iter()
+            .map(|row| (row.key.clone(), row.calls, row.failures))
+            .collect()
+    };
+    let owned = |items: &[(&str, u64, u64)]| -> Vec<(String, u64, u64)> {
+        items
+            .iter()
+            .map(|(k, c, f)| ((*k).to_owned(), *c, *f))
+            .collect()
+    };
+    assert_eq!(summary(&by_endpoint), owned(&[("a", 3, 2), ("b", 3, 0)]));
+    assert_eq!(
+        summary(&by_day),
+        owned(&[("2026-11-25", 4, 2), ("2026-11-26", 2, 0)])
+    );
+    assert_eq!(summary(&by_kind), owned(&[("chat", 3, 1), ("embed", 3, 1)]));
+    // Endpoint a's only successful call is day two's chat: its latency is both percentiles.
+    assert_eq!(by_endpoint.rows[0].latency_p50_ms, Some(300));
+}
+
+#[tokio::test]
+async fn report_since_leaves_older_calls_out() {
+    // Arrange
+    let (_dir, db) = sample_db().await;
+    let since = Since::parse(
+        "2026-11-26",
+        Utc.with_ymd_and_hms(2026, 11, 27, 0, 0, 0).unwrap(),
+    )
+    .unwrap();
+
+    // Act
+    let report = report(&db, Some(since), GroupBy::Model, &BTreeMap::new())
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(report.total.calls, 2);
+    assert_eq!(report.total.prompt_tokens, 4_000);
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["since"], "2026-11-26T00:00:00Z");
+    assert_eq!(json["by"], "model");
+}
+
+#[tokio::test]
+async fn a_model_without_a_price_has_no_cost_and_is_named() {
+    // Arrange
+    let (_dir, db) = sample_db().await;
+    let prices = prices(&[("gpt", 1.0, 4.0)]);
+
+    // Act
+    let report = report(&db, None, GroupBy::Model, &prices).await.unwrap();
+
+    // Assert
+    assert_eq!(report.unpriced_models, ["e5"]);
+    assert_eq!(report.rows[0].cost, None);
+    assert!(report.rows[1].cost.is_some());
+    assert_eq!(report.total.cost, None);
+}
+
+#[tokio::test]
+async fn an_empty_ledger_reports_zero_calls() {
+    // Arrange
+    let (_dir, db) = fresh_db().await;
+
+    // Act
+    let report = report(&db, None, GroupBy::Day, &BTreeMap::new())
+        .await
+        .unwrap();
+
+    // Assert
+    assert!(report.rows.is_empty());
+    assert_eq!(report.total.calls, 0);
+    assert_eq!(report.total.cost, Some(0.0));
+    assert_eq!(report.total.latency_p50_ms, None);
+}
