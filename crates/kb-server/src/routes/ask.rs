@@ -9,7 +9,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::post;
 use futures::{Stream, StreamExt};
 use kb_answer::{Answer, AskEvent, AskRequest};
-use kb_core::{DocumentId, Filter};
+use kb_core::{DocumentId, Filter, Retrieval};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 
@@ -27,6 +27,8 @@ pub struct AskBody {
     pub top_k: Option<usize>,
     #[serde(default)]
     pub filter: SearchFilter,
+    /// `dense`, `sparse` or `hybrid`; default `answer.retrieval`.
+    pub retrieval: Option<Retrieval>,
 }
 
 /// What a caller may narrow a search to.
@@ -54,6 +56,7 @@ async fn ask(
         question: body.question,
         top_k: body.top_k,
         filter: body.filter.into_filter(),
+        retrieval: body.retrieval,
     };
     let answer = state.answerer.ask(&request).await?;
     crate::metrics::record_answer(&answer);
@@ -73,6 +76,7 @@ async fn ask_stream(
         question: body.question,
         top_k: body.top_k,
         filter: body.filter.into_filter(),
+        retrieval: body.retrieval,
     };
     let events = state.answerer.ask_stream(&request).await?;
     let sse = events.map(|item| {
@@ -112,6 +116,8 @@ pub struct SearchBody {
     pub top_k: Option<usize>,
     #[serde(default)]
     pub filter: SearchFilter,
+    /// `dense`, `sparse` or `hybrid`; default `answer.retrieval`.
+    pub retrieval: Option<Retrieval>,
 }
 
 #[derive(Debug, Serialize)]
@@ -124,7 +130,10 @@ pub struct SearchResult {
     pub chunk: u32,
     pub byte_range: [usize; 2],
     pub text: String,
+    /// The score the retrieval mode ranked by (cosine, BM25 or RRF).
     pub score: f32,
+    /// Cosine similarity of the chunk to the query, whatever the mode.
+    pub cosine: f32,
 }
 
 #[derive(Debug, Serialize)]
@@ -140,7 +149,7 @@ async fn search(
     let filter = body.filter.into_filter();
     let (hits, _, timings) = state
         .answerer
-        .search(&body.query, &filter, body.top_k)
+        .search(&body.query, &filter, body.top_k, body.retrieval)
         .await?;
     let results = hits
         .into_iter()
@@ -155,6 +164,7 @@ async fn search(
             byte_range: [h.payload.byte_start, h.payload.byte_end],
             text: h.payload.text,
             score: h.score,
+            cosine: h.cosine,
         })
         .collect();
     Ok(ApiJson(SearchResponse { results, timings }))
