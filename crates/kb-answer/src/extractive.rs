@@ -154,6 +154,7 @@ mod tests {
         Hit {
             id: uuid::Uuid::nil(),
             score: 0.5,
+            cosine: 0.5,
             payload: ChunkPayload {
                 doc_id: DocumentId::new("d"),
                 doc_hash: "h".into(),

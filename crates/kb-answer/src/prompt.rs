@@ -52,6 +52,7 @@ mod tests {
         Hit {
             id: uuid::Uuid::nil(),
             score: 0.8,
+            cosine: 0.8,
             payload: ChunkPayload {
                 doc_id: DocumentId::new(doc),
                 doc_hash: "h".into(),

@@ -350,6 +350,7 @@ async fn ask(args: AskArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
                 question: args.question.clone(),
                 top_k: args.top_k,
                 filter: Filter::default(),
+                retrieval: None,
             };
             let answer = c.answerer(settings).ask(&request).await;
             c.close().await;
@@ -438,6 +439,12 @@ pub struct EvalArgs {
     /// Run only the first N queries.
     #[arg(long)]
     max_queries: Option<usize>,
+    /// Retrieval modes to evaluate, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "dense,sparse,hybrid")]
+    modes: Vec<kb_core::Retrieval>,
+    /// Questions the corpus does not answer, one per line: calibrates `answer.min_score`.
+    #[arg(long, value_name = "FILE")]
+    out_of_scope: Option<PathBuf>,
     /// Also answer every query and check the citations.
     #[arg(long)]
     answers: bool,
@@ -473,6 +480,17 @@ async fn eval(args: EvalArgs, mut settings: Settings) -> anyhow::Result<ExitCode
     let mut options = kb_eval::EvalOptions::new(&scratch);
     options.top_k = args.top_k;
     options.max_queries = args.max_queries;
+    options.modes = args.modes.clone();
+    if let Some(path) = &args.out_of_scope {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading out-of-scope questions from {}", path.display()))?;
+        options.out_of_scope = text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(str::to_owned)
+            .collect();
+    }
     options.ingest = ingest_options(&settings);
     options.answer = settings.answer.clone();
     options.answer_checks = args.answers;

@@ -463,6 +463,21 @@ mod tests {
     }
 
     #[test]
+    fn retrieval_mode_is_read_and_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KB__ANSWER__RETRIEVAL", "sparse");
+            let s = load_with(jail, None).unwrap();
+            assert_eq!(s.answer.retrieval, kb_core::Retrieval::Sparse);
+
+            jail.set_env("KB__ANSWER__RETRIEVAL", "bm42");
+            let err = load_with(jail, None).unwrap_err().to_string();
+            assert!(err.to_lowercase().contains("answer.retrieval"), "{err}");
+            assert!(err.contains("hybrid"), "names the choices: {err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn engine_embedder_needs_an_endpoint() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("KB__EMBEDDER__PROVIDER", "engine");

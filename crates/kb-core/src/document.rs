@@ -70,23 +70,28 @@ pub struct Chunk {
 impl Chunk {
     /// The text given to the embedder: title and heading path as context, then the chunk.
     pub fn embedding_text(&self, title: &str) -> String {
-        let mut context = String::new();
-        if !title.is_empty() {
-            context.push_str(title);
-        }
-        for heading in &self.heading_path {
-            if heading != title {
-                if !context.is_empty() {
-                    context.push_str(" > ");
-                }
-                context.push_str(heading);
+        contextual_text(title, &self.heading_path, &self.text)
+    }
+}
+
+/// Title and heading path as context, then the text: what a chunk is embedded and indexed as.
+fn contextual_text(title: &str, heading_path: &[String], text: &str) -> String {
+    let mut context = String::new();
+    if !title.is_empty() {
+        context.push_str(title);
+    }
+    for heading in heading_path {
+        if heading != title {
+            if !context.is_empty() {
+                context.push_str(" > ");
             }
+            context.push_str(heading);
         }
-        if context.is_empty() {
-            self.text.clone()
-        } else {
-            format!("{context}\n\n{}", self.text)
-        }
+    }
+    if context.is_empty() {
+        text.to_owned()
+    } else {
+        format!("{context}\n\n{text}")
     }
 }
 
@@ -124,6 +129,14 @@ pub struct DocumentMeta {
     pub effective_date: Option<NaiveDate>,
     #[serde(default)]
     pub tags: Vec<String>,
+}
+
+impl ChunkPayload {
+    /// The text the index derives the chunk's BM25 terms from: the same context and text the
+    /// chunk was embedded as (see [`Chunk::embedding_text`]).
+    pub fn indexed_text(&self) -> String {
+        contextual_text(&self.title, &self.heading_path, &self.text)
+    }
 }
 
 #[cfg(test)]

@@ -1,26 +1,11 @@
 //! What an evaluation reports: JSON (serde) for machines, [`EvalReport::to_markdown`] for people.
 
+use crate::calibration::{Calibration, InScopeCosines};
 use crate::metrics::{Metrics, Percentiles, QueryScores};
+use kb_core::Retrieval;
 use kb_ingest::FileFailure;
 use serde::Serialize;
-use std::fmt::{self, Write as _};
-
-/// How chunks were retrieved. Only dense search exists today; BM25 and hybrid will be more
-/// variants, each a [`ModeReport`] of its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RetrievalMode {
-    /// Cosine similarity of embeddings in the vector index.
-    Dense,
-}
-
-impl fmt::Display for RetrievalMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Dense => "dense",
-        })
-    }
-}
+use std::fmt::Write as _;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
@@ -28,6 +13,8 @@ pub struct EvalReport {
     pub embedder: EmbedderSummary,
     /// Chunks retrieved per query.
     pub top_k: usize,
+    /// Sources an answer gets (`answer.top_k`): the calibration looks at these.
+    pub answer_top_k: usize,
     pub ingest: IngestSummary,
     pub modes: Vec<ModeReport>,
     /// Present when answer checks were asked for.
@@ -77,8 +64,12 @@ pub struct IngestSummary {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ModeReport {
-    pub mode: RetrievalMode,
+    pub mode: Retrieval,
     pub metrics: Metrics,
+    /// Out-of-scope questions searched for the calibration.
+    pub out_of_scope_questions: usize,
+    /// The `answer.min_score` sweep over this mode's sources.
+    pub calibration: Calibration,
     pub latency: Latency,
     pub queries: Vec<QueryOutcome>,
 }
@@ -104,6 +95,8 @@ pub struct QueryOutcome {
     pub first_relevant_rank: Option<usize>,
     pub documents_retrieved: usize,
     pub scores: QueryScores,
+    /// Best cosines among the sources an answer would get (the first `answer.top_k` chunks).
+    pub cosines: InScopeCosines,
     pub latency_ms: f64,
 }
 
@@ -207,6 +200,7 @@ impl EvalReport {
                 ms(l.index.p50_ms),
             );
         }
+        self.calibration_markdown(&mut out);
         if let Some(a) = &self.answers {
             let _ = writeln!(
                 out,
@@ -224,5 +218,60 @@ impl EvalReport {
             );
         }
         out
+    }
+
+    /// The threshold sweep, when out-of-scope questions were searched: one column per mode,
+    /// each cell "in-scope answered / answered from a relevant document / out-of-scope
+    /// refused".
+    fn calibration_markdown(&self, out: &mut String) {
+        let Some(first) = self.modes.first() else {
+            return;
+        };
+        if first.out_of_scope_questions == 0 {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\nRefusal threshold (`answer.min_score`, cosine of the best of the first {} sources) over {} in-scope and {} out-of-scope questions; each cell: in-scope answered / answered from a relevant document / out-of-scope refused.\n",
+            self.answer_top_k,
+            first.queries.len(),
+            first.out_of_scope_questions,
+        );
+        out.push_str("| min_score |");
+        for m in &self.modes {
+            let _ = write!(out, " {} |", m.mode);
+        }
+        out.push_str("\n|---|");
+        out.push_str(&"---|".repeat(self.modes.len()));
+        out.push('\n');
+        let pct = |v: f64| format!("{:.0}%", v * 100.0);
+        for (i, row) in first.calibration.rows.iter().enumerate() {
+            let _ = write!(out, "| {:.2} |", row.min_score);
+            for m in &self.modes {
+                let r = &m.calibration.rows[i];
+                let _ = write!(
+                    out,
+                    " {} / {} / {} |",
+                    pct(r.in_scope_answered),
+                    pct(r.in_scope_answered_relevant),
+                    pct(r.out_of_scope_refused)
+                );
+            }
+            out.push('\n');
+        }
+        out.push_str("\nBest balanced accuracy (mean of answered and refused):");
+        for m in &self.modes {
+            if let Some(best) = m.calibration.best_balanced {
+                let _ = write!(
+                    out,
+                    " {} at {:.2} ({} / {});",
+                    m.mode,
+                    best.min_score,
+                    pct(best.in_scope_answered),
+                    pct(best.out_of_scope_refused)
+                );
+            }
+        }
+        out.push('\n');
     }
 }

@@ -1,15 +1,16 @@
 //! One evaluation: load the dataset, ingest its corpus through kb, run every query, score.
 
+use crate::calibration::{Calibration, InScopeCosines};
 use crate::corpus;
 use crate::dataset::{Dataset, Query};
 use crate::error::EvalError;
 use crate::metrics::{Metrics, Percentiles, QueryScores, first_relevant_rank};
 use crate::report::{
     AnswerChecks, DatasetSummary, EmbedderSummary, EvalReport, IngestSummary, Latency, ModeReport,
-    QueryOutcome, RetrievalMode,
+    QueryOutcome,
 };
 use kb_answer::{AnswerOptions, Answerer, AskRequest, Mode};
-use kb_core::{Catalog, ChatModel, DocumentId, Embedder, Filter, Hit, VectorIndex};
+use kb_core::{Catalog, ChatModel, DocumentId, Embedder, Filter, Hit, Retrieval, VectorIndex};
 use kb_ingest::{IngestOptions, Ingestor};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -60,6 +61,12 @@ pub struct EvalOptions {
     pub top_k: usize,
     /// Evaluate only the first judged queries (in file order).
     pub max_queries: Option<usize>,
+    /// Retrieval modes to evaluate, each a row of the report.
+    pub modes: Vec<Retrieval>,
+    /// Questions the corpus does not answer: each mode searches them too, and the report
+    /// sweeps `answer.min_score` over in-scope and out-of-scope questions (see
+    /// [`crate::calibration`]).
+    pub out_of_scope: Vec<String>,
     /// How the corpus is ingested (`prune` is forced on and `dry_run` off).
     pub ingest: IngestOptions,
     /// Also run `Answerer::ask` for every query and check the citations.
@@ -78,6 +85,8 @@ impl EvalOptions {
             scratch_dir: scratch_dir.into(),
             top_k: Self::DEFAULT_TOP_K,
             max_queries: None,
+            modes: Retrieval::ALL.to_vec(),
+            out_of_scope: Vec::new(),
             ingest: IngestOptions::default(),
             answer_checks: false,
             answer: AnswerOptions::default(),
@@ -107,6 +116,11 @@ async fn run_inner(
     if options.top_k == 0 {
         return Err(EvalError::Options("top_k: must be at least 1".into()));
     }
+    if options.modes.is_empty() {
+        return Err(EvalError::Options(
+            "modes: name at least one retrieval mode".into(),
+        ));
+    }
     let dir = dataset_dir.to_owned();
     let dataset = tokio::task::spawn_blocking(move || Dataset::load(&dir))
         .await
@@ -130,7 +144,15 @@ async fn run_inner(
         ..options.answer.clone()
     };
     let answerer = Answerer::new(c.embedder.clone(), c.index.clone(), None, search_options);
-    let dense = evaluate_dense(&dataset, &queries, &answerer, &doc_ids, &options).await?;
+    let mut modes = Vec::with_capacity(options.modes.len());
+    for &mode in &options.modes {
+        let span = info_span!("mode", %mode);
+        let report = evaluate_mode(mode, &dataset, &queries, &answerer, &doc_ids, &options)
+            .instrument(span)
+            .await?;
+        info!(%mode, ndcg_at_10 = report.metrics.ndcg_at_10, "mode evaluated");
+        modes.push(report);
+    }
 
     let answers = if options.answer_checks {
         let answerer = Answerer::new(
@@ -161,8 +183,9 @@ async fn run_inner(
             dimensions: c.embedder.dimensions(),
         },
         top_k: options.top_k,
+        answer_top_k: options.answer.top_k,
         ingest,
-        modes: vec![dense],
+        modes,
         answers,
         total_ms: started.elapsed().as_secs_f64() * 1000.0,
     })
@@ -265,13 +288,29 @@ pub(crate) fn rank_documents(
     best
 }
 
-async fn evaluate_dense(
+/// Best cosine among the sources an answer would get: the first `answer_top_k` chunks, all of
+/// them or only those of a relevant document.
+fn best_cosine<'a>(
+    hits: &'a [Hit],
+    answer_top_k: usize,
+    mut keep: impl FnMut(&'a Hit) -> bool,
+) -> Option<f32> {
+    hits.iter()
+        .take(answer_top_k)
+        .filter(|hit| keep(hit))
+        .map(|hit| hit.cosine)
+        .reduce(f32::max)
+}
+
+async fn evaluate_mode(
+    mode: Retrieval,
     dataset: &Dataset,
     queries: &[&Query],
     answerer: &Answerer,
     doc_ids: &HashMap<DocumentId, String>,
     options: &EvalOptions,
 ) -> Result<ModeReport, EvalError> {
+    let answer_top_k = options.answer.top_k;
     let filter = Filter::default();
     let mut outcomes = Vec::with_capacity(queries.len());
     let (mut total, mut embed, mut index) = (Vec::new(), Vec::new(), Vec::new());
@@ -281,7 +320,7 @@ async fn evaluate_dense(
         }
         let t = Instant::now();
         let (hits, _, timings) = answerer
-            .search(&query.text, &filter, Some(options.top_k))
+            .search(&query.text, &filter, Some(options.top_k), Some(mode))
             .await
             .map_err(|source| EvalError::Query {
                 query_id: query.id.clone(),
@@ -297,6 +336,14 @@ async fn evaluate_dense(
         let relevant = dataset.relevant(&query.id);
         let mut relevant_sorted: Vec<String> = relevant.iter().cloned().collect();
         relevant_sorted.sort();
+        let cosines = InScopeCosines {
+            best: best_cosine(&hits, answer_top_k, |_| true),
+            best_relevant: best_cosine(&hits, answer_top_k, |hit| {
+                doc_ids
+                    .get(&hit.payload.doc_id)
+                    .is_some_and(|id| relevant.contains(id))
+            }),
+        };
         outcomes.push(QueryOutcome {
             id: query.id.clone(),
             text: query.text.clone(),
@@ -305,16 +352,34 @@ async fn evaluate_dense(
             documents_retrieved: ranked.len(),
             top: ranked.into_iter().take(10).collect(),
             relevant: relevant_sorted,
+            cosines,
             latency_ms,
         });
         if (n + 1) % 20 == 0 {
             info!(done = n + 1, of = queries.len(), "queries searched");
         }
     }
+    let mut out_of_scope = Vec::with_capacity(options.out_of_scope.len());
+    for (n, question) in options.out_of_scope.iter().enumerate() {
+        if options.cancel.is_cancelled() {
+            return Err(EvalError::Interrupted);
+        }
+        let (hits, _, _) = answerer
+            .search(question, &filter, Some(options.top_k), Some(mode))
+            .await
+            .map_err(|source| EvalError::Query {
+                query_id: format!("out-of-scope #{}", n + 1),
+                source,
+            })?;
+        out_of_scope.push(best_cosine(&hits, answer_top_k, |_| true));
+    }
     let scores: Vec<QueryScores> = outcomes.iter().map(|o| o.scores.clone()).collect();
     let documents: Vec<usize> = outcomes.iter().map(|o| o.documents_retrieved).collect();
+    let in_scope: Vec<InScopeCosines> = outcomes.iter().map(|o| o.cosines).collect();
     Ok(ModeReport {
-        mode: RetrievalMode::Dense,
+        mode,
+        calibration: Calibration::sweep(&in_scope, &out_of_scope),
+        out_of_scope_questions: out_of_scope.len(),
         metrics: Metrics::mean(&scores, &documents),
         latency: Latency {
             search: Percentiles::of(&total),
@@ -348,6 +413,7 @@ async fn check_answers(
                 question: query.text.clone(),
                 top_k: None,
                 filter: Filter::default(),
+                retrieval: None,
             })
             .await
             .map_err(|source| EvalError::Query {
@@ -390,6 +456,7 @@ mod tests {
         Hit {
             id: Uuid::nil(),
             score,
+            cosine: score,
             payload: ChunkPayload {
                 doc_id: DocumentId::new(doc),
                 doc_hash: String::new(),

@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use kb_catalog::SqliteCatalog;
-use kb_core::{Embedder, Embedding, InputKind, ModelError};
-use kb_eval::{EvalComponents, EvalError, EvalOptions, EvalReport, RetrievalMode, run};
+use kb_core::{Embedder, Embedding, InputKind, ModelError, Retrieval};
+use kb_eval::{EvalComponents, EvalError, EvalOptions, EvalReport, run};
 use kb_index::EmbeddedIndex;
 use kb_ingest::SplitOptions;
 use std::path::{Path, PathBuf};
@@ -81,17 +81,23 @@ impl Harness {
 }
 
 fn assert_sane(report: &EvalReport) {
-    let m = &report.modes[0].metrics;
-    for (name, v) in [
-        ("recall@1", m.recall_at_1),
-        ("recall@5", m.recall_at_5),
-        ("recall@10", m.recall_at_10),
-        ("mrr@10", m.mrr_at_10),
-        ("ndcg@10", m.ndcg_at_10),
-    ] {
-        assert!((0.0..=1.0).contains(&v), "{name} = {v}\n{report:#?}");
+    for mode in &report.modes {
+        let m = &mode.metrics;
+        for (name, v) in [
+            ("recall@1", m.recall_at_1),
+            ("recall@5", m.recall_at_5),
+            ("recall@10", m.recall_at_10),
+            ("mrr@10", m.mrr_at_10),
+            ("ndcg@10", m.ndcg_at_10),
+        ] {
+            assert!(
+                (0.0..=1.0).contains(&v),
+                "{} {name} = {v}\n{report:#?}",
+                mode.mode
+            );
+        }
+        assert!(m.recall_at_1 <= m.recall_at_5 && m.recall_at_5 <= m.recall_at_10);
     }
-    assert!(m.recall_at_1 <= m.recall_at_5 && m.recall_at_5 <= m.recall_at_10);
 }
 
 #[tokio::test]
@@ -118,10 +124,25 @@ async fn an_easy_dataset_scores_high_and_a_second_run_embeds_nothing() {
         report.ingest.chunks > 8,
         "small chunks split some documents"
     );
-    assert_eq!(report.modes.len(), 1);
-    let dense = &report.modes[0];
-    assert_eq!(dense.mode, RetrievalMode::Dense);
+    let modes: Vec<Retrieval> = report.modes.iter().map(|m| m.mode).collect();
+    assert_eq!(modes, Retrieval::ALL);
     assert_sane(&report);
+    for mode in &report.modes {
+        // The queries share their key words with their documents: BM25 finds them too.
+        assert_eq!(
+            mode.metrics.recall_at_10, 1.0,
+            "{}: {:#?}",
+            mode.mode, mode.queries
+        );
+        assert!(
+            mode.metrics.mrr_at_10 >= 0.8,
+            "{}: {:#?}",
+            mode.mode,
+            mode.queries
+        );
+        assert_eq!(mode.latency.search.samples, 5);
+    }
+    let dense = &report.modes[0];
     let m = &dense.metrics;
     assert_eq!(m.queries, 5);
     assert_eq!(m.recall_at_10, 1.0, "{report:#?}");
@@ -148,10 +169,12 @@ async fn an_easy_dataset_scores_high_and_a_second_run_embeds_nothing() {
     assert_eq!(again.ingest.embedding_calls, 0);
     assert_eq!(
         h.embedder.calls.load(Ordering::SeqCst) - calls,
-        5,
-        "only the five questions are embedded"
+        15,
+        "only the five questions are embedded, once per mode"
     );
-    assert_eq!(again.modes[0].metrics, report.modes[0].metrics);
+    for (a, b) in again.modes.iter().zip(&report.modes) {
+        assert_eq!(a.metrics, b.metrics, "{}", a.mode);
+    }
 }
 
 #[tokio::test]
@@ -182,7 +205,13 @@ async fn max_queries_and_answer_checks_are_honoured_and_the_report_renders() {
         md.contains("| mode | nDCG@10 | MRR@10 | R@1 | R@5 | R@10 |"),
         "{md}"
     );
-    assert!(md.contains("\n| dense | "), "{md}");
+    for mode in ["dense", "sparse", "hybrid"] {
+        assert!(md.contains(&format!("\n| {mode} | ")), "{md}");
+    }
+    assert!(
+        !md.contains("Refusal threshold"),
+        "no out-of-scope questions: {md}"
+    );
     assert!(
         md.contains("Answers: 3 of 3 cite a relevant document"),
         "{md}"
@@ -324,5 +353,65 @@ async fn top_k_zero_is_refused_up_front() {
     assert_eq!(
         err.to_string(),
         "invalid evaluation options: top_k: must be at least 1"
+    );
+}
+
+#[tokio::test]
+async fn out_of_scope_questions_calibrate_the_refusal_threshold_per_mode() {
+    let h = harness().await;
+    let mut options = h.options();
+    options.modes = vec![Retrieval::Dense, Retrieval::Hybrid];
+    options.out_of_scope = vec![
+        "What is the boiling point of mercury in kelvin?".into(),
+        "Who won the football world cup in 1998?".into(),
+    ];
+
+    let report = run(&fixture(), h.components.clone(), options)
+        .await
+        .unwrap();
+
+    assert_eq!(report.modes.len(), 2);
+    for mode in &report.modes {
+        assert_eq!(mode.out_of_scope_questions, 2);
+        let rows = &mode.calibration.rows;
+        // In-scope questions share words with their documents, out-of-scope ones share none,
+        // so with the bag-of-words embedder the first answers at low thresholds and the second
+        // is refused at any threshold above zero.
+        assert_eq!(rows[0].in_scope_answered, 1.0, "{}: {rows:#?}", mode.mode);
+        assert!(
+            rows.iter().all(|r| r.out_of_scope_refused == 1.0),
+            "{rows:#?}"
+        );
+        assert!(
+            rows.windows(2)
+                .all(|w| w[1].in_scope_answered <= w[0].in_scope_answered),
+            "answered falls as the threshold rises: {rows:#?}"
+        );
+        let best = mode.calibration.best_balanced.expect("a best threshold");
+        assert_eq!(best.in_scope_answered, 1.0, "{best:?}");
+        for q in &mode.queries {
+            let best = q.cosines.best.expect("every query retrieves something");
+            assert!(q.cosines.best_relevant.is_some_and(|r| r <= best), "{q:#?}");
+        }
+    }
+    let md = report.to_markdown();
+    assert!(md.contains("| min_score | dense | hybrid |"), "{md}");
+    assert!(md.contains("| 0.10 | 100% / 100% / 100% |"), "{md}");
+    assert!(md.contains("Best balanced accuracy"), "{md}");
+}
+
+#[tokio::test]
+async fn no_retrieval_mode_is_refused_up_front() {
+    let h = harness().await;
+    let mut options = h.options();
+    options.modes.clear();
+
+    let err = run(&fixture(), h.components.clone(), options)
+        .await
+        .unwrap_err();
+
+    assert!(
+        err.to_string().contains("modes: name at least one"),
+        "{err}"
     );
 }

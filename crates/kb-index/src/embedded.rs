@@ -41,20 +41,26 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use kb_core::{ChunkPoint, DocumentId, Filter, Hit, IndexError, VectorIndex};
+use kb_core::{ChunkPoint, DocumentId, Hit, IndexError, VectorIndex};
+use kb_core::{Retrieval, SearchQuery};
 use qdrant_edge::{
-    Condition, CountRequest, DateTimeWrapper, Distance, EdgeConfig, EdgeShard,
-    EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, JsonPath, Match, NamedQuery,
+    Condition, CountRequest, CreateVectorName, DateTimeWrapper, Distance, EdgeConfig, EdgeShard,
+    EdgeSparseVectorParams, EdgeSparseVectorParamsBuilder, EdgeVectorParamsBuilder, FieldCondition,
+    FieldIndexOperations, Fusion, HasVectorCondition, JsonPath, Match, Modifier, NamedQuery,
     OperationError, Payload, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations,
-    PointOperations, PointStructPersisted, QueryEnum, QueryRequest, Range, ScoringQuery,
-    ScrollRequest, UpdateOperation, VectorInternal, VectorPersisted, VectorStructPersisted,
-    WithPayloadInterface, WithVector,
+    PointOperations, PointStructPersisted, PointVectorsPersisted, Prefetch, QueryEnum,
+    QueryRequest, Range, ScoredPoint, ScoringQuery, ScrollRequest, SparseVector, UpdateOperation,
+    UpdateVectorsOp, VectorInternal, VectorNameConfig, VectorNameOperations, VectorOperations,
+    VectorPersisted, VectorStructInternal, VectorStructPersisted, WithPayloadInterface, WithVector,
 };
 use tracing::{debug, info};
 
 use crate::payload::{
     self, Conditions, DENSE_VECTOR, DOC_ID_KEY, EFFECTIVE_DATE_KEY, INDEXED_KEYS, IndexKind,
+    SPARSE_VECTOR,
 };
+use crate::retrieval::{self, RRF_K};
+use crate::sparse::{Bm25Encoder, Terms};
 
 /// The lock file that marks the folder as owned by one process.
 const LOCK_FILE: &str = "LOCK";
@@ -94,7 +100,9 @@ impl fmt::Debug for EmbeddedIndex {
 pub struct EmbeddedIndexInfo {
     /// Points stored (approximate while an optimisation runs).
     pub points: usize,
-    /// Vectors covered by an HNSW graph; the rest are searched by brute force.
+    /// Vectors in a search index: dense vectors covered by an HNSW graph (the other dense
+    /// vectors are searched by brute force) plus every sparse vector (always in its inverted
+    /// index).
     pub indexed_vectors: usize,
     /// Storage segments.
     pub segments: usize,
@@ -102,6 +110,8 @@ pub struct EmbeddedIndexInfo {
 
 struct Inner {
     dir: PathBuf,
+    /// Derives the BM25 vector of every point written and of every question.
+    bm25: Bm25Encoder,
     /// Set once the collection exists: on open if the folder holds a shard, else by `ensure`.
     shard: OnceLock<EdgeShard>,
     /// Serialises shard creation and index setup in `ensure`.
@@ -126,12 +136,14 @@ impl EmbeddedIndex {
             ))
         })?;
         let lock = lock_folder(dir)?;
+        let bm25 = Bm25Encoder::new();
 
         let shard = if dir.join(EDGE_CONFIG_FILE).exists() {
             let loaded = EdgeShard::load(dir, None)
                 .map_err(|err| edge_error(format!("cannot load index {}", dir.display()), err))?;
             let dims = dense_dims(&loaded);
             info!(dir = %dir.display(), ?dims, "opened embedded vector index");
+            add_missing_sparse(&loaded, &bm25)?;
             OnceLock::from(loaded)
         } else {
             info!(dir = %dir.display(), "embedded vector index folder is empty; `ensure` creates it");
@@ -141,6 +153,7 @@ impl EmbeddedIndex {
         Ok(Self {
             inner: Arc::new(Inner {
                 dir: dir.to_owned(),
+                bm25,
                 shard,
                 setup: Mutex::new(()),
                 _lock: lock,
@@ -242,6 +255,7 @@ impl Inner {
                         DENSE_VECTOR,
                         EdgeVectorParamsBuilder::new(dims, Distance::Cosine).build(),
                     )
+                    .sparse_vector(SPARSE_VECTOR, sparse_params())
                     .build();
                 let created = EdgeShard::new(&self.dir, config).map_err(|err| {
                     edge_error(
@@ -334,7 +348,7 @@ impl VectorIndex for EmbeddedIndex {
             let count = points.len();
             let points = points
                 .into_iter()
-                .map(|point| to_edge_point(point, dims))
+                .map(|point| to_edge_point(point, dims, &inner.bm25))
                 .collect::<Result<Vec<_>, _>>()?;
             let operation = UpdateOperation::PointOperation(PointOperations::UpsertPoints(
                 PointInsertOperations::PointsList(points),
@@ -344,48 +358,29 @@ impl VectorIndex for EmbeddedIndex {
         .await
     }
 
-    async fn search(
-        &self,
-        query: &[f32],
-        filter: &Filter,
-        k: usize,
-    ) -> Result<Vec<Hit>, IndexError> {
-        if k == 0 {
+    async fn search(&self, query: &SearchQuery<'_>) -> Result<Vec<Hit>, IndexError> {
+        if query.k == 0 {
             return Ok(Vec::new());
         }
-        let query = query.to_vec();
-        let filter = edge_filter(&Conditions::from_filter(filter));
+        let vector = query.vector.to_vec();
+        let text = query.text.to_owned();
+        let (retrieval, k) = (query.retrieval, query.k);
+        let filter = edge_filter(&Conditions::from_filter(query.filter));
         self.blocking("search", move |inner| {
             let Some(shard) = inner.shard() else {
                 return Ok(Vec::new());
             };
-            check_dims(shard, query.len())?;
-            let request = QueryRequest {
-                query: Some(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(
-                    VectorInternal::Dense(query),
-                    DENSE_VECTOR,
-                )))),
-                filter,
-                with_payload: WithPayloadInterface::Bool(true),
-                with_vector: WithVector::Bool(false),
-                ..QueryRequest::new(k)
-            };
+            check_dims(shard, vector.len())?;
+            if retrieval != Retrieval::Dense && !has_sparse(shard) {
+                return Err(no_sparse_vector(&inner.dir));
+            }
+            let request = search_request(&vector, &inner.bm25.query(&text), retrieval, filter, k);
             let scored = shard
                 .query(request)
-                .map_err(|err| edge_error("search failed", err))?;
+                .map_err(|err| edge_error(format!("{retrieval} search failed"), err))?;
             scored
                 .into_iter()
-                .map(|point| {
-                    let id = uuid_of(point.id)?;
-                    let payload = point.payload.ok_or_else(|| {
-                        IndexError::Other(format!("point {id}: search returned no payload"))
-                    })?;
-                    Ok(Hit {
-                        id,
-                        score: point.score,
-                        payload: payload::from_json(payload.0, id)?,
-                    })
-                })
+                .map(|point| to_hit(point, retrieval, &vector))
                 .collect()
         })
         .await
@@ -494,6 +489,194 @@ impl VectorIndex for EmbeddedIndex {
     }
 }
 
+/// The engine query of one search. Dense and sparse are one nearest-neighbour query on their
+/// vector; hybrid fetches candidates from both (each filtered) and fuses them by RRF. Every
+/// mode but dense also returns the dense vectors, for [`Hit::cosine`].
+fn search_request(
+    vector: &[f32],
+    terms: &Terms,
+    retrieval: Retrieval,
+    filter: Option<qdrant_edge::Filter>,
+    k: usize,
+) -> QueryRequest {
+    let dense = || nearest(VectorInternal::Dense(vector.to_vec()), DENSE_VECTOR);
+    let sparse = || nearest(VectorInternal::Sparse(sparse_vector(terms)), SPARSE_VECTOR);
+    let with_vector = match retrieval {
+        Retrieval::Dense => WithVector::Bool(false),
+        Retrieval::Sparse | Retrieval::Hybrid => WithVector::Selector(vec![DENSE_VECTOR.into()]),
+    };
+    let (query, prefetches) = match retrieval {
+        Retrieval::Dense => (dense(), Vec::new()),
+        Retrieval::Sparse => (sparse(), Vec::new()),
+        Retrieval::Hybrid => {
+            let prefetch = |query| Prefetch {
+                query: Some(query),
+                filter: filter.clone(),
+                ..Prefetch::new(retrieval::prefetch_limit(k))
+            };
+            let fusion = ScoringQuery::Fusion(Fusion::Rrf {
+                k: RRF_K,
+                weights: None,
+            });
+            (fusion, vec![prefetch(dense()), prefetch(sparse())])
+        }
+    };
+    QueryRequest {
+        prefetches,
+        query: Some(query),
+        filter,
+        with_payload: WithPayloadInterface::Bool(true),
+        with_vector,
+        ..QueryRequest::new(k)
+    }
+}
+
+fn nearest(vector: VectorInternal, name: &str) -> ScoringQuery {
+    ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(vector, name)))
+}
+
+fn sparse_vector(terms: &Terms) -> SparseVector {
+    SparseVector {
+        indices: terms.indices.clone(),
+        values: terms.values.clone(),
+    }
+}
+
+/// A scored point as a [`Hit`]; `query` is the question's embedding, for the cosine.
+fn to_hit(point: ScoredPoint, retrieval: Retrieval, query: &[f32]) -> Result<Hit, IndexError> {
+    let id = uuid_of(point.id)?;
+    let payload = point
+        .payload
+        .ok_or_else(|| IndexError::Other(format!("point {id}: search returned no payload")))?;
+    let cosine = match retrieval {
+        Retrieval::Dense => point.score,
+        Retrieval::Sparse | Retrieval::Hybrid => {
+            let stored = match point.vector {
+                Some(VectorStructInternal::Named(mut named)) => named.remove(DENSE_VECTOR),
+                _ => None,
+            };
+            match stored {
+                Some(VectorInternal::Dense(stored)) if stored.len() == query.len() => {
+                    retrieval::cosine(query, &stored)
+                }
+                _ => {
+                    return Err(IndexError::Other(format!(
+                        "point {id}: search returned no `{DENSE_VECTOR}` vector"
+                    )));
+                }
+            }
+        }
+    };
+    Ok(Hit {
+        id,
+        score: point.score,
+        cosine,
+        payload: payload::from_json(payload.0, id)?,
+    })
+}
+
+/// The sparse vector's parameters: BM25 term weights, IDF applied by the engine at search time.
+fn sparse_params() -> EdgeSparseVectorParams {
+    EdgeSparseVectorParamsBuilder::new()
+        .modifier(Modifier::Idf)
+        .build()
+}
+
+fn has_sparse(shard: &EdgeShard) -> bool {
+    shard.config().sparse_vectors.contains_key(SPARSE_VECTOR)
+}
+
+fn no_sparse_vector(dir: &Path) -> IndexError {
+    IndexError::Other(format!(
+        "index in {} has no `{SPARSE_VECTOR}` sparse vector, so it cannot search by BM25; it was not written by kb",
+        dir.display()
+    ))
+}
+
+/// Bring an index written before kb stored BM25 vectors up to date: add the sparse vector to
+/// the collection and derive it, from the text in the payload, for every point that lacks it.
+/// On a current index this is one filtered scroll that finds nothing; after a crash half-way,
+/// the next open finishes the job.
+fn add_missing_sparse(shard: &EdgeShard, bm25: &Bm25Encoder) -> Result<(), IndexError> {
+    if dense_dims(shard).is_none() {
+        // Not a kb index; `ensure` says so.
+        return Ok(());
+    }
+    let added_vector = !has_sparse(shard);
+    if added_vector {
+        let config: VectorNameConfig =
+            serde_json::from_value(serde_json::json!({ "sparse": { "modifier": "idf" } }))
+                .expect("BUG: the documented shape of a sparse vector config");
+        shard
+            .update(UpdateOperation::VectorNameOperation(
+                VectorNameOperations::CreateVectorName(CreateVectorName {
+                    vector_name: SPARSE_VECTOR.into(),
+                    config,
+                }),
+            ))
+            .map_err(|err| edge_error(format!("cannot add the `{SPARSE_VECTOR}` vector"), err))?;
+        info!("index was created without BM25 vectors; adding them from the stored text");
+    }
+    let lacking = qdrant_edge::Filter::new_must_not(Condition::HasVector(
+        HasVectorCondition::from(SPARSE_VECTOR.to_owned()),
+    ));
+    let mut filled = 0_usize;
+    let mut offset = None;
+    loop {
+        let request = ScrollRequest {
+            offset,
+            limit: Some(SCROLL_PAGE),
+            filter: Some(lacking.clone()),
+            with_payload: Some(WithPayloadInterface::Bool(true)),
+            ..ScrollRequest::new()
+        };
+        let (records, next) = shard
+            .scroll(request)
+            .map_err(|err| edge_error("cannot list points without BM25 vectors", err))?;
+        let points = records
+            .into_iter()
+            .map(|record| {
+                let id = uuid_of(record.id)?;
+                let payload = record.payload.ok_or_else(|| {
+                    IndexError::Other(format!("point {id}: scroll returned no payload"))
+                })?;
+                let text = payload::from_json(payload.0, id)?.indexed_text();
+                Ok(PointVectorsPersisted {
+                    id: record.id,
+                    vector: sparse_only(&bm25.document(&text)),
+                })
+            })
+            .collect::<Result<Vec<_>, IndexError>>()?;
+        if !points.is_empty() {
+            filled += points.len();
+            shard
+                .update(UpdateOperation::VectorOperation(
+                    VectorOperations::UpdateVectors(UpdateVectorsOp {
+                        points,
+                        update_filter: None,
+                    }),
+                ))
+                .map_err(|err| edge_error("cannot add BM25 vectors", err))?;
+        }
+        match next {
+            Some(next) => offset = Some(next),
+            None => break,
+        }
+    }
+    if added_vector || filled > 0 {
+        flush(shard)?;
+        info!(points = filled, "added BM25 vectors to existing points");
+    }
+    Ok(())
+}
+
+fn sparse_only(terms: &Terms) -> VectorStructPersisted {
+    VectorStructPersisted::Named(HashMap::from([(
+        SPARSE_VECTOR.to_owned(),
+        VectorPersisted::Sparse(sparse_vector(terms)),
+    )]))
+}
+
 /// Size of the shard's dense vector, if it has one.
 fn dense_dims(shard: &EdgeShard) -> Option<usize> {
     shard
@@ -517,6 +700,7 @@ fn check_dims(shard: &EdgeShard, len: usize) -> Result<(), IndexError> {
 fn to_edge_point(
     point: ChunkPoint,
     dims: Option<usize>,
+    bm25: &Bm25Encoder,
 ) -> Result<PointStructPersisted, IndexError> {
     if let Some(found) = dims.filter(|&dims| dims != point.vector.len()) {
         return Err(IndexError::DimensionMismatch {
@@ -524,13 +708,20 @@ fn to_edge_point(
             found,
         });
     }
+    let terms = bm25.document(&point.payload.indexed_text());
     let payload = payload::to_json(&point.payload)?;
     Ok(PointStructPersisted {
         id: PointId::Uuid(point.id),
-        vector: VectorStructPersisted::Named(HashMap::from([(
-            DENSE_VECTOR.to_owned(),
-            VectorPersisted::Dense(point.vector),
-        )])),
+        vector: VectorStructPersisted::Named(HashMap::from([
+            (
+                DENSE_VECTOR.to_owned(),
+                VectorPersisted::Dense(point.vector),
+            ),
+            (
+                SPARSE_VECTOR.to_owned(),
+                VectorPersisted::Sparse(sparse_vector(&terms)),
+            ),
+        ])),
         payload: Some(Payload(payload)),
     })
 }

@@ -24,8 +24,10 @@
 
 mod embedded;
 mod payload;
+mod retrieval;
 mod server;
+mod sparse;
 
 pub use embedded::{EmbeddedIndex, EmbeddedIndexInfo};
-pub use payload::{DENSE_VECTOR, PUBLIC_GROUP};
+pub use payload::{DENSE_VECTOR, PUBLIC_GROUP, SPARSE_VECTOR};
 pub use server::QdrantServerIndex;

@@ -8,6 +8,9 @@ use serde_json::{Map, Value};
 /// Name of the dense embedding vector in the collection.
 pub const DENSE_VECTOR: &str = "dense";
 
+/// Name of the sparse BM25 vector in the collection (IDF modifier): BM25 terms of the chunk's text.
+pub const SPARSE_VECTOR: &str = "bm25";
+
 /// The group that makes a document readable by everyone.
 pub const PUBLIC_GROUP: &str = kb_core::PUBLIC_GROUP;
 

@@ -9,14 +9,18 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kb_core::{ChunkPoint, DocumentId, Filter, Hit, IndexError, VectorIndex};
+use kb_core::{ChunkPoint, DocumentId, Hit, IndexError, Retrieval, SearchQuery, VectorIndex};
 use qdrant_client::qdrant::point_id::PointIdOptions;
+use qdrant_client::qdrant::vector_output::Vector as VectorOutputKind;
 use qdrant_client::qdrant::vectors_config::Config as VectorsConfigKind;
 use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
-    DatetimeRange, DeletePointsBuilder, Distance, FieldType, PointId, PointStruct, PointsIdsList,
-    Query, QueryPointsBuilder, ScrollPointsBuilder, Timestamp, UpsertPointsBuilder,
-    Value as QdrantValue, VectorParamsBuilder, VectorsConfigBuilder,
+    CreateVectorNameRequestBuilder, DatetimeRange, DeletePointsBuilder, Distance, FieldType,
+    Modifier, PointId, PointStruct, PointVectors, PointsIdsList, PrefetchQueryBuilder, Query,
+    QueryPointsBuilder, RrfBuilder, ScoredPoint, ScrollPointsBuilder,
+    SparseVectorCreationConfigBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder,
+    Timestamp, UpdatePointVectorsBuilder, UpsertPointsBuilder, Value as QdrantValue, Vector,
+    VectorInput, VectorParamsBuilder, VectorsConfigBuilder, VectorsSelector,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use tonic::Code;
@@ -24,7 +28,10 @@ use tracing::info;
 
 use crate::payload::{
     self, Conditions, DENSE_VECTOR, DOC_ID_KEY, EFFECTIVE_DATE_KEY, INDEXED_KEYS, IndexKind,
+    SPARSE_VECTOR,
 };
+use crate::retrieval::{self, RRF_K};
+use crate::sparse::{Bm25Encoder, Terms};
 
 /// Page size when listing point ids.
 const SCROLL_PAGE: u32 = 1_000;
@@ -40,6 +47,8 @@ pub struct QdrantServerIndex {
     client: Qdrant,
     url: String,
     collection: String,
+    /// Derives the BM25 vector of every point written and of every question.
+    bm25: Bm25Encoder,
 }
 
 /// Hand-written so that the API key never reaches a log.
@@ -77,6 +86,7 @@ impl QdrantServerIndex {
             client,
             url: url.to_owned(),
             collection: collection.to_owned(),
+            bm25: Bm25Encoder::new(),
         })
     }
 
@@ -95,8 +105,9 @@ impl QdrantServerIndex {
             .map_err(|err| self.error("cannot delete the collection", err))
     }
 
-    /// The dense vector size of the existing collection, or `None` if it does not exist.
-    async fn existing_dims(&self) -> Result<Option<usize>, IndexError> {
+    /// The dense vector size of the existing collection and whether it has the sparse vector,
+    /// or `None` if it does not exist.
+    async fn existing_layout(&self) -> Result<Option<(usize, bool)>, IndexError> {
         let exists = self
             .client
             .collection_exists(&self.collection)
@@ -110,10 +121,15 @@ impl QdrantServerIndex {
             .collection_info(&self.collection)
             .await
             .map_err(|err| self.error("cannot read the collection info", err))?;
-        let vectors = info
+        let params = info
             .result
             .and_then(|info| info.config)
-            .and_then(|config| config.params)
+            .and_then(|config| config.params);
+        let has_sparse = params
+            .as_ref()
+            .and_then(|params| params.sparse_vectors_config.as_ref())
+            .is_some_and(|sparse| sparse.map.contains_key(SPARSE_VECTOR));
+        let vectors = params
             .and_then(|params| params.vectors_config)
             .and_then(|vectors| vectors.config);
         let size = match vectors {
@@ -132,7 +148,7 @@ impl QdrantServerIndex {
                 self.collection
             ))
         })?;
-        Ok(Some(size))
+        Ok(Some((size, has_sparse)))
     }
 
     async fn create_collection(&self, dims: usize) -> Result<(), IndexError> {
@@ -141,10 +157,17 @@ impl QdrantServerIndex {
             DENSE_VECTOR,
             VectorParamsBuilder::new(dims as u64, Distance::Cosine),
         );
+        let mut sparse = SparseVectorsConfigBuilder::default();
+        sparse.add_named_vector_params(
+            SPARSE_VECTOR,
+            SparseVectorParamsBuilder::default().modifier(Modifier::Idf),
+        );
         let created = self
             .client
             .create_collection(
-                CreateCollectionBuilder::new(&self.collection).vectors_config(vectors),
+                CreateCollectionBuilder::new(&self.collection)
+                    .vectors_config(vectors)
+                    .sparse_vectors_config(sparse),
             )
             .await;
         match created {
@@ -183,6 +206,85 @@ impl QdrantServerIndex {
                 )
                 .await
                 .map_err(|err| self.error(&format!("cannot index payload field `{key}`"), err))?;
+        }
+        Ok(())
+    }
+
+    /// Bring a collection created before kb stored BM25 vectors up to date: add the sparse
+    /// vector (needs a server that has the create-vector-name API) and derive it, from the text
+    /// in the payload, for every point that lacks it. Resumable: a later `ensure` finishes
+    /// what an interrupted one started.
+    async fn add_missing_sparse(&self, has_sparse: bool) -> Result<(), IndexError> {
+        if !has_sparse {
+            self.client
+                .create_vector_name(
+                    CreateVectorNameRequestBuilder::new(
+                        &self.collection,
+                        SPARSE_VECTOR,
+                        SparseVectorCreationConfigBuilder::default().modifier(Modifier::Idf),
+                    )
+                    .wait(true),
+                )
+                .await
+                .map_err(|err| {
+                    self.error(
+                        &format!(
+                            "the collection has no `{SPARSE_VECTOR}` vector (created before BM25 retrieval) and adding it failed; re-create it (delete the collection, re-ingest)"
+                        ),
+                        err,
+                    )
+                })?;
+            info!(url = %self.url, collection = %self.collection, "added the BM25 sparse vector to the collection");
+        }
+        let lacking =
+            qdrant_client::qdrant::Filter::must_not([Condition::has_vector(SPARSE_VECTOR)]);
+        let mut offset: Option<PointId> = None;
+        let mut filled = 0_usize;
+        loop {
+            let mut request = ScrollPointsBuilder::new(&self.collection)
+                .filter(lacking.clone())
+                .limit(SCROLL_PAGE)
+                .with_payload(true);
+            if let Some(offset) = offset.take() {
+                request = request.offset(offset);
+            }
+            let page = self
+                .client
+                .scroll(request)
+                .await
+                .map_err(|err| self.error("cannot list points without BM25 vectors", err))?;
+            let points = page
+                .result
+                .into_iter()
+                .map(|point| {
+                    let id = uuid_of(point.id)?;
+                    let text = payload_of(point.payload, id)?.indexed_text();
+                    let vectors = HashMap::from([(
+                        SPARSE_VECTOR.to_owned(),
+                        sparse(&self.bm25.document(&text)),
+                    )]);
+                    Ok(PointVectors {
+                        id: Some(PointId::from(id.to_string())),
+                        vectors: Some(vectors.into()),
+                    })
+                })
+                .collect::<Result<Vec<_>, IndexError>>()?;
+            if !points.is_empty() {
+                filled += points.len();
+                self.client
+                    .update_vectors(
+                        UpdatePointVectorsBuilder::new(&self.collection, points).wait(true),
+                    )
+                    .await
+                    .map_err(|err| self.error("cannot add BM25 vectors", err))?;
+            }
+            match page.next_page_offset {
+                Some(next) => offset = Some(next),
+                None => break,
+            }
+        }
+        if filled > 0 {
+            info!(points = filled, "added BM25 vectors to existing points");
         }
         Ok(())
     }
@@ -227,11 +329,11 @@ impl VectorIndex for QdrantServerIndex {
                 "cannot create a vector index for 0-dimensional vectors".into(),
             ));
         }
-        let found = match self.existing_dims().await? {
+        let (found, has_sparse) = match self.existing_layout().await? {
             Some(found) => found,
             None => {
                 self.create_collection(dims).await?;
-                self.existing_dims().await?.ok_or_else(|| {
+                self.existing_layout().await?.ok_or_else(|| {
                     IndexError::Other(format!(
                         "qdrant collection `{}` vanished right after it was created",
                         self.collection
@@ -245,7 +347,8 @@ impl VectorIndex for QdrantServerIndex {
                 found,
             });
         }
-        self.ensure_payload_indexes().await
+        self.ensure_payload_indexes().await?;
+        self.add_missing_sparse(has_sparse).await
     }
 
     async fn upsert(&self, points: Vec<ChunkPoint>) -> Result<(), IndexError> {
@@ -256,8 +359,12 @@ impl VectorIndex for QdrantServerIndex {
         let points = points
             .into_iter()
             .map(|point| {
+                let terms = self.bm25.document(&point.payload.indexed_text());
                 let payload = Payload::from(payload::to_json(&point.payload)?);
-                let vectors = HashMap::from([(DENSE_VECTOR.to_owned(), point.vector)]);
+                let vectors = HashMap::from([
+                    (DENSE_VECTOR.to_owned(), Vector::new_dense(point.vector)),
+                    (SPARSE_VECTOR.to_owned(), sparse(&terms)),
+                ]);
                 Ok(PointStruct::new(point.id.to_string(), vectors, payload))
             })
             .collect::<Result<Vec<_>, IndexError>>()?;
@@ -268,41 +375,63 @@ impl VectorIndex for QdrantServerIndex {
         Ok(())
     }
 
-    async fn search(
-        &self,
-        query: &[f32],
-        filter: &Filter,
-        k: usize,
-    ) -> Result<Vec<Hit>, IndexError> {
-        if k == 0 {
+    async fn search(&self, query: &SearchQuery<'_>) -> Result<Vec<Hit>, IndexError> {
+        if query.k == 0 {
             return Ok(Vec::new());
         }
+        let retrieval = query.retrieval;
+        let filter = server_filter(&Conditions::from_filter(query.filter));
+        let terms = self.bm25.query(query.text);
+        let dense = || Query::new_nearest(query.vector.to_vec());
+        let sparse = || {
+            Query::new_nearest(VectorInput::new_sparse(
+                terms.indices.clone(),
+                terms.values.clone(),
+            ))
+        };
         let mut request = QueryPointsBuilder::new(&self.collection)
-            .query(Query::new_nearest(query.to_vec()))
-            .using(DENSE_VECTOR)
-            .limit(k as u64)
+            .limit(query.k as u64)
             .with_payload(true);
-        if let Some(filter) = server_filter(&Conditions::from_filter(filter)) {
+        request = match retrieval {
+            Retrieval::Dense => request.query(dense()).using(DENSE_VECTOR),
+            Retrieval::Sparse => request.query(sparse()).using(SPARSE_VECTOR),
+            Retrieval::Hybrid => {
+                let limit = retrieval::prefetch_limit(query.k) as u64;
+                let prefetch = |q: Query, using: &str| {
+                    let prefetch = PrefetchQueryBuilder::default()
+                        .query(q)
+                        .using(using)
+                        .limit(limit);
+                    match &filter {
+                        Some(filter) => prefetch.filter(filter.clone()),
+                        None => prefetch,
+                    }
+                };
+                request
+                    .add_prefetch(prefetch(dense(), DENSE_VECTOR))
+                    .add_prefetch(prefetch(sparse(), SPARSE_VECTOR))
+                    .query(Query::new_rrf(RrfBuilder::with_k(RRF_K as u32)))
+            }
+        };
+        if retrieval != Retrieval::Dense {
+            request = request.with_vectors(VectorsSelector {
+                names: vec![DENSE_VECTOR.to_owned()],
+            });
+        }
+        if let Some(filter) = filter.clone() {
             request = request.filter(filter);
         }
         let response = match self.client.query(request).await {
             Ok(response) => response,
             Err(err) => {
                 return ignore_not_found(err, Vec::new())
-                    .map_err(|err| self.error("search failed", err));
+                    .map_err(|err| self.error(&format!("{retrieval} search failed"), err));
             }
         };
         response
             .result
             .into_iter()
-            .map(|point| {
-                let id = uuid_of(point.id)?;
-                Ok(Hit {
-                    id,
-                    score: point.score,
-                    payload: payload_of(point.payload, id)?,
-                })
-            })
+            .map(|point| to_hit(point, retrieval, query.vector))
             .collect()
     }
 
@@ -386,6 +515,41 @@ impl VectorIndex for QdrantServerIndex {
         // The server builds its indexes in the background.
         Ok(())
     }
+}
+
+/// A sparse vector as qdrant-client takes it.
+fn sparse(terms: &Terms) -> Vector {
+    Vector::new_sparse(terms.indices.clone(), terms.values.clone())
+}
+
+/// A scored point as a [`Hit`]; `query` is the question's embedding, for the cosine.
+fn to_hit(point: ScoredPoint, retrieval: Retrieval, query: &[f32]) -> Result<Hit, IndexError> {
+    let id = uuid_of(point.id)?;
+    let cosine = match retrieval {
+        Retrieval::Dense => point.score,
+        Retrieval::Sparse | Retrieval::Hybrid => {
+            let stored = point
+                .vectors
+                .as_ref()
+                .and_then(|vectors| vectors.get_vector_by_name(DENSE_VECTOR));
+            match stored {
+                Some(VectorOutputKind::Dense(stored)) if stored.data.len() == query.len() => {
+                    retrieval::cosine(query, &stored.data)
+                }
+                _ => {
+                    return Err(IndexError::Other(format!(
+                        "point {id}: search returned no `{DENSE_VECTOR}` vector"
+                    )));
+                }
+            }
+        }
+    };
+    Ok(Hit {
+        id,
+        score: point.score,
+        cosine,
+        payload: payload_of(point.payload, id)?,
+    })
 }
 
 fn server_filter(conditions: &Conditions) -> Option<qdrant_client::qdrant::Filter> {

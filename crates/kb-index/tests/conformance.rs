@@ -12,7 +12,8 @@
 use std::sync::{Arc, OnceLock};
 
 use kb_core::{
-    ChunkPayload, ChunkPoint, DocumentId, DocumentMeta, Filter, IndexError, VectorIndex, point_id,
+    ChunkPayload, ChunkPoint, DocumentId, DocumentMeta, Filter, Hit, IndexError, Retrieval,
+    SearchQuery, VectorIndex, point_id,
 };
 use kb_index::{EmbeddedIndex, QdrantServerIndex};
 use tempfile::TempDir;
@@ -55,6 +56,48 @@ fn described(mut point: ChunkPoint, tags: &[&str], date: Option<&str>) -> ChunkP
     point
 }
 
+/// The same chunk with `text` as its text.
+fn with_text(mut point: ChunkPoint, text: &str) -> ChunkPoint {
+    point.payload.text = text.into();
+    point
+}
+
+/// A dense search (the question text plays no part).
+fn dense<'a>(vector: &'a [f32], filter: &'a Filter, k: usize) -> SearchQuery<'a> {
+    SearchQuery {
+        vector,
+        text: "",
+        retrieval: Retrieval::Dense,
+        filter,
+        k,
+    }
+}
+
+/// A search in `retrieval` mode with both the embedding and the text of the question.
+async fn search(
+    index: &dyn VectorIndex,
+    retrieval: Retrieval,
+    vector: &[f32],
+    text: &str,
+    filter: &Filter,
+    k: usize,
+) -> Vec<Hit> {
+    index
+        .search(&SearchQuery {
+            vector,
+            text,
+            retrieval,
+            filter,
+            k,
+        })
+        .await
+        .unwrap_or_else(|err| panic!("{retrieval} search for {text:?}: {err}"))
+}
+
+fn ids_of(hits: &[Hit]) -> Vec<uuid::Uuid> {
+    hits.iter().map(|hit| hit.id).collect()
+}
+
 fn groups(list: &[&str]) -> Filter {
     Filter {
         groups: Some(list.iter().map(|g| (*g).to_owned()).collect()),
@@ -81,7 +124,7 @@ fn effective(from: Option<&str>, to: Option<&str>) -> Filter {
 /// Sorted doc ids of a search result.
 async fn visible_docs(index: &dyn VectorIndex, filter: &Filter) -> Vec<String> {
     let hits = index
-        .search(&[1.0, 1.0, 1.0, 1.0], filter, 100)
+        .search(&dense(&[1.0, 1.0, 1.0, 1.0], filter, 100))
         .await
         .expect("search");
     let mut docs: Vec<String> = hits
@@ -143,7 +186,7 @@ mod cases {
 
         // Scaled query: cosine ignores length.
         let hits = index
-            .search(&[3.0, 0.0, 0.0, 0.0], &Filter::default(), 10)
+            .search(&dense(&[3.0, 0.0, 0.0, 0.0], &Filter::default(), 10))
             .await
             .expect("search");
 
@@ -155,12 +198,12 @@ mod cases {
         assert_eq!(hits[0].payload, exact.payload, "payload round-trips");
 
         let top = index
-            .search(&[1.0, 0.0, 0.0, 0.0], &Filter::default(), 2)
+            .search(&dense(&[1.0, 0.0, 0.0, 0.0], &Filter::default(), 2))
             .await
             .expect("search top 2");
         assert_eq!(top.len(), 2);
         let none = index
-            .search(&[1.0, 0.0, 0.0, 0.0], &Filter::default(), 0)
+            .search(&dense(&[1.0, 0.0, 0.0, 0.0], &Filter::default(), 0))
             .await
             .expect("search k = 0");
         assert!(none.is_empty());
@@ -181,7 +224,7 @@ mod cases {
 
         assert_eq!(index.count().await.expect("count"), 1);
         let hits = index
-            .search(&[0.0, 1.0, 0.0, 0.0], &Filter::default(), 1)
+            .search(&dense(&[0.0, 1.0, 0.0, 0.0], &Filter::default(), 1))
             .await
             .expect("search");
         assert_eq!(hits[0].id, original.id);
@@ -310,7 +353,7 @@ mod cases {
             "tags do not bypass groups"
         );
         let hits = index
-            .search(&[1.0, 0.0, 0.0, 0.0], &tags(&["hr"]), 1)
+            .search(&dense(&[1.0, 0.0, 0.0, 0.0], &tags(&["hr"]), 1))
             .await
             .expect("search");
         assert_eq!(
@@ -396,7 +439,7 @@ mod cases {
 
         assert_eq!(sorted_ids(&*index).await, vec![keep.id]);
         let hits = index
-            .search(&[0.0, 1.0, 0.0, 0.0], &Filter::default(), 10)
+            .search(&dense(&[0.0, 1.0, 0.0, 0.0], &Filter::default(), 10))
             .await
             .expect("search");
         assert_eq!(hits.len(), 1);
@@ -473,7 +516,7 @@ mod cases {
         assert_eq!(index.count().await.expect("count"), 300);
         let target = &points[123];
         let hits = index
-            .search(&target.vector, &Filter::default(), 3)
+            .search(&dense(&target.vector, &Filter::default(), 3))
             .await
             .expect("search");
         assert_eq!(hits[0].id, target.id);
@@ -488,7 +531,7 @@ mod cases {
             .await
             .expect("upsert after optimize");
         let hr = index
-            .search(&[0.0, 0.0, 0.0, 1.0], &groups(&["hr"]), 1)
+            .search(&dense(&[0.0, 0.0, 0.0, 1.0], &groups(&["hr"]), 1))
             .await
             .expect("search");
         assert_eq!(hr[0].payload.doc_id.as_str(), "new.md");
@@ -505,11 +548,222 @@ mod cases {
         wrong.vector.push(1.0);
 
         let upsert = index.upsert(vec![wrong]).await;
-        let search = index.search(&[1.0, 0.0], &Filter::default(), 1).await;
+        let search = index
+            .search(&dense(&[1.0, 0.0], &Filter::default(), 1))
+            .await;
 
         assert!(upsert.is_err(), "{upsert:?}");
         assert!(search.is_err(), "{search:?}");
         assert_eq!(index.count().await.expect("count"), 1);
+    }
+
+    pub async fn sparse_search_ranks_by_bm25_over_the_chunk_text(index: Arc<dyn VectorIndex>) {
+        index.ensure(DIMS).await.expect("ensure");
+        let both = with_text(
+            chunk("a.md", 0, &["all"], [0.0, 1.0, 0.0, 0.0]),
+            "Loading kernel modules at boot.",
+        );
+        let one = with_text(
+            chunk("a.md", 1, &["all"], [1.0, 0.0, 0.0, 0.0]),
+            "The kernel is the core of the system.",
+        );
+        let none = with_text(
+            chunk("b.md", 0, &["all"], [1.0, 0.0, 0.0, 0.0]),
+            "Holiday policy for new employees.",
+        );
+        let chinese = with_text(
+            chunk("c.md", 0, &["all"], [0.0, 0.0, 1.0, 0.0]),
+            "新员工每年有二十五天带薪年假。",
+        );
+        index
+            .upsert(vec![
+                none.clone(),
+                one.clone(),
+                both.clone(),
+                chinese.clone(),
+            ])
+            .await
+            .expect("upsert");
+        let query = [1.0, 0.0, 0.0, 0.0];
+
+        let hits = search(
+            &*index,
+            Retrieval::Sparse,
+            &query,
+            "Which kernel modules are loaded?",
+            &Filter::default(),
+            10,
+        )
+        .await;
+        let zh = search(
+            &*index,
+            Retrieval::Sparse,
+            &query,
+            "年假有多少天？",
+            &Filter::default(),
+            10,
+        )
+        .await;
+
+        assert_eq!(
+            ids_of(&hits),
+            vec![both.id, one.id],
+            "only chunks sharing words"
+        );
+        assert!(
+            hits[0].score > hits[1].score && hits[1].score > 0.0,
+            "{hits:?}"
+        );
+        assert!(
+            hits[0].cosine.abs() < 1e-4,
+            "dense cosine kept: {}",
+            hits[0].cosine
+        );
+        assert!((hits[1].cosine - 1.0).abs() < 1e-4, "{}", hits[1].cosine);
+        assert_eq!(ids_of(&zh), vec![chinese.id]);
+    }
+
+    pub async fn hybrid_search_fuses_dense_and_sparse_ranks(index: Arc<dyn VectorIndex>) {
+        index.ensure(DIMS).await.expect("ensure");
+        // Dense order for the query vector: dense_only, in_both, unrelated, words_only.
+        // Sparse order for the text: words_only (both words), in_both (one word).
+        let dense_only = with_text(
+            chunk("a.md", 0, &["all"], [1.0, 0.0, 0.0, 0.0]),
+            "Holiday policy for new employees.",
+        );
+        let in_both = with_text(
+            chunk("a.md", 1, &["all"], [0.9, 0.1, 0.0, 0.0]),
+            "About the kernel.",
+        );
+        let unrelated = with_text(
+            chunk("b.md", 0, &["all"], [0.0, 1.0, 0.0, 0.0]),
+            "Expenses and travel.",
+        );
+        let words_only = with_text(
+            chunk("b.md", 1, &["all"], [-1.0, 0.0, 0.0, 0.0]),
+            "Loading kernel modules.",
+        );
+        index
+            .upsert(vec![
+                dense_only.clone(),
+                in_both.clone(),
+                unrelated.clone(),
+                words_only.clone(),
+            ])
+            .await
+            .expect("upsert");
+
+        let hits = search(
+            &*index,
+            Retrieval::Hybrid,
+            &[1.0, 0.0, 0.0, 0.0],
+            "kernel modules",
+            &Filter::default(),
+            10,
+        )
+        .await;
+
+        // RRF with k = 60: in_both 1/61 + 1/61, words_only 1/60 + 1/63, dense_only 1/60,
+        // unrelated 1/62.
+        assert_eq!(
+            ids_of(&hits),
+            vec![in_both.id, words_only.id, dense_only.id, unrelated.id]
+        );
+        assert!(
+            (hits[0].score - 2.0 / 61.0).abs() < 1e-5,
+            "{}",
+            hits[0].score
+        );
+        assert!(
+            (hits[2].score - 1.0 / 60.0).abs() < 1e-5,
+            "{}",
+            hits[2].score
+        );
+        assert!((hits[1].cosine + 1.0).abs() < 1e-4, "{}", hits[1].cosine);
+        assert!((hits[2].cosine - 1.0).abs() < 1e-4, "{}", hits[2].cosine);
+        let top = search(
+            &*index,
+            Retrieval::Hybrid,
+            &[1.0, 0.0, 0.0, 0.0],
+            "kernel modules",
+            &Filter::default(),
+            1,
+        )
+        .await;
+        assert_eq!(ids_of(&top), vec![in_both.id]);
+    }
+
+    pub async fn every_mode_applies_the_access_filter(index: Arc<dyn VectorIndex>) {
+        index.ensure(DIMS).await.expect("ensure");
+        // The restricted chunk shares the question's words and is its nearest neighbour.
+        let secret = with_text(
+            chunk("salaries.md", 0, &["finance"], [1.0, 0.0, 0.0, 0.0]),
+            "Salary bands for engineers.",
+        );
+        let public = with_text(
+            chunk("pay.md", 0, &["all"], [0.0, 1.0, 0.0, 0.0]),
+            "Salary is paid monthly.",
+        );
+        index
+            .upsert(vec![secret.clone(), public.clone()])
+            .await
+            .expect("upsert");
+
+        for retrieval in Retrieval::ALL {
+            let reader = search(
+                &*index,
+                retrieval,
+                &[1.0, 0.0, 0.0, 0.0],
+                "salary bands",
+                &groups(&["hr"]),
+                10,
+            )
+            .await;
+            let finance = search(
+                &*index,
+                retrieval,
+                &[1.0, 0.0, 0.0, 0.0],
+                "salary bands",
+                &groups(&["finance"]),
+                10,
+            )
+            .await;
+
+            assert_eq!(ids_of(&reader), vec![public.id], "{retrieval}");
+            assert_eq!(finance[0].id, secret.id, "{retrieval}");
+        }
+    }
+
+    pub async fn a_question_without_words_finds_nothing_by_bm25(index: Arc<dyn VectorIndex>) {
+        index.ensure(DIMS).await.expect("ensure");
+        let point = with_text(chunk("a.md", 0, &["all"], [1.0, 0.0, 0.0, 0.0]), "Kernel.");
+        index.upsert(vec![point.clone()]).await.expect("upsert");
+
+        let sparse = search(
+            &*index,
+            Retrieval::Sparse,
+            &[1.0, 0.0, 0.0, 0.0],
+            "?!",
+            &Filter::default(),
+            5,
+        )
+        .await;
+        let hybrid = search(
+            &*index,
+            Retrieval::Hybrid,
+            &[1.0, 0.0, 0.0, 0.0],
+            "?!",
+            &Filter::default(),
+            5,
+        )
+        .await;
+
+        assert!(sparse.is_empty(), "{sparse:?}");
+        assert_eq!(
+            ids_of(&hybrid),
+            vec![point.id],
+            "the dense side still answers"
+        );
     }
 }
 
@@ -630,6 +884,7 @@ macro_rules! conformance_suite {
             )+
         }
     };
+
 }
 
 conformance_suite!(
@@ -645,6 +900,10 @@ conformance_suite!(
     point_ids_lists_every_point,
     search_still_works_after_optimize,
     vectors_of_the_wrong_size_are_a_dimension_mismatch,
+    sparse_search_ranks_by_bm25_over_the_chunk_text,
+    hybrid_search_fuses_dense_and_sparse_ranks,
+    every_mode_applies_the_access_filter,
+    a_question_without_words_finds_nothing_by_bm25,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -653,6 +912,90 @@ conformance_suite!(
 
 mod embedded_only {
     use super::*;
+
+    /// Write `points` the way kb did before it stored BM25 vectors: a shard with the dense
+    /// vector only.
+    fn write_dense_only_index(dir: &std::path::Path, points: &[ChunkPoint]) {
+        use qdrant_edge::{
+            Distance, EdgeConfig, EdgeShard, EdgeVectorParamsBuilder, Payload, PointId,
+            PointInsertOperations, PointOperations, PointStructPersisted, UpdateOperation,
+            VectorPersisted, VectorStructPersisted,
+        };
+        let config = EdgeConfig::builder()
+            .vector(
+                kb_index::DENSE_VECTOR,
+                EdgeVectorParamsBuilder::new(DIMS, Distance::Cosine).build(),
+            )
+            .build();
+        let shard = EdgeShard::new(dir, config).expect("old-layout shard");
+        let points = points
+            .iter()
+            .map(|point| {
+                let payload = match serde_json::to_value(&point.payload).expect("payload") {
+                    serde_json::Value::Object(map) => map,
+                    other => panic!("payload is not an object: {other}"),
+                };
+                PointStructPersisted {
+                    id: PointId::Uuid(point.id),
+                    vector: VectorStructPersisted::Named(std::collections::HashMap::from([(
+                        kb_index::DENSE_VECTOR.to_owned(),
+                        VectorPersisted::Dense(point.vector.clone()),
+                    )])),
+                    payload: Some(Payload(payload)),
+                }
+            })
+            .collect();
+        shard
+            .update(UpdateOperation::PointOperation(
+                PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
+            ))
+            .expect("upsert into the old-layout shard");
+        shard.flush().expect("flush");
+    }
+
+    #[tokio::test]
+    async fn an_index_written_without_bm25_vectors_gets_them_on_open() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kernel = with_text(
+            chunk("a.md", 0, &["all"], [1.0, 0.0, 0.0, 0.0]),
+            "Loading kernel modules.",
+        );
+        let holiday = with_text(
+            chunk("b.md", 0, &["all"], [0.0, 1.0, 0.0, 0.0]),
+            "Holiday policy.",
+        );
+        write_dense_only_index(dir.path(), &[kernel.clone(), holiday.clone()]);
+
+        let index = EmbeddedIndex::open(dir.path()).expect("open adds the sparse vector");
+        index
+            .ensure(DIMS)
+            .await
+            .expect("ensure accepts the upgraded index");
+        let hits = search(
+            &index,
+            Retrieval::Sparse,
+            &[0.0, 1.0, 0.0, 0.0],
+            "kernel modules",
+            &Filter::default(),
+            5,
+        )
+        .await;
+
+        assert_eq!(ids_of(&hits), vec![kernel.id]);
+        assert!(hits[0].cosine.abs() < 1e-4, "{}", hits[0].cosine);
+        drop(index);
+        let reopened = EmbeddedIndex::open(dir.path()).expect("reopen");
+        let again = search(
+            &reopened,
+            Retrieval::Hybrid,
+            &[0.0, 1.0, 0.0, 0.0],
+            "kernel modules",
+            &Filter::default(),
+            5,
+        )
+        .await;
+        assert_eq!(again.len(), 2, "{again:?}");
+    }
 
     #[tokio::test]
     async fn a_fresh_folder_reads_as_empty_and_refuses_writes_before_ensure() {
@@ -663,7 +1006,7 @@ mod embedded_only {
         assert!(index.point_ids().await.expect("ids").is_empty());
         assert!(
             index
-                .search(&[1.0; DIMS], &Filter::default(), 5)
+                .search(&dense(&[1.0; DIMS], &Filter::default(), 5))
                 .await
                 .expect("search")
                 .is_empty()
@@ -700,7 +1043,7 @@ mod embedded_only {
 
         assert_eq!(index.count().await.expect("count"), 1);
         let hits = index
-            .search(&[1.0, 0.0, 0.0, 0.0], &groups(&["hr"]), 5)
+            .search(&dense(&[1.0, 0.0, 0.0, 0.0], &groups(&["hr"]), 5))
             .await
             .expect("search");
         assert_eq!(hits.len(), 1);
@@ -780,7 +1123,8 @@ mod embedded_only {
             started.elapsed()
         );
         let before = index.info().await.expect("info");
-        assert_eq!(before.indexed_vectors, 0, "{before:?}");
+        // Only the sparse vectors, which always sit in their inverted index.
+        assert_eq!(before.indexed_vectors, COUNT, "{before:?}");
 
         let started = std::time::Instant::now();
         index.optimize().await.expect("optimize");
@@ -789,12 +1133,12 @@ mod embedded_only {
         let after = index.info().await.expect("info");
         assert_eq!(after.points, COUNT, "{after:?}");
         assert!(
-            after.indexed_vectors >= COUNT,
+            after.indexed_vectors >= 2 * COUNT,
             "HNSW was not built: {after:?}"
         );
         for probe in [0, 777, COUNT - 1] {
             let hits = index
-                .search(&vectors[probe], &Filter::default(), 5)
+                .search(&dense(&vectors[probe], &Filter::default(), 5))
                 .await
                 .expect("search");
             assert_eq!(hits[0].id, points[probe].id, "probe {probe}");
@@ -806,7 +1150,7 @@ mod embedded_only {
         }
         // Filtered search through the payload index on the optimised segment.
         let hits = index
-            .search(&vectors[777], &docs(&["doc27.md"]), 5)
+            .search(&dense(&vectors[777], &docs(&["doc27.md"]), 5))
             .await
             .expect("filtered search");
         assert_eq!(hits[0].id, points[777].id);
@@ -819,7 +1163,7 @@ mod embedded_only {
         let reopened = EmbeddedIndex::open(dir.path()).expect("reopen");
         let info = reopened.info().await.expect("info");
         assert_eq!(info.points, COUNT);
-        assert!(info.indexed_vectors >= COUNT, "{info:?}");
+        assert!(info.indexed_vectors >= 2 * COUNT, "{info:?}");
     }
 }
 

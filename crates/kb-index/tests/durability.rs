@@ -8,11 +8,23 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use kb_core::{ChunkPayload, ChunkPoint, DocumentId, Filter, VectorIndex, point_id};
+use kb_core::{
+    ChunkPayload, ChunkPoint, DocumentId, Filter, Retrieval, SearchQuery, VectorIndex, point_id,
+};
 use kb_index::EmbeddedIndex;
 
 const CHILD_DIR_ENV: &str = "KB_INDEX_SIGKILL_DIR";
 const UPSERTED: &str = "KB_INDEX_CHILD_UPSERTED";
+
+fn dense<'a>(vector: &'a [f32], filter: &'a Filter, k: usize) -> SearchQuery<'a> {
+    SearchQuery {
+        vector,
+        text: "",
+        retrieval: Retrieval::Dense,
+        filter,
+        k,
+    }
+}
 
 fn points() -> Vec<ChunkPoint> {
     let doc_id = DocumentId::new("killed.md");
@@ -79,7 +91,7 @@ async fn an_upsert_that_returned_survives_sigkill() {
     expected.sort();
     assert_eq!(ids, expected);
     let hits = index
-        .search(&[1.0, 7.0, 0.0, 0.0], &Filter::default(), 1)
+        .search(&dense(&[1.0, 7.0, 0.0, 0.0], &Filter::default(), 1))
         .await
         .expect("search");
     assert_eq!(hits[0].payload.text, "chunk 7");

@@ -976,7 +976,7 @@ pub fn format_duration(ms: u64) -> String {
 pub(crate) mod test_support {
     use super::*;
     use async_trait::async_trait;
-    use kb_core::{Embedding, Filter, Hit, IngestRun, InputKind};
+    use kb_core::{Embedding, Hit, IngestRun, InputKind, SearchQuery};
     use std::collections::{BTreeMap, BTreeSet, HashMap};
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1310,24 +1310,25 @@ pub(crate) mod test_support {
             })
         }
 
-        async fn search(
-            &self,
-            query: &[f32],
-            filter: &Filter,
-            k: usize,
-        ) -> Result<Vec<Hit>, IndexError> {
+        /// Dense ranking by dot product whatever the mode: ingest never searches by text.
+        async fn search(&self, query: &SearchQuery<'_>) -> Result<Vec<Hit>, IndexError> {
+            let filter = query.filter;
             let points = self.points.lock().unwrap();
             let mut hits: Vec<Hit> = points
                 .values()
                 .filter(|p| filter.doc_ids.is_empty() || filter.doc_ids.contains(&p.payload.doc_id))
-                .map(|p| Hit {
-                    id: p.id,
-                    score: p.vector.iter().zip(query).map(|(a, b)| a * b).sum(),
-                    payload: p.payload.clone(),
+                .map(|p| {
+                    let score = p.vector.iter().zip(query.vector).map(|(a, b)| a * b).sum();
+                    Hit {
+                        id: p.id,
+                        score,
+                        cosine: score,
+                        payload: p.payload.clone(),
+                    }
                 })
                 .collect();
             hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-            hits.truncate(k);
+            hits.truncate(query.k);
             Ok(hits)
         }
 

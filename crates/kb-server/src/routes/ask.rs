@@ -13,7 +13,7 @@ use axum::routing::post;
 use chrono::NaiveDate;
 use futures::{Stream, StreamExt};
 use kb_answer::{Answer, AskEvent, AskRequest};
-use kb_core::{DocumentId, Filter, Principal};
+use kb_core::{DocumentId, Filter, Principal, Retrieval};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 
@@ -31,6 +31,8 @@ pub struct AskBody {
     pub top_k: Option<usize>,
     #[serde(default)]
     pub filter: SearchFilter,
+    /// `dense`, `sparse` or `hybrid`; default `answer.retrieval`.
+    pub retrieval: Option<Retrieval>,
 }
 
 /// What a caller may narrow a search to.
@@ -87,6 +89,7 @@ async fn ask(
         question: body.question,
         top_k: body.top_k,
         filter: body.filter.into_filter(&caller)?,
+        retrieval: body.retrieval,
     };
     let answer = state.answerer.ask(&request).await?;
     crate::metrics::record_answer(&answer);
@@ -107,6 +110,7 @@ async fn ask_stream(
         question: body.question,
         top_k: body.top_k,
         filter: body.filter.into_filter(&caller)?,
+        retrieval: body.retrieval,
     };
     let events = state.answerer.ask_stream(&request).await?;
     let sse = events.map(|item| {
@@ -146,6 +150,8 @@ pub struct SearchBody {
     pub top_k: Option<usize>,
     #[serde(default)]
     pub filter: SearchFilter,
+    /// `dense`, `sparse` or `hybrid`; default `answer.retrieval`.
+    pub retrieval: Option<Retrieval>,
 }
 
 #[derive(Debug, Serialize)]
@@ -158,10 +164,13 @@ pub struct SearchResult {
     pub chunk: u32,
     pub byte_range: [usize; 2],
     pub text: String,
+    /// The score the retrieval mode ranked by (cosine, BM25 or RRF).
     pub score: f32,
     pub owner: Option<String>,
     pub effective_date: Option<NaiveDate>,
     pub tags: Vec<String>,
+    /// Cosine similarity of the chunk to the query, whatever the mode.
+    pub cosine: f32,
 }
 
 #[derive(Debug, Serialize)]
@@ -178,7 +187,7 @@ async fn search(
     let filter = body.filter.into_filter(&caller)?;
     let (hits, _, timings) = state
         .answerer
-        .search(&body.query, &filter, body.top_k)
+        .search(&body.query, &filter, body.top_k, body.retrieval)
         .await?;
     let results = hits
         .into_iter()
@@ -196,6 +205,7 @@ async fn search(
             owner: h.payload.meta.owner,
             effective_date: h.payload.meta.effective_date,
             tags: h.payload.meta.tags,
+            cosine: h.cosine,
         })
         .collect();
     Ok(ApiJson(SearchResponse { results, timings }))
