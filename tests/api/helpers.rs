@@ -191,6 +191,15 @@ impl SharedApp {
 /// A server whose answers come from the fake engine's chat model (the embedder stays local),
 /// with one small document ingested.
 pub async fn app_with_chat(engine: &kb_testkit::FakeEngine) -> (TestApp, tempfile::TempDir) {
+    app_with_fake_engine(engine, |_| {}).await
+}
+
+/// [`app_with_chat`], with more settings changed by `configure` (which sees the fake endpoint
+/// already in place).
+pub async fn app_with_fake_engine(
+    engine: &kb_testkit::FakeEngine,
+    configure: impl FnOnce(&mut Settings),
+) -> (TestApp, tempfile::TempDir) {
     let base_url = engine.base_url();
     let app = spawn_app_with(move |s| {
         s.engine.endpoints = vec![kb_engine::EndpointConfig {
@@ -206,6 +215,7 @@ pub async fn app_with_chat(engine: &kb_testkit::FakeEngine) -> (TestApp, tempfil
             deadline_ms: 5_000,
         };
         s.chat.enabled = true;
+        configure(s);
     })
     .await;
     let dir = tempfile::tempdir().unwrap();

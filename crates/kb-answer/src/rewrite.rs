@@ -171,13 +171,7 @@ mod tests {
 
         let messages = build_messages(&history, "  and for part-timers? ");
 
-        insta::assert_snapshot!(
-            messages
-                .iter()
-                .map(|m| format!("--- {:?}\n{}", m.role, m.content))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
+        insta::assert_snapshot!(crate::prompt::transcript(&messages));
     }
 
     #[test]
