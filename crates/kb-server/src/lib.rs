@@ -1,12 +1,15 @@
-//! kb's HTTP service: `POST /v1/ask`, `POST /v1/search`, admin routes for documents and
-//! ingest, health probes. Every `/v1` route needs a credential ([`auth`]); `/healthz`,
-//! `/readyz` and `/metrics` are open so that probes and scrapers need none. [`Application`] binds, serves and shuts down gracefully;
+//! kb's HTTP service: `POST /v1/ask`, `POST /v1/search`, the OpenAI-compatible facade, admin
+//! routes for documents and ingest, health probes, `/openapi.json` and the chat page at `/`.
+//! Every `/v1` route needs a credential ([`auth`]); `/healthz`, `/readyz`, `/metrics`, `/` and
+//! `/openapi.json` are open so that probes, scrapers and browsers need none. [`Application`]
+//! binds, serves and shuts down gracefully;
 //! [`wiring`] builds the concrete adapters (embedder, index, catalog, engine) from settings
 //! and is shared with the CLI.
 
 pub mod auth;
 pub mod error;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod state;
 pub mod wiring;
@@ -33,6 +36,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     let bounded = Router::new()
         .merge(routes::health::routes())
         .merge(routes::ask::routes())
+        .merge(routes::openai::routes())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(settings.server.request_timeout_secs),
@@ -41,6 +45,8 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     Router::new()
         .merge(bounded)
         .merge(routes::admin::routes())
+        .merge(routes::web::routes())
+        .merge(openapi::routes())
         .route("/metrics", axum::routing::get(metrics::render))
         .route_layer(axum::middleware::from_fn(metrics::track))
         .fallback(routes::not_found)

@@ -30,6 +30,9 @@ pub fn handle() -> &'static PrometheusHandle {
 }
 
 /// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, content_type = "text/plain", body = String,
+        description = "Prometheus text format")))]
 pub async fn render() -> impl IntoResponse {
     (
         [("content-type", "text/plain; version=0.0.4")],

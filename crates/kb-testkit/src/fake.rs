@@ -102,9 +102,13 @@ impl FakeEngineBuilder {
             embedded_inputs: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
+            streamed_chunks: AtomicUsize::new(0),
+            abandoned_streams: AtomicUsize::new(0),
             mutable: Mutex::new(Mutable {
                 dimensions: self.dimensions,
                 chat_reply: None,
+                next_chat_replies: VecDeque::new(),
+                requests: [Vec::new(), Vec::new()],
                 chunk_delay: Duration::ZERO,
                 queues: [VecDeque::new(), VecDeque::new()],
                 rates: [None, None],
@@ -193,6 +197,13 @@ impl FakeEngine {
         self.state.lock().chat_reply = reply;
     }
 
+    /// Answer the next chat request with this text (one-shot replies are used in order, before
+    /// [`set_chat_reply`](Self::set_chat_reply)'s and the extractive answer), e.g. to play a
+    /// model that rewrites a follow-up question.
+    pub fn push_chat_reply(&self, reply: impl Into<String>) {
+        self.state.lock().next_chat_replies.push_back(reply.into());
+    }
+
     /// Change the length of the embeddings returned from now on.
     pub fn set_dimensions(&self, dimensions: usize) {
         self.state.lock().dimensions = dimensions;
@@ -211,6 +222,16 @@ impl FakeEngine {
     /// Inputs embedded and answered with success since start or the last reset.
     pub fn embedded_inputs(&self) -> usize {
         self.state.embedded_inputs.load(Ordering::SeqCst)
+    }
+
+    /// Body chunks of streamed responses handed to the connection (SSE frames of a chat stream).
+    pub fn streamed_chunks(&self) -> usize {
+        self.state.streamed_chunks.load(Ordering::SeqCst)
+    }
+
+    /// Streamed responses whose client went away before the last chunk.
+    pub fn abandoned_streams(&self) -> usize {
+        self.state.abandoned_streams.load(Ordering::SeqCst)
     }
 
     /// Set the call and input counters back to zero, and forget the embedding requests seen.
@@ -246,6 +267,11 @@ impl FakeEngine {
     pub fn last_request(&self, route: Route) -> Option<Value> {
         self.state.lock().last_requests[route.index()].clone()
     }
+
+    /// Bodies of every request on `route` that was valid JSON, oldest first.
+    pub fn requests(&self, route: Route) -> Vec<Value> {
+        self.state.lock().requests[route.index()].clone()
+    }
 }
 
 impl Drop for FakeEngine {
@@ -266,6 +292,8 @@ struct Shared {
     /// Embedding requests being served now, and the most there ever were.
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    streamed_chunks: AtomicUsize,
+    abandoned_streams: AtomicUsize,
     mutable: Mutex<Mutable>,
 }
 
@@ -299,6 +327,8 @@ impl Drop for InFlight<'_> {
 struct Mutable {
     dimensions: usize,
     chat_reply: Option<String>,
+    next_chat_replies: VecDeque<String>,
+    requests: [Vec<Value>; 2],
     chunk_delay: Duration,
     queues: [VecDeque<Fault>; 2],
     rates: [Option<(f64, Fault)>; 2],
@@ -333,6 +363,7 @@ impl Shared {
         })?;
         let mut m = self.lock();
         m.last_requests[route.index()] = Some(request.clone());
+        m.requests[route.index()].push(request.clone());
         if let Some(key) = &self.required_api_key {
             let expected = format!("Bearer {key}");
             let given = headers
@@ -504,8 +535,12 @@ async fn chat_completions(
         })
         .collect();
     let (reply, chunk_delay) = {
-        let m = state.lock();
-        (m.chat_reply.clone(), m.chunk_delay)
+        let mut m = state.lock();
+        let reply = m
+            .next_chat_replies
+            .pop_front()
+            .or_else(|| m.chat_reply.clone());
+        (reply, m.chunk_delay)
     };
     let answer = reply.unwrap_or_else(|| fake_answer(messages.iter().copied()));
     let prompt_tokens: usize = messages.iter().map(|(_, c)| word_count(c)).sum();
@@ -634,8 +669,11 @@ fn streamed(state: &AppState, plan: StreamPlan, delay: Duration, content_type: &
                 tokio::time::sleep(delay).await;
             }
             if tx.send(Ok(bytes)).await.is_err() {
-                return; // the client went away
+                // The client went away (hyper dropped the body).
+                state.abandoned_streams.fetch_add(1, Ordering::SeqCst);
+                return;
             }
+            state.streamed_chunks.fetch_add(1, Ordering::SeqCst);
         }
         match ending {
             None => {}
@@ -834,6 +872,60 @@ mod tests {
 
         // Assert
         assert!(result.is_err(), "expected a broken body, got {result:?}");
+    }
+
+    #[tokio::test]
+    async fn one_shot_replies_come_first_and_every_request_is_recorded() {
+        // Arrange
+        let engine = FakeEngine::start().await;
+        engine.push_chat_reply("first");
+        let body = |q: &str| json!({"model": "m", "messages": [{"role": "user", "content": q}]});
+
+        // Act
+        let first: Value = post(&engine, "/chat/completions", body("a"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let second: Value = post(&engine, "/chat/completions", body("b"))
+            .await
+            .json()
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(first["choices"][0]["message"]["content"], "first");
+        assert_eq!(second["choices"][0]["message"]["content"], "I don't know.");
+        let contents: Vec<Value> = engine
+            .requests(Route::Chat)
+            .iter()
+            .map(|r| r["messages"][0]["content"].clone())
+            .collect();
+        assert_eq!(contents, [json!("a"), json!("b")]);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_leaves_a_slow_stream_is_counted_as_abandoned() {
+        // Arrange
+        let engine = FakeEngine::start().await;
+        engine.set_stream_chunk_delay(Duration::from_millis(50));
+        engine.set_chat_reply(Some("word ".repeat(200)));
+        let body = json!({"model": "m", "stream": true,
+            "messages": [{"role": "user", "content": "x"}]});
+        let mut response = post(&engine, "/chat/completions", body).await;
+        response.chunk().await.unwrap();
+
+        // Act
+        drop(response);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+
+        // Assert
+        assert_eq!(engine.abandoned_streams(), 1);
+        assert!(
+            engine.streamed_chunks() < 50,
+            "{}",
+            engine.streamed_chunks()
+        );
     }
 
     #[tokio::test]

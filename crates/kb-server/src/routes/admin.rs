@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -25,7 +26,11 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/admin/ingest", post(ingest))
 }
 
-async fn list_documents(
+/// Catalogued documents (admin).
+#[utoipa::path(get, path = "/v1/documents", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Object, description = "`{documents: [document record]}`"),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody)))]
+pub async fn list_documents(
     _: Admin,
     State(state): State<AppState>,
 ) -> Result<ApiJson<Value>, ApiError> {
@@ -33,7 +38,12 @@ async fn list_documents(
     Ok(ApiJson(json!({ "documents": documents })))
 }
 
-async fn get_document(
+/// One document and its chunks (admin).
+#[utoipa::path(get, path = "/v1/documents/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "document id (path relative to the ingest root)")),
+    responses((status = 200, body = Object, description = "`{document, chunks}`"),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+pub async fn get_document(
     _: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -48,7 +58,12 @@ async fn get_document(
     Ok(ApiJson(json!({ "document": doc, "chunks": chunks })))
 }
 
-async fn delete_document(
+/// Remove a document from the catalog and the index (admin).
+#[utoipa::path(delete, path = "/v1/documents/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "document id")),
+    responses((status = 204, description = "removed"),
+        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+pub async fn delete_document(
     _: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -62,10 +77,11 @@ async fn delete_document(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IngestBody {
     /// Files or folders on the server's machine.
+    #[schema(value_type = Vec<String>)]
     pub paths: Vec<PathBuf>,
     #[serde(default)]
     pub prune: bool,
@@ -83,7 +99,11 @@ pub struct IngestBody {
 }
 
 /// Run an ingest inside the server (which holds the embedded index).
-async fn ingest(
+#[utoipa::path(post, path = "/v1/admin/ingest", tag = "admin", security(("bearer" = [])),
+    request_body = IngestBody,
+    responses((status = 200, body = Object, description = "the ingest report"),
+        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody)))]
+pub async fn ingest(
     _: Admin,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<IngestBody>,

@@ -12,10 +12,11 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::post;
 use chrono::NaiveDate;
 use futures::{Stream, StreamExt};
-use kb_answer::{Answer, AskEvent, AskRequest};
+use kb_answer::{Answer, AskEvent, AskRequest, Turn};
 use kb_core::{DocumentId, Filter, Principal, Retrieval};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
+use utoipa::ToSchema;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -24,7 +25,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/search", post(search))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AskBody {
     pub question: String,
@@ -33,10 +34,27 @@ pub struct AskBody {
     pub filter: SearchFilter,
     /// `dense`, `sparse` or `hybrid`; default `answer.retrieval`.
     pub retrieval: Option<Retrieval>,
+    /// Prior messages of the conversation, oldest first; with them, `question` is a follow-up
+    /// that is rewritten into a standalone question before retrieval.
+    #[serde(default)]
+    pub messages: Vec<Turn>,
+}
+
+impl AskBody {
+    /// The answerer's request as `caller` may make it, and the prior messages.
+    pub fn into_parts(self, caller: &Principal) -> Result<(AskRequest, Vec<Turn>), ApiError> {
+        let request = AskRequest {
+            question: self.question,
+            top_k: self.top_k,
+            filter: self.filter.into_filter(caller)?,
+            retrieval: self.retrieval,
+        };
+        Ok((request, self.messages))
+    }
 }
 
 /// What a caller may narrow a search to.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchFilter {
     /// Only these document ids.
@@ -80,18 +98,20 @@ impl SearchFilter {
     }
 }
 
-async fn ask(
+/// Answer a question (or a follow-up, with the prior `messages`) with checked citations.
+#[utoipa::path(post, path = "/v1/ask", tag = "ask", request_body = AskBody, security(("bearer" = [])),
+    responses((status = 200, body = Answer), (status = "4XX", body = crate::openapi::ErrorBody),
+        (status = "5XX", body = crate::openapi::ErrorBody)))]
+pub async fn ask(
     Caller(caller): Caller,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<AskBody>,
 ) -> Result<ApiJson<Answer>, ApiError> {
-    let request = AskRequest {
-        question: body.question,
-        top_k: body.top_k,
-        filter: body.filter.into_filter(&caller)?,
-        retrieval: body.retrieval,
-    };
-    let answer = state.answerer.ask(&request).await?;
+    let (request, history) = body.into_parts(&caller)?;
+    let answer = state
+        .answerer
+        .ask_in_conversation(&request, &history)
+        .await?;
     crate::metrics::record_answer(&answer);
     Ok(ApiJson(answer))
 }
@@ -101,18 +121,22 @@ async fn ask(
 /// A failure after the first byte is an `error` event (`{"code", "message"}`) that ends the
 /// stream; an answer cut that way is incomplete. Dropping the connection cancels the engine
 /// call (the chat stream is dropped with the response).
-async fn ask_stream(
+#[utoipa::path(post, path = "/v1/ask/stream", tag = "ask", request_body = AskBody, security(("bearer" = [])),
+    responses((status = 200, content_type = "text/event-stream", body = String,
+        description = "events `sources` (`{sources, rewrite?}`), `delta` (`{text}`), `done` (an \
+            `Answer`); a failure after the first byte is an `error` event (`ErrorBody`)"),
+        (status = "4XX", body = crate::openapi::ErrorBody),
+        (status = "5XX", body = crate::openapi::ErrorBody)))]
+pub async fn ask_stream(
     Caller(caller): Caller,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<AskBody>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let request = AskRequest {
-        question: body.question,
-        top_k: body.top_k,
-        filter: body.filter.into_filter(&caller)?,
-        retrieval: body.retrieval,
-    };
-    let events = state.answerer.ask_stream(&request).await?;
+    let (request, history) = body.into_parts(&caller)?;
+    let events = state
+        .answerer
+        .ask_stream_in_conversation(&request, &history)
+        .await?;
     let sse = events.map(|item| {
         Ok(match item {
             Ok(event) => {
@@ -122,7 +146,9 @@ async fn ask_stream(
                     AskEvent::Done { .. } => "done",
                 };
                 let data = match event {
-                    AskEvent::Sources { sources } => serde_json::json!({ "sources": sources }),
+                    AskEvent::Sources { sources, rewrite } => {
+                        serde_json::json!({ "sources": sources, "rewrite": rewrite })
+                    }
                     AskEvent::Delta { text } => serde_json::json!({ "text": text }),
                     AskEvent::Done { answer } => {
                         crate::metrics::record_answer(&answer);
@@ -143,7 +169,7 @@ async fn ask_stream(
     Ok(Sse::new(sse).keep_alive(KeepAlive::default()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchBody {
     pub query: String,
@@ -154,7 +180,7 @@ pub struct SearchBody {
     pub retrieval: Option<Retrieval>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SearchResult {
     pub rank: usize,
     pub document: String,
@@ -173,13 +199,18 @@ pub struct SearchResult {
     pub cosine: f32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SearchResponse {
     pub results: Vec<SearchResult>,
     pub timings: kb_answer::Timings,
 }
 
-async fn search(
+/// The best passages for a query, without an answer.
+#[utoipa::path(post, path = "/v1/search", tag = "ask", request_body = SearchBody, security(("bearer" = [])),
+    responses((status = 200, body = SearchResponse),
+        (status = "4XX", body = crate::openapi::ErrorBody),
+        (status = "5XX", body = crate::openapi::ErrorBody)))]
+pub async fn search(
     Caller(caller): Caller,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SearchBody>,

@@ -15,12 +15,17 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The process is up.
-async fn healthz() -> ApiJson<Value> {
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, body = Object, example = json!({"status": "ok"}))))]
+pub async fn healthz() -> ApiJson<Value> {
     ApiJson(json!({"status": "ok"}))
 }
 
 /// The catalog and the index answer.
-async fn readyz(State(state): State<AppState>) -> Result<ApiJson<Value>, ApiError> {
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Object, example = json!({"status": "ready", "points": 42})),
+        (status = 503, body = crate::openapi::ErrorBody)))]
+pub async fn readyz(State(state): State<AppState>) -> Result<ApiJson<Value>, ApiError> {
     state.catalog.list_runs(1).await?;
     let points = state.index.count().await?;
     Ok(ApiJson(json!({"status": "ready", "points": points})))

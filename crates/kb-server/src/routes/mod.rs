@@ -3,6 +3,8 @@
 pub mod admin;
 pub mod ask;
 pub mod health;
+pub mod openai;
+pub mod web;
 
 use crate::error::ApiError;
 use axum::extract::FromRequest;

@@ -1,0 +1,316 @@
+//! The chat page at `/`, driven in Debian's headless Chromium through chromedriver
+//! (WebDriver, with fantoccini): enter a key once, ask, watch the answer stream in, click a
+//! citation and read the cited passage with its title and path; on a desktop window and on a
+//! 390×844 phone screen.
+//!
+//! Skipped with a printed reason when chromium or chromedriver is missing, unless
+//! `KB_REQUIRE_BROWSER=1` (set by scripts/test.sh), which makes that a failure.
+
+#[path = "api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use kb_testkit::FakeEngine;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const QUESTION: &str = "Where is my locker?";
+
+/// The first of `names` found on PATH.
+fn which(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    names.iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// chromium and chromedriver, or why the test cannot run.
+fn browser() -> Result<(PathBuf, PathBuf), String> {
+    let chromium = which(&["chromium", "chromium-browser"])
+        .ok_or("chromium is not installed (apt-get install chromium chromium-driver)")?;
+    let driver = which(&["chromedriver"])
+        .ok_or("chromedriver is not installed (apt-get install chromium-driver)")?;
+    Ok((chromium, driver))
+}
+
+/// chromedriver on a free loopback port; killed when dropped.
+struct Driver {
+    url: String,
+    _child: tokio::process::Child,
+}
+
+async fn start_driver(driver: &Path) -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = tokio::process::Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    loop {
+        let ready = reqwest::get(format!("{url}/status"))
+            .await
+            .ok()
+            .filter(|r| r.status().is_success());
+        if let Some(response) = ready {
+            let status: Value = response.json().await.unwrap_or_default();
+            if status["value"]["ready"] == true {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "chromedriver did not become ready on {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Driver { url, _child: child }
+}
+
+async fn open_browser(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
+    // Flags for this machine: no sandbox as root, and no background traffic to the closed
+    // network (see the machine notes).
+    let args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .chain([format!("--user-data-dir={}", profile.display())])
+    .collect::<Vec<_>>();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": chromium, "args": args}),
+    );
+    // rustls is built with two crypto back-ends here and will not pick one by itself.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    ClientBuilder::rustls()
+        .expect("TLS roots")
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a chromium session")
+}
+
+async fn click(client: &Client, id: &str) {
+    let element = client.find(Locator::Id(id)).await;
+    element
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn type_into(client: &Client, id: &str, text: &str) {
+    let element = client.find(Locator::Id(id)).await;
+    element
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .every(Duration::from_millis(50))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
+}
+
+/// Ask on the page; return the partial answers seen while it streamed, and the final one.
+async fn ask_and_watch(client: &Client) -> (Vec<String>, String) {
+    let turns_before = client
+        .find_all(Locator::Css("li.turn.assistant"))
+        .await
+        .unwrap()
+        .len();
+    type_into(client, "question", QUESTION).await;
+    click(client, "ask").await;
+    // Each exchange adds two items to the log: the question, then the answer.
+    let turn = format!(
+        "#log > li.turn.assistant:nth-child({})",
+        2 * (turns_before + 1)
+    );
+    let mut partial = Vec::new();
+    let started = Instant::now();
+    loop {
+        let done = !client
+            .find_all(Locator::Css(&format!("{turn} .actions:not([hidden])")))
+            .await
+            .unwrap()
+            .is_empty();
+        let text = client
+            .find_all(Locator::Css(&format!("{turn} .answer-text")))
+            .await
+            .unwrap();
+        let text = match text.first() {
+            Some(el) => el.text().await.unwrap(),
+            None => String::new(),
+        };
+        if done {
+            return (partial, text);
+        }
+        if !text.is_empty() && partial.last() != Some(&text) {
+            partial.push(text);
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let log = text_of(client, "#log").await;
+            panic!("no finished answer after 30 s; seen: {partial:?}; the log shows: {log}");
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+/// Click the last answer's first citation and check the passage panel.
+async fn check_citation(client: &Client) {
+    let cite = wait_for(
+        client,
+        "li.turn.assistant:last-of-type .answer-text button.cite",
+    )
+    .await;
+    assert_eq!(cite.text().await.unwrap(), "[1]");
+    cite.click().await.unwrap();
+    let panel = wait_for(client, "#passage:not([hidden])").await;
+    assert!(panel.is_displayed().await.unwrap());
+    let title = text_of(client, "#passage-title").await;
+    let path = text_of(client, "#passage-path").await;
+    let passage = text_of(client, "#passage-text").await;
+    assert_eq!(title, "[1] Lockers");
+    assert!(path.ends_with("/lockers.md"), "{path}");
+    assert!(
+        passage.contains("Keys are issued by reception."),
+        "{passage}"
+    );
+}
+
+#[tokio::test]
+async fn the_chat_page_streams_an_answer_whose_citation_shows_the_passage() {
+    let (chromium, driver) = match browser() {
+        Ok(found) => found,
+        Err(reason) => {
+            assert!(
+                std::env::var("KB_REQUIRE_BROWSER").as_deref() != Ok("1"),
+                "KB_REQUIRE_BROWSER=1 but {reason}"
+            );
+            eprintln!("skipped: {reason}");
+            return;
+        }
+    };
+    // Arrange: kb with the fake chat engine, streaming one word each 120 ms.
+    let engine = FakeEngine::builder().chat_model("fake-chat").start().await;
+    let (app, _docs) = helpers::app_with_chat(&engine).await;
+    engine.set_stream_chunk_delay(Duration::from_millis(120));
+    let driver = start_driver(&driver).await;
+    let profile = tempfile::tempdir().unwrap();
+    let client = open_browser(&driver, &chromium, profile.path()).await;
+
+    // Act: enter the key once, ask.
+    client.goto(&format!("{}/", app.address)).await.unwrap();
+    type_into(&client, "api-key", helpers::ADMIN_TOKEN).await;
+    click(&client, "save-key").await;
+    let (partial, answer) = ask_and_watch(&client).await;
+
+    // Assert: the answer arrived in pieces, ends cited, and its citation opens the passage.
+    assert!(
+        answer.ends_with("Every employee gets a personal locker on the second floor. [1]"),
+        "{answer}"
+    );
+    assert!(
+        partial.len() >= 3 && partial.iter().all(|p| answer.starts_with(p.trim_end())),
+        "the answer did not stream: {partial:?}"
+    );
+    assert!(
+        client
+            .find(Locator::Css("li.turn.assistant .copy"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap()
+    );
+    check_citation(&client).await;
+    let sent = engine.last_request(kb_testkit::Route::Chat).unwrap();
+    assert!(sent.to_string().contains("Where is my locker?"));
+
+    // Phone-sized: the key is remembered, model output is shown as text, nothing overflows.
+    engine.set_stream_chunk_delay(Duration::ZERO);
+    engine.set_chat_reply(Some(
+        "Lockers are on the <b>second</b> floor <img src=x onerror=alert(1)>. [1]".into(),
+    ));
+    client.set_window_size(390, 844).await.unwrap();
+    client.goto(&format!("{}/", app.address)).await.unwrap();
+    assert!(
+        !client
+            .find(Locator::Id("api-key"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap(),
+        "the key was asked again"
+    );
+    let (_, answer) = ask_and_watch(&client).await;
+    assert_eq!(
+        answer,
+        "Lockers are on the <b>second</b> floor <img src=x onerror=alert(1)>. [1]"
+    );
+    assert!(
+        client
+            .find_all(Locator::Css(".answer-text b, .answer-text img"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "model output was rendered as HTML"
+    );
+    check_citation(&client).await;
+    let layout = client
+        .execute(
+            "const p = document.getElementById('passage').getBoundingClientRect();
+             return [window.innerWidth, document.documentElement.scrollWidth, p.left, p.right];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let [inner, scroll, left, right] = [0, 1, 2, 3].map(|i| layout[i].as_f64().unwrap());
+    assert!(inner <= 400.0, "not a phone-sized window: {layout}");
+    assert!(scroll <= inner, "the page scrolls sideways: {layout}");
+    assert!(
+        left >= 0.0 && right <= inner,
+        "the passage overflows: {layout}"
+    );
+
+    client.close().await.unwrap();
+}
