@@ -6,7 +6,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use kb_bench::MachineInfo;
+use kb_bench::{MachineInfo, process_cpu_seconds};
 use kb_core::{Embedder, InputKind};
 use kb_embed_local::{LocalEmbedder, LocalEmbedderConfig};
 use serde_json::json;
@@ -54,9 +54,11 @@ fn main() -> anyhow::Result<()> {
         })?;
         let tokens: usize = texts.iter().map(|t| model.count_tokens(t) + 2).sum();
         model.embed_sync(&texts[..texts.len().min(8)], InputKind::Passage)?;
+        let cpu = process_cpu_seconds();
         let started = Instant::now();
         let vectors = model.embed_sync(&texts, InputKind::Passage)?;
         let secs = started.elapsed().as_secs_f64();
+        let cpu = process_cpu_seconds() - cpu;
         anyhow::ensure!(vectors.len() == texts.len(), "BUG: a vector per input");
         eprintln!(
             "kb {}: batch {batch_size}: {:.1} inputs/s",
@@ -68,6 +70,7 @@ fn main() -> anyhow::Result<()> {
             "inputs": texts.len(),
             "tokens": tokens,
             "seconds": secs,
+            "cpu_s": cpu,
             "inputs_per_s": texts.len() as f64 / secs,
         }));
     }

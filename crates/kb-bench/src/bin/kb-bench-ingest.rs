@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use kb_bench::{
     MachineInfo, Stage, StageClock, TimedCatalog, TimedEmbedder, TimedIndex, ZeroCostEmbedder,
-    corpus,
+    corpus, process_cpu_seconds,
 };
 use kb_catalog::SqliteCatalog;
 use kb_core::{Catalog, Embedder, InputKind, VectorIndex};
@@ -71,6 +71,7 @@ struct StagesAlone {
     tokens: u64,
     read_parse_s: f64,
     split_s: f64,
+    cpu_s: f64,
 }
 
 #[tokio::main]
@@ -130,19 +131,24 @@ async fn main() -> anyhow::Result<()> {
 
     let raw = match (&local, args.raw) {
         (Some(model), true) => {
+            let cpu = process_cpu_seconds();
             let started = Instant::now();
             for batch in texts.chunks(args.batch_size.max(1)) {
                 model.embed_sync(batch, InputKind::Passage)?;
             }
             let secs = started.elapsed().as_secs_f64();
+            let cpu = process_cpu_seconds() - cpu;
             eprintln!(
                 "raw model: {} chunks in {secs:.2} s = {:.1} chunks/s",
                 texts.len(),
                 texts.len() as f64 / secs
             );
-            Some(
-                json!({"chunks": texts.len(), "seconds": secs, "chunks_per_s": texts.len() as f64 / secs}),
-            )
+            Some(json!({
+                "chunks": texts.len(),
+                "seconds": secs,
+                "cpu_s": cpu,
+                "chunks_per_s": texts.len() as f64 / secs,
+            }))
         }
         _ => None,
     };
@@ -168,6 +174,7 @@ fn stages_alone(
     embedder: Arc<dyn Embedder>,
     split: SplitOptions,
 ) -> anyhow::Result<(StagesAlone, Vec<String>)> {
+    let cpu = process_cpu_seconds();
     let splitter = ChunkSplitter::new(embedder, split)?;
     let max_bytes = IngestOptions::default().max_file_bytes;
     let (mut read, mut cut) = (0.0, 0.0);
@@ -200,6 +207,7 @@ fn stages_alone(
         tokens,
         read_parse_s: read,
         split_s: cut,
+        cpu_s: process_cpu_seconds() - cpu,
     };
     Ok((alone, texts))
 }
@@ -234,6 +242,7 @@ async fn run_pipeline(
     };
     let ingestor = Ingestor::new(catalog, index, embedder, options)?;
 
+    let cpu = process_cpu_seconds();
     let started = Instant::now();
     let report = ingestor
         .ingest(
@@ -242,6 +251,7 @@ async fn run_pipeline(
         )
         .await?;
     let wall = started.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds() - cpu;
     anyhow::ensure!(
         report.failures.is_empty(),
         "{} files failed, first: {:?}",
@@ -259,6 +269,7 @@ async fn run_pipeline(
     let files = stats.added + stats.updated + stats.unchanged;
     Ok(json!({
         "wall_s": wall,
+        "cpu_s": cpu,
         "files": files,
         "chunks": stats.chunks,
         "tokens": stats.tokens,
