@@ -12,12 +12,12 @@ ensure_corpus
 ensure_model
 build
 inputs=$DATA/inputs
-make_subset 50 "$DATA/linux-doc-subset"
-"$BIN/kb-bench-ingest" --corpus "$DATA/linux-doc-subset" --scratch "$DATA/scratch/embed" \
+make_subset 50 "$DATA/embed-subset"
+"$BIN/kb-bench-ingest" --corpus "$DATA/embed-subset" --scratch "$DATA/scratch/embed" \
     --embedder fake --model-dir "$MODEL" --dump-chunks "$inputs/all-chunks.jsonl" > /dev/null
 head -n "${CHUNKS:-128}" "$inputs/all-chunks.jsonl" > "$inputs/chunks.jsonl"
 "$PY" "$BENCH/py/make_sentences.py" --corpus "$CORPUS" --count ${SENTENCES:-500} > "$inputs/sentences.jsonl"
-rm -rf "$DATA/scratch"
+rm -rf "$DATA/scratch/embed"
 machine=$(machine_json)
 
 for set in sentences chunks; do

@@ -3,21 +3,19 @@
 # the kernel docs (the corpus ingested COPIES times through kb-testkit's fake engine), loaded by
 # `oha` at fixed rates for DURATION each, with the fake engine answering chat at once and after
 # 300 ms. Writes bench/results/query.json and redraws the plots. Usage: bench/query.sh
-# Environment: RATES="50 100 200", LATENCIES="0 300", DURATION=30s, COPIES=4.
+# Environment: RATES="50 100 200", LATENCIES="0 300", DURATION=30s, COPIES=4,
+# QUERY_CORPUS (default: the whole kernel-docs corpus).
 source "$(dirname "$0")/common.sh"
 rates=${RATES:-50 100 200}
 latencies=${LATENCIES:-0 300}
 duration=${DURATION:-30s}
 copies=${COPIES:-4}
+query_corpus=${QUERY_CORPUS:-$CORPUS}
 engine_port=${ENGINE_PORT:-18090}
 kb_port=${KB_PORT:-18080}
 ensure_venv
 ensure_corpus
 build
-if ! command -v oha >/dev/null; then
-    log "cargo install oha (load generator)"
-    cargo install --locked -q oha
-fi
 
 work=$DATA/query
 config=$work/kb.toml
@@ -57,15 +55,20 @@ start_engine() {
 stop_engine() { kill "$engine_pid"; wait "$engine_pid" 2>/dev/null || true; : > "$work/engine.url"; }
 
 start_engine 0
-if [[ ! -f $work/kb/.ingested-$copies ]]; then
+marker=$work/kb/.ingested-$copies-$(basename "$query_corpus")
+if [[ ! -f $marker ]]; then
     log "ingesting the corpus $copies times through the fake engine"
     rm -rf "$work/kb" "$work/corpus"
     mkdir -p "$work/corpus"
-    for i in $(seq "$copies"); do ln -s "$CORPUS" "$work/corpus/copy-$i"; done
+    for i in $(seq "$copies"); do ln -s "$query_corpus" "$work/corpus/copy-$i"; done
     "$BIN/kb" --config "$config" ingest "$work/corpus"
-    touch "$work/kb/.ingested-$copies"
+    touch "$marker"
 fi
 stop_engine
+if ! command -v oha >/dev/null; then
+    log "cargo install oha (load generator)"
+    cargo install --locked -q oha
+fi
 
 "$BIN/kb" --config "$config" serve > "$work/serve.log" 2>&1 &
 kb_pid=$!

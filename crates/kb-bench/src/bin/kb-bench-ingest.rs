@@ -58,6 +58,9 @@ struct Args {
     /// Also time the model alone on the same chunks (local embedder only).
     #[arg(long)]
     raw: bool,
+    /// Also read and split every file alone, one stage at a time, before the pipeline run.
+    #[arg(long)]
+    stages_alone: bool,
     /// Write the chunk texts (as embedded) to this file, one JSON string per line.
     #[arg(long)]
     dump_chunks: Option<PathBuf>,
@@ -107,15 +110,24 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let files = corpus::files(&args.corpus)?;
-    let (alone, texts) = stages_alone(&files, embedder.clone(), split)?;
-    eprintln!(
-        "stages alone: {} files, {:.1} MB, {} chunks: read+parse {:.2} s, split {:.2} s",
-        alone.files,
-        alone.bytes as f64 / 1e6,
-        alone.chunks,
-        alone.read_parse_s,
-        alone.split_s
-    );
+    let bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+        .sum();
+    let (alone, texts) = if args.stages_alone || args.raw || args.dump_chunks.is_some() {
+        let (alone, texts) = stages_alone(&files, embedder.clone(), split)?;
+        eprintln!(
+            "stages alone: {} files, {:.1} MB, {} chunks: read+parse {:.2} s, split {:.2} s",
+            alone.files,
+            alone.bytes as f64 / 1e6,
+            alone.chunks,
+            alone.read_parse_s,
+            alone.split_s
+        );
+        (Some(alone), texts)
+    } else {
+        (None, Vec::new())
+    };
 
     if let Some(path) = &args.dump_chunks {
         let lines: Vec<String> = texts
@@ -160,6 +172,8 @@ async fn main() -> anyhow::Result<()> {
         "embedder": args.embedder,
         "chunk_tokens": args.chunk_tokens,
         "batch_size": args.batch_size,
+        "corpus_files": files.len(),
+        "corpus_bytes": bytes,
         "stages_alone": alone,
         "pipeline": pipeline,
         "raw_model": raw,
