@@ -27,6 +27,7 @@ pub struct FakeEngineBuilder {
     chat_model: String,
     reverse_embedding_order: bool,
     seed: u64,
+    port: u16,
 }
 
 impl Default for FakeEngineBuilder {
@@ -38,6 +39,7 @@ impl Default for FakeEngineBuilder {
             chat_model: "fake-chat".to_owned(),
             reverse_embedding_order: false,
             seed: 0,
+            port: 0,
         }
     }
 }
@@ -80,14 +82,20 @@ impl FakeEngineBuilder {
         self
     }
 
-    /// Bind `127.0.0.1:0` and serve until the returned engine is dropped.
+    /// Listen on this loopback port (default 0: any free port).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Bind `127.0.0.1:PORT` and serve until the returned engine is dropped.
     ///
     /// # Panics
-    /// When no loopback port can be bound (a broken test machine).
+    /// When the loopback port cannot be bound (taken, or a broken test machine).
     pub async fn start(self) -> FakeEngine {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
             .await
-            .expect("fake engine: could not bind 127.0.0.1:0");
+            .unwrap_or_else(|e| panic!("fake engine: could not bind 127.0.0.1:{}: {e}", self.port));
         let addr = listener
             .local_addr()
             .expect("BUG: a bound listener has a local address");

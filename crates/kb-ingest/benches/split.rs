@@ -1,0 +1,99 @@
+//! Splitting throughput: the sample handbook (docs-samples/, Markdown) cut into 200-token
+//! chunks, with a word-counting sizer (the splitter's own cost) and, when the model folder is
+//! there, with the MiniLM tokenizer kb really counts with. `cargo bench -p kb-ingest`.
+
+use async_trait::async_trait;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use kb_core::{Embedder, Embedding, InputKind, ModelError};
+use kb_ingest::{ChunkSplitter, DocumentFormat, SplitOptions};
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Counts tokens one way or another; never asked to embed.
+#[derive(Debug)]
+enum Sizer {
+    Words,
+    Tokenizer(Box<tokenizers::Tokenizer>),
+}
+
+#[async_trait]
+impl Embedder for Sizer {
+    async fn embed(&self, _: &[String], _: InputKind) -> Result<Vec<Embedding>, ModelError> {
+        Err(ModelError::Permanent(
+            "the split benchmark never embeds".into(),
+        ))
+    }
+    fn dimensions(&self) -> usize {
+        384
+    }
+    fn max_input_tokens(&self) -> usize {
+        254
+    }
+    fn model_id(&self) -> String {
+        "bench:sizer".into()
+    }
+    fn count_tokens(&self, text: &str) -> usize {
+        match self {
+            Sizer::Words => text.split_whitespace().count(),
+            Sizer::Tokenizer(t) => t.encode_fast(text, false).map_or(text.len(), |e| e.len()),
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Every Markdown file of the sample handbook, concatenated.
+fn handbook() -> String {
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(root().join("docs-samples"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.into_path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("docs-samples is readable"))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+fn minilm_tokenizer() -> Option<tokenizers::Tokenizer> {
+    let path = root().join("models/all-MiniLM-L6-v2/tokenizer.json");
+    let mut tokenizer = tokenizers::Tokenizer::from_file(&path).ok()?;
+    tokenizer.with_padding(None);
+    tokenizer.with_truncation(None).ok()?;
+    Some(tokenizer)
+}
+
+fn split(c: &mut Criterion) {
+    let text = handbook();
+    let mut sizers = vec![("words", Sizer::Words)];
+    match minilm_tokenizer() {
+        Some(t) => sizers.push(("minilm", Sizer::Tokenizer(Box::new(t)))),
+        None => eprintln!("models/all-MiniLM-L6-v2 missing: benchmarking the word sizer only"),
+    }
+    let mut group = c.benchmark_group("split");
+    group.throughput(Throughput::Bytes(text.len() as u64));
+    for (name, sizer) in sizers {
+        let splitter = ChunkSplitter::new(Arc::new(sizer), SplitOptions::default())
+            .expect("default split options are valid");
+        for (format_name, format) in [
+            ("markdown", DocumentFormat::Markdown),
+            ("text", DocumentFormat::Text),
+        ] {
+            group.bench_with_input(
+                BenchmarkId::new(format!("{name}/{format_name}"), text.len()),
+                &text,
+                |b, text| b.iter(|| splitter.split(black_box(text), format, "Handbook")),
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, split);
+criterion_main!(benches);
