@@ -14,6 +14,7 @@ fn hit(n: usize) -> Hit {
     Hit {
         id: uuid::Uuid::nil(),
         score: 0.8,
+        cosine: 0.8,
         payload: ChunkPayload {
             doc_id: DocumentId::new(format!("handbook/policy-{n}.md")),
             doc_hash: "hash".into(),
@@ -25,6 +26,7 @@ fn hit(n: usize) -> Hit {
             byte_start: 0,
             byte_end: 1200,
             groups: vec!["all".into()],
+            meta: kb_core::DocumentMeta::default(),
         },
     }
 }

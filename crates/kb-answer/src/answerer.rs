@@ -501,8 +501,7 @@ impl Answerer {
                 usage: rewrite_usage,
                 ms: rewrite_ms,
             } = self.standalone(req, history).await?;
-            let (hits, question_vector, mut timings) =
-                self
+            let (hits, question_vector, mut timings) = self
                 .search(&question, &req.filter, req.top_k, req.retrieval)
                 .await?;
             timings.rewrite_ms = rewrite_ms;

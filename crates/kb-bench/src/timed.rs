@@ -5,8 +5,8 @@
 
 use async_trait::async_trait;
 use kb_core::{
-    Catalog, CatalogError, ChunkPoint, DocumentId, DocumentRecord, Embedder, Embedding, Filter,
-    Hit, IndexError, IngestRun, InputKind, ModelError, RunStats, StoredChunk, VectorIndex,
+    Catalog, CatalogError, ChunkPoint, DocumentId, DocumentRecord, Embedder, Embedding, Hit,
+    IndexError, IngestRun, InputKind, ModelError, RunStats, SearchQuery, StoredChunk, VectorIndex,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -124,14 +124,9 @@ impl VectorIndex for TimedIndex {
             .await
     }
 
-    async fn search(
-        &self,
-        query: &[f32],
-        filter: &Filter,
-        k: usize,
-    ) -> Result<Vec<Hit>, IndexError> {
+    async fn search(&self, query: &SearchQuery<'_>) -> Result<Vec<Hit>, IndexError> {
         self.clock
-            .time(Stage::Upsert, self.inner.search(query, filter, k))
+            .time(Stage::Upsert, self.inner.search(query))
             .await
     }
 
@@ -246,6 +241,18 @@ impl Catalog for TimedCatalog {
     async fn set_meta(&self, key: &str, value: &str) -> Result<(), CatalogError> {
         self.clock
             .time(Stage::Catalog, self.inner.set_meta(key, value))
+            .await
+    }
+
+    async fn set_meta_many(&self, entries: &[(&str, &str)]) -> Result<(), CatalogError> {
+        self.clock
+            .time(Stage::Catalog, self.inner.set_meta_many(entries))
+            .await
+    }
+
+    async fn interrupt_stale_runs(&self) -> Result<Vec<i64>, CatalogError> {
+        self.clock
+            .time(Stage::Catalog, self.inner.interrupt_stale_runs())
             .await
     }
 

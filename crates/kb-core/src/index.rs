@@ -39,7 +39,9 @@ pub struct Filter {
 }
 
 /// How a search ranks chunks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Retrieval {
     /// Cosine similarity of the query's embedding to the chunks' embeddings.

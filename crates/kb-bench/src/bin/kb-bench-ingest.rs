@@ -251,7 +251,10 @@ async fn run_pipeline(
     });
     let options = IngestOptions {
         split,
-        batch_size: args.batch_size,
+        pacing: kb_ingest::Pacing {
+            batch_max_inputs: args.batch_size,
+            ..kb_ingest::Pacing::default()
+        },
         ..IngestOptions::default()
     };
     let ingestor = Ingestor::new(catalog, index, embedder, options)?;

@@ -69,7 +69,7 @@ pub struct SearchFilter {
 }
 
 /// `{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}`, either end optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DateRange {
     pub from: Option<NaiveDate>,

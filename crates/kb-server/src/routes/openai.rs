@@ -11,6 +11,7 @@
 //! for clients that read extra fields. Errors use OpenAI's shape,
 //! `{"error": {"message", "type", "param", "code"}}`, with kb's stable code as `code`.
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
@@ -56,10 +57,13 @@ pub struct ModelCard {
 }
 
 /// The models this server answers as: only `kb`.
-#[utoipa::path(get, path = "/v1/models", tag = "openai",
-    responses((status = 200, body = ModelList)))]
-pub async fn list_models() -> axum::Json<ModelList> {
-    axum::Json(ModelList {
+#[utoipa::path(get, path = "/v1/models", tag = "openai", security(("bearer" = [])),
+    responses((status = 200, body = ModelList), (status = 401, body = Object)))]
+pub async fn list_models(
+    caller: Result<Caller, ApiError>,
+) -> Result<axum::Json<ModelList>, OpenAiError> {
+    caller?;
+    Ok(axum::Json(ModelList {
         object: "list",
         data: vec![ModelCard {
             id: MODEL,
@@ -67,7 +71,7 @@ pub async fn list_models() -> axum::Json<ModelList> {
             created: 0,
             owned_by: "kb",
         }],
-    })
+    }))
 }
 
 /// A chat completion request. Parameters kb has no use for (`temperature`, `max_tokens`,
@@ -236,7 +240,7 @@ pub fn sources_footer(citations: &[Citation]) -> String {
 /// Answer the conversation's last user message from the knowledge base, OpenAI style:
 /// `chat.completion`, or with `stream: true` server-sent `chat.completion.chunk` events ended by
 /// `data: [DONE]`. The last content chunk of a stream carries the top-level `sources`.
-#[utoipa::path(post, path = "/v1/chat/completions", tag = "openai",
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "openai", security(("bearer" = [])),
     request_body = ChatCompletionRequest,
     responses(
         (status = 200, body = ChatCompletion, description = "non-streamed (`stream` false)"),
@@ -247,9 +251,11 @@ pub fn sources_footer(citations: &[Citation]) -> String {
         (status = "4XX", body = Object, description = "OpenAI-style error"),
         (status = "5XX", body = Object, description = "OpenAI-style error")))]
 pub async fn chat_completions(
+    caller: Result<Caller, ApiError>,
     State(state): State<AppState>,
     OpenAiJson(body): OpenAiJson<ChatCompletionRequest>,
 ) -> Result<Response, OpenAiError> {
+    let Caller(caller) = caller?;
     if body.model != MODEL {
         return Err(OpenAiError::ModelNotFound(body.model));
     }
@@ -257,7 +263,12 @@ pub async fn chat_completions(
     let request = AskRequest {
         question,
         top_k: None,
-        filter: Filter::default(),
+        // The caller's access groups restrict the search like on /v1/ask.
+        filter: Filter {
+            groups: caller.readable_groups(),
+            ..Filter::default()
+        },
+        retrieval: None,
     };
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = SystemTime::now()
