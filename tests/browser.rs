@@ -239,7 +239,8 @@ async fn the_chat_page_streams_an_answer_whose_citation_shows_the_passage() {
 
     // Act: enter the key once, ask.
     client.goto(&format!("{}/", app.address)).await.unwrap();
-    type_into(&client, "api-key", helpers::ADMIN_TOKEN).await;
+    let key = app.create_key("browser", "reader", "");
+    type_into(&client, "api-key", &key).await;
     click(&client, "save-key").await;
     let (partial, answer) = ask_and_watch(&client).await;
 

@@ -5,7 +5,7 @@
 //! log, error body or ledger row; a flaky endpoint under concurrent asks shows no user-visible
 //! error; `kb usage --json` sums the ledger.
 
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{ADMIN_TOKEN, TestApp, spawn_app_with};
 use futures::StreamExt;
 use kb_config::{EmbedderProvider, Settings};
 use kb_engine::{EndpointConfig, RetryConfig, TimeoutConfig};
@@ -114,8 +114,7 @@ impl Failover {
     /// `POST path` with the question, whatever the answer.
     async fn question_to(&self, path: &str) -> reqwest::Response {
         self.app
-            .client
-            .post(format!("{}{path}", self.app.address))
+            .post_request(path, ADMIN_TOKEN)
             .json(&json!({ "question": QUESTION }))
             .send()
             .await
@@ -440,6 +439,7 @@ async fn concurrent_asks_with_one_endpoint_failing_a_fifth_of_calls_all_succeed(
             async move {
                 let response = client
                     .post(format!("{address}/v1/ask"))
+                    .bearer_auth(ADMIN_TOKEN)
                     .json(&json!({ "question": QUESTION }))
                     .send()
                     .await
@@ -623,4 +623,35 @@ async fn a_local_kb_ingest_writes_its_engine_calls_to_the_ledger_before_exiting(
     );
     assert_eq!(embed["failures"], 1, "{report}");
     assert!(embed["prompt_tokens"].as_u64().unwrap() > 0, "{report}");
+}
+
+#[tokio::test]
+async fn readyz_needs_an_engine_route_that_can_take_calls() {
+    // Arrange: `bad` has only a key its engine refuses; `good` works until it refuses too.
+    let f = Failover::start(&[REVOKED_KEY]).await;
+    f.ingest().await;
+
+    // Act + Assert: one usable route is enough.
+    let (status, body) = f.app.get("/readyz", None).await;
+    assert_eq!(status, 200, "{body}");
+    let engine = body["engine"]
+        .as_array()
+        .expect("the engine routes are listed");
+    assert_eq!(engine.len(), 2, "{body}");
+    assert_eq!(engine[0]["keys_disabled"], 1, "{body}");
+
+    // Act: `good` refuses its key too (401 on the next chat call), so no route is left.
+    f.good.push_fault(Route::Chat, Fault::Unauthorized);
+    let _ = f.question_to("/v1/ask").await;
+    let (status, body) = f.app.get("/readyz", None).await;
+
+    // Assert
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "upstream_unavailable", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("bad") && message.contains("good"),
+        "{message}"
+    );
+    assert!(!KEY_PARTS.iter().any(|k| message.contains(k)), "{message}");
 }

@@ -98,8 +98,7 @@ async fn a_streamed_follow_up_reports_the_rewrite_first_and_counts_its_tokens() 
 
     // Act
     let body = app
-        .client
-        .post(format!("{}/v1/ask/stream", app.address))
+        .post_request("/v1/ask/stream", crate::helpers::ADMIN_TOKEN)
         .json(&json!({"question": "and the keys?", "messages": conversation()}))
         .send()
         .await

@@ -38,7 +38,8 @@ async fn the_official_openai_client_gets_answers_citations_and_sources() {
     let output = tokio::process::Command::new("python3")
         .arg(workspace_root().join("tests/openai_client.py"))
         .env("KB_BASE_URL", &app.address)
-        .env("KB_API_KEY", crate::helpers::ADMIN_TOKEN)
+        // A reader key, as an employee's client would have (the document is readable by `all`).
+        .env("KB_API_KEY", app.create_key("openai-client", "reader", ""))
         .env("KB_QUESTION", "Where is my locker?")
         .env("KB_EXPECT", "personal locker on the second floor")
         .env("KB_EXPECT_DOCUMENT", "lockers.md")
@@ -60,8 +61,7 @@ async fn the_official_openai_client_gets_answers_citations_and_sources() {
 
 async fn complete(app: &TestApp, body: Value) -> (u16, Value) {
     let response = app
-        .client
-        .post(format!("{}/v1/chat/completions", app.address))
+        .post_request("/v1/chat/completions", crate::helpers::ADMIN_TOKEN)
         .json(&body)
         .send()
         .await
@@ -153,7 +153,9 @@ async fn the_model_list_names_kb() {
     let engine = FakeEngine::builder().chat_model("fake-chat").start().await;
     let (app, _dir) = app_with_chat(&engine).await;
 
-    let (status, body) = app.get("/v1/models", None).await;
+    let (status, body) = app
+        .get("/v1/models", Some(crate::helpers::ADMIN_TOKEN))
+        .await;
 
     assert_eq!(status, 200);
     assert_eq!(body["object"], "list");

@@ -29,8 +29,7 @@ async fn a_client_leaving_mid_stream_cancels_the_engine_call() {
     ));
     engine.set_stream_chunk_delay(Duration::from_millis(40));
     let mut response = app
-        .client
-        .post(format!("{}/v1/ask/stream", app.address))
+        .post_request("/v1/ask/stream", crate::helpers::ADMIN_TOKEN)
         .json(&json!({"question": "Where is my locker?"}))
         .send()
         .await

@@ -4,6 +4,7 @@
 use crate::auth::Authenticator;
 use kb_answer::Answerer;
 use kb_core::{Catalog, VectorIndex};
+use kb_engine::EngineClient;
 use kb_ingest::Ingestor;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,8 @@ pub struct AppState {
     pub ingest_lock: Arc<tokio::sync::Mutex<()>>,
     /// Credentials, roles and rate limits ([`crate::auth`]).
     pub auth: Arc<Authenticator>,
+    /// The engine client, when endpoints are configured: `/readyz` reports its routes.
+    pub engine: Option<EngineClient>,
 }
 
 impl AppState {
@@ -38,7 +41,14 @@ impl AppState {
             ingestor,
             ingest_lock: Arc::new(tokio::sync::Mutex::new(())),
             auth: Arc::new(auth),
+            engine: None,
         }
+    }
+
+    /// The same state, with `/readyz` also requiring a usable route to `engine`.
+    pub fn with_engine(mut self, engine: Option<EngineClient>) -> Self {
+        self.engine = engine;
+        self
     }
 }
 

@@ -220,7 +220,8 @@ impl Components {
             self.index.clone(),
             self.ingestor(ingest_options(settings))?,
             Authenticator::new(self.catalog.clone(), admin_token, &settings.server),
-        ))
+        )
+        .with_engine(self.engine.clone()))
     }
 }
 
