@@ -2,6 +2,7 @@
 
 use crate::helpers::app_with_chat;
 use kb_testkit::{FakeEngine, Fault, Route};
+use serde_json::json;
 
 #[tokio::test]
 async fn generated_answers_keep_valid_citations_and_report_usage() {
@@ -81,4 +82,32 @@ async fn questions_with_no_relevant_source_never_reach_the_chat_model() {
 
     assert_eq!(answer["mode"], "not_found");
     assert_eq!(engine.calls(Route::Chat), 0);
+}
+
+#[tokio::test]
+async fn a_request_over_the_time_limit_gets_a_json_408() {
+    // Arrange: the chat model takes longer than the server allows.
+    let engine = FakeEngine::builder().chat_model("fake-chat").start().await;
+    let (app, _dir) = crate::helpers::app_with_fake_engine(&engine, |s| {
+        s.server.request_timeout_secs = 1;
+        s.engine.timeouts.request_ms = 10_000;
+    })
+    .await;
+    engine.push_fault(Route::Chat, Fault::Delay(std::time::Duration::from_secs(4)));
+
+    // Act
+    let (status, body) = app
+        .post("/v1/ask", &json!({"question": "Where is my locker?"}))
+        .await;
+
+    // Assert
+    assert_eq!(status, 408, "{body}");
+    assert_eq!(body["error"]["code"], "request_timeout", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.request_timeout_secs"),
+        "{body}"
+    );
 }

@@ -26,6 +26,8 @@ pub enum ApiError {
     DocumentNotFound(String),
     #[error("no such route")]
     NotFound,
+    #[error("the request took longer than the server allows (server.request_timeout_secs)")]
+    Timeout,
     #[error("{message}")]
     Unavailable {
         message: String,
@@ -48,6 +50,7 @@ impl ApiError {
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::DocumentNotFound(_) => (StatusCode::NOT_FOUND, "document_not_found"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Timeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Self::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable"),
             Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_error"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),

@@ -40,6 +40,16 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(settings.server.request_timeout_secs),
+        ))
+        // The timeout answers with a bare 408 (no handler returns one): give it kb's JSON error.
+        .layer(axum::middleware::map_response(
+            |response: axum::response::Response| async move {
+                if response.status() == axum::http::StatusCode::REQUEST_TIMEOUT {
+                    axum::response::IntoResponse::into_response(ApiError::Timeout)
+                } else {
+                    response
+                }
+            },
         ));
     metrics::handle();
     Router::new()
