@@ -555,16 +555,11 @@ fn to_hit(point: ScoredPoint, retrieval: Retrieval, query: &[f32]) -> Result<Hit
                 Some(VectorStructInternal::Named(mut named)) => named.remove(DENSE_VECTOR),
                 _ => None,
             };
-            match stored {
-                Some(VectorInternal::Dense(stored)) if stored.len() == query.len() => {
-                    retrieval::cosine(query, &stored)
-                }
-                _ => {
-                    return Err(IndexError::Other(format!(
-                        "point {id}: search returned no `{DENSE_VECTOR}` vector"
-                    )));
-                }
-            }
+            let dense = match &stored {
+                Some(VectorInternal::Dense(stored)) => Some(stored.as_slice()),
+                _ => None,
+            };
+            retrieval::stored_cosine(query, dense, id)?
         }
     };
     Ok(Hit {

@@ -22,6 +22,22 @@ pub(crate) fn prefetch_limit(k: usize) -> usize {
 
 /// Cosine similarity of two vectors of the same length; 0 when either is all zeros (Qdrant
 /// stores such a vector unnormalised and scores it 0 too).
+/// The cosine of `query` with the dense vector a search returned for point `id` (sparse and
+/// hybrid searches score otherwise, so the refusal threshold needs it computed here).
+pub(crate) fn stored_cosine(
+    query: &[f32],
+    stored: Option<&[f32]>,
+    id: uuid::Uuid,
+) -> Result<f32, kb_core::IndexError> {
+    match stored {
+        Some(stored) if stored.len() == query.len() => Ok(cosine(query, stored)),
+        _ => Err(kb_core::IndexError::Other(format!(
+            "point {id}: search returned no `{}` vector",
+            crate::payload::DENSE_VECTOR
+        ))),
+    }
+}
+
 pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(
         a.len(),

@@ -532,16 +532,11 @@ fn to_hit(point: ScoredPoint, retrieval: Retrieval, query: &[f32]) -> Result<Hit
                 .vectors
                 .as_ref()
                 .and_then(|vectors| vectors.get_vector_by_name(DENSE_VECTOR));
-            match stored {
-                Some(VectorOutputKind::Dense(stored)) if stored.data.len() == query.len() => {
-                    retrieval::cosine(query, &stored.data)
-                }
-                _ => {
-                    return Err(IndexError::Other(format!(
-                        "point {id}: search returned no `{DENSE_VECTOR}` vector"
-                    )));
-                }
-            }
+            let dense = match &stored {
+                Some(VectorOutputKind::Dense(stored)) => Some(stored.data.as_slice()),
+                _ => None,
+            };
+            retrieval::stored_cosine(query, dense, id)?
         }
     };
     Ok(Hit {
