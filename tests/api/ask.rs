@@ -1,7 +1,7 @@
 //! Questions with known answering documents, over the shared ingested handbook.
 
-use crate::helpers::shared_app;
-use serde_json::{Value, json};
+use crate::helpers::{cited_documents, scores, shared_app};
+use serde_json::json;
 
 /// (question, document that answers it). Phrased unlike the documents on purpose.
 const QUESTIONS: &[(&str, &str)] = &[
@@ -48,15 +48,6 @@ const QUESTIONS: &[(&str, &str)] = &[
         "code-of-conduct.md",
     ),
 ];
-
-fn cited_documents(answer: &Value) -> Vec<String> {
-    answer["citations"]
-        .as_array()
-        .expect("citations array")
-        .iter()
-        .map(|c| c["document"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 #[tokio::test]
 async fn answers_cite_the_document_that_holds_the_answer() {
@@ -141,10 +132,7 @@ async fn search_returns_ranked_chunks_and_honours_document_filters() {
     let results = body["results"].as_array().unwrap();
     assert_eq!(results.len(), 4);
     assert_eq!(results[0]["document"], "travel.md");
-    let scores: Vec<f64> = results
-        .iter()
-        .map(|r| r["score"].as_f64().unwrap())
-        .collect();
+    let scores = scores(results);
     assert!(
         scores.windows(2).all(|w| w[0] >= w[1]),
         "not ranked: {scores:?}"

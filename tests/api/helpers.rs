@@ -273,3 +273,21 @@ pub async fn app_with_fake_engine(
     app.ingest(&[dir.path().to_path_buf()]).await;
     (app, dir)
 }
+
+/// The documents an answer cites, in citation order.
+pub fn cited_documents(answer: &Value) -> Vec<String> {
+    answer["citations"]
+        .as_array()
+        .expect("citations array")
+        .iter()
+        .map(|c| c["document"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The `score` of each `/v1/search` result, in result order.
+pub fn scores(results: &[Value]) -> Vec<f64> {
+    results
+        .iter()
+        .map(|r| r["score"].as_f64().unwrap())
+        .collect()
+}
