@@ -90,6 +90,10 @@ impl Embedder for ZeroCostEmbedder {
             .encode_fast(text, false)
             .map_or(text.len(), |e| e.len())
     }
+
+    fn token_spans(&self, text: &str) -> Option<Vec<(usize, usize)>> {
+        kb_embed_local::token_spans(&self.tokenizer, text)
+    }
 }
 
 #[cfg(test)]

@@ -101,6 +101,10 @@ impl Embedder for TimedEmbedder {
     fn count_tokens(&self, text: &str) -> usize {
         self.inner.count_tokens(text)
     }
+
+    fn token_spans(&self, text: &str) -> Option<Vec<(usize, usize)>> {
+        self.inner.token_spans(text)
+    }
 }
 
 /// Times every call to the vector index as [`Stage::Upsert`].
@@ -199,6 +203,15 @@ impl Catalog for TimedCatalog {
     ) -> Result<Vec<Uuid>, CatalogError> {
         self.clock
             .time(Stage::Catalog, self.inner.commit_document(doc, chunks))
+            .await
+    }
+
+    async fn commit_documents(
+        &self,
+        docs: &[(DocumentRecord, Vec<StoredChunk>)],
+    ) -> Result<Vec<Uuid>, CatalogError> {
+        self.clock
+            .time(Stage::Catalog, self.inner.commit_documents(docs))
             .await
     }
 

@@ -301,77 +301,25 @@ impl Catalog for SqliteCatalog {
         chunks: &[StoredChunk],
     ) -> Result<Vec<Uuid>, CatalogError> {
         let mut tx = self.pool.begin().await.map_err(db_err("begin"))?;
-        let at = now();
-        let old: Vec<String> = sqlx::query_scalar("SELECT point_id FROM chunks WHERE doc_id = ?")
-            .bind(doc.id.as_str())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_err("read old chunks"))?;
-        let new: std::collections::HashSet<String> =
-            chunks.iter().map(|c| c.point_id.to_string()).collect();
-        let mut replaced = Vec::new();
-        for id in old.iter().filter(|id| !new.contains(*id)) {
-            sqlx::query("INSERT OR IGNORE INTO tombstones (point_id, recorded_at) VALUES (?, ?)")
-                .bind(id)
-                .bind(at)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err("record tombstone"))?;
-            replaced.push(parse_uuid(id)?);
-        }
-        sqlx::query("DELETE FROM chunks WHERE doc_id = ?")
-            .bind(doc.id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err("delete old chunks"))?;
-        sqlx::query(
-            "INSERT INTO documents (id, path, title, content_hash, size_bytes, text_bytes, \
-             chunk_count, groups_json, owner, effective_date, tags_json, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT(id) DO UPDATE SET path = excluded.path, title = excluded.title, \
-             content_hash = excluded.content_hash, size_bytes = excluded.size_bytes, \
-             text_bytes = excluded.text_bytes, chunk_count = excluded.chunk_count, \
-             groups_json = excluded.groups_json, owner = excluded.owner, \
-             effective_date = excluded.effective_date, tags_json = excluded.tags_json, \
-             updated_at = excluded.updated_at",
-        )
-        .bind(doc.id.as_str())
-        .bind(&doc.path)
-        .bind(&doc.title)
-        .bind(&doc.content_hash)
-        .bind(doc.size_bytes as i64)
-        .bind(doc.text_bytes as i64)
-        .bind(chunks.len() as i64)
-        .bind(to_json(&doc.groups))
-        .bind(&doc.meta.owner)
-        .bind(doc.meta.effective_date.map(|d| d.to_string()))
-        .bind(to_json(&doc.meta.tags))
-        .bind(at)
-        .bind(at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err("upsert document"))?;
-        for c in chunks {
-            let id = c.point_id.to_string();
-            sqlx::query(
-                "INSERT INTO chunks (point_id, doc_id, ordinal, heading_json, byte_start, byte_end, \
-                 token_count, chunk_hash, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&id)
-            .bind(doc.id.as_str())
-            .bind(c.chunk.ordinal as i64)
-            .bind(to_json(&c.chunk.heading_path))
-            .bind(c.chunk.byte_start as i64)
-            .bind(c.chunk.byte_end as i64)
-            .bind(c.chunk.token_count as i64)
-            .bind(&c.chunk_hash)
-            .bind(&c.chunk.text)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err("insert chunk"))?;
-            forget_write_ahead(&mut tx, &id).await?;
-        }
+        let replaced = commit_in(&mut tx, doc, chunks, now()).await?;
         tx.commit().await.map_err(db_err("commit document"))?;
+        Ok(replaced)
+    }
+
+    async fn commit_documents(
+        &self,
+        docs: &[(DocumentRecord, Vec<StoredChunk>)],
+    ) -> Result<Vec<Uuid>, CatalogError> {
+        if docs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await.map_err(db_err("begin"))?;
+        let at = now();
+        let mut replaced = Vec::new();
+        for (doc, chunks) in docs {
+            replaced.extend(commit_in(&mut tx, doc, chunks, at).await?);
+        }
+        tx.commit().await.map_err(db_err("commit documents"))?;
         Ok(replaced)
     }
 
@@ -565,6 +513,85 @@ impl Catalog for SqliteCatalog {
     }
 }
 
+/// Swap one document's chunks inside `tx` (see [`Catalog::commit_document`]).
+async fn commit_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    doc: &DocumentRecord,
+    chunks: &[StoredChunk],
+    at: i64,
+) -> Result<Vec<Uuid>, CatalogError> {
+    let old: Vec<String> = sqlx::query_scalar("SELECT point_id FROM chunks WHERE doc_id = ?")
+        .bind(doc.id.as_str())
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_err("read old chunks"))?;
+    let new: std::collections::HashSet<String> =
+        chunks.iter().map(|c| c.point_id.to_string()).collect();
+    let mut replaced = Vec::new();
+    for id in old.iter().filter(|id| !new.contains(*id)) {
+        sqlx::query("INSERT OR IGNORE INTO tombstones (point_id, recorded_at) VALUES (?, ?)")
+            .bind(id)
+            .bind(at)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err("record tombstone"))?;
+        replaced.push(parse_uuid(id)?);
+    }
+    sqlx::query("DELETE FROM chunks WHERE doc_id = ?")
+        .bind(doc.id.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err("delete old chunks"))?;
+    sqlx::query(
+        "INSERT INTO documents (id, path, title, content_hash, size_bytes, text_bytes, \
+         chunk_count, groups_json, owner, effective_date, tags_json, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT(id) DO UPDATE SET path = excluded.path, title = excluded.title, \
+         content_hash = excluded.content_hash, size_bytes = excluded.size_bytes, \
+         text_bytes = excluded.text_bytes, chunk_count = excluded.chunk_count, \
+         groups_json = excluded.groups_json, owner = excluded.owner, \
+         effective_date = excluded.effective_date, tags_json = excluded.tags_json, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(doc.id.as_str())
+    .bind(&doc.path)
+    .bind(&doc.title)
+    .bind(&doc.content_hash)
+    .bind(doc.size_bytes as i64)
+    .bind(doc.text_bytes as i64)
+    .bind(chunks.len() as i64)
+    .bind(to_json(&doc.groups))
+    .bind(&doc.meta.owner)
+    .bind(doc.meta.effective_date.map(|d| d.to_string()))
+    .bind(to_json(&doc.meta.tags))
+    .bind(at)
+    .bind(at)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err("upsert document"))?;
+    for c in chunks {
+        let id = c.point_id.to_string();
+        sqlx::query(
+            "INSERT INTO chunks (point_id, doc_id, ordinal, heading_json, byte_start, byte_end, \
+             token_count, chunk_hash, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(doc.id.as_str())
+        .bind(c.chunk.ordinal as i64)
+        .bind(to_json(&c.chunk.heading_path))
+        .bind(c.chunk.byte_start as i64)
+        .bind(c.chunk.byte_end as i64)
+        .bind(c.chunk.token_count as i64)
+        .bind(&c.chunk_hash)
+        .bind(&c.chunk.text)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err("insert chunk"))?;
+        forget_write_ahead(tx, &id).await?;
+    }
+    Ok(replaced)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -674,6 +701,51 @@ mod tests {
         cat.clear_tombstones(&replaced).await.unwrap();
         assert!(cat.orphan_candidates().await.unwrap().is_empty());
         assert_eq!(cat.all_point_ids().await.unwrap(), vec![new[0].point_id]);
+    }
+
+    #[tokio::test]
+    async fn a_group_of_documents_commits_together_and_returns_every_replaced_point() {
+        let (cat, _dir) = catalog().await;
+        let v1 = doc("leave.md", "v1");
+        let old = chunks(&v1, 2);
+        cat.commit_document(&v1, &old).await.unwrap();
+        let (v2, other) = (doc("leave.md", "v2"), doc("travel.md", "v1"));
+        let group = vec![
+            (v2.clone(), chunks(&v2, 1)),
+            (other.clone(), chunks(&other, 3)),
+        ];
+        let ids: Vec<Uuid> = group
+            .iter()
+            .flat_map(|(_, c)| c.iter().map(|c| c.point_id))
+            .collect();
+        cat.record_pending_points(&ids).await.unwrap();
+
+        let mut replaced = cat.commit_documents(&group).await.unwrap();
+
+        replaced.sort();
+        let mut expected: Vec<Uuid> = old.iter().map(|c| c.point_id).collect();
+        expected.sort();
+        assert_eq!(replaced, expected);
+        assert_eq!(cat.chunks(&v2.id).await.unwrap(), group[0].1);
+        assert_eq!(cat.chunks(&other.id).await.unwrap(), group[1].1);
+        assert!(cat.pending_points().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_group_that_fails_commits_none_of_its_documents() {
+        let (cat, _dir) = catalog().await;
+        let (good, bad) = (doc("good.md", "v1"), doc("bad.md", "v1"));
+        let mut bad_chunks = chunks(&bad, 2);
+        // Two chunks with one point id: the second insert violates the primary key.
+        bad_chunks[1].point_id = bad_chunks[0].point_id;
+
+        let failed = cat
+            .commit_documents(&[(good.clone(), chunks(&good, 1)), (bad, bad_chunks)])
+            .await;
+
+        assert!(failed.is_err());
+        assert!(cat.get_document(&good.id).await.unwrap().is_none());
+        assert!(cat.all_point_ids().await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -63,7 +63,8 @@ pub struct IngestRun {
 /// at any point leaves catalog and index reconcilable:
 ///
 /// 1. [`Catalog::record_pending_points`] before points are upserted,
-/// 2. [`Catalog::commit_document`] swaps chunks in one transaction and turns the replaced
+/// 2. [`Catalog::commit_document`] (or [`Catalog::commit_documents`] for a group) swaps chunks
+///    in one transaction and turns the replaced
 ///    points into tombstones,
 /// 3. [`Catalog::clear_tombstones`] once the index has dropped them.
 ///
@@ -89,6 +90,20 @@ pub trait Catalog: Send + Sync + Debug {
         doc: &DocumentRecord,
         chunks: &[StoredChunk],
     ) -> Result<Vec<Uuid>, CatalogError>;
+
+    /// [`Catalog::commit_document`] for several documents at once (group commit). Each document
+    /// is swapped atomically; an implementation should commit them all in one transaction,
+    /// which is what makes ingest fast. Returns the replaced points of all of them.
+    async fn commit_documents(
+        &self,
+        docs: &[(DocumentRecord, Vec<StoredChunk>)],
+    ) -> Result<Vec<Uuid>, CatalogError> {
+        let mut replaced = Vec::new();
+        for (doc, chunks) in docs {
+            replaced.extend(self.commit_document(doc, chunks).await?);
+        }
+        Ok(replaced)
+    }
 
     /// Remove a document; its points become tombstones, which are returned.
     async fn remove_document(&self, id: &DocumentId) -> Result<Vec<Uuid>, CatalogError>;

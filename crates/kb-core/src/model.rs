@@ -35,6 +35,15 @@ pub trait Embedder: Send + Sync + Debug {
 
     /// Count the model's tokens in `text` (used to size chunks and batches).
     fn count_tokens(&self, text: &str) -> usize;
+
+    /// Byte ranges of the model's tokens in `text`, in order, when the embedder has the
+    /// model's tokenizer. Splitting a document then tokenizes it once instead of once per
+    /// candidate chunk: a candidate's size is the number of tokens it overlaps. `None` (the
+    /// default) sizes every candidate with [`Embedder::count_tokens`].
+    fn token_spans(&self, text: &str) -> Option<Vec<(usize, usize)>> {
+        let _ = text;
+        None
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -381,6 +381,23 @@ impl Embedder for LocalEmbedder {
     fn count_tokens(&self, text: &str) -> usize {
         count_with(&self.inner.count_tokenizer, text)
     }
+
+    /// Byte ranges of the tokens [`Embedder::count_tokens`] counts.
+    fn token_spans(&self, text: &str) -> Option<Vec<(usize, usize)>> {
+        token_spans(&self.inner.count_tokenizer, text)
+    }
+}
+
+/// Byte ranges in `text` of the tokens `tokenizer` makes of it (no special tokens), or `None`
+/// if it fails.
+pub fn token_spans(tokenizer: &Tokenizer, text: &str) -> Option<Vec<(usize, usize)>> {
+    match tokenizer.encode(text, false) {
+        Ok(encoding) => Some(encoding.get_offsets().to_vec()),
+        Err(error) => {
+            warn!(%error, bytes = text.len(), "tokenizing failed; sizing chunks piece by piece");
+            None
+        }
+    }
 }
 
 /// Most attention scores (heads × inputs × width², f32) one forward pass may hold: 4 MiB.

@@ -23,5 +23,5 @@ mod embedder;
 mod error;
 
 pub use config::{LocalEmbedderConfig, Pooling};
-pub use embedder::LocalEmbedder;
+pub use embedder::{LocalEmbedder, token_spans};
 pub use error::LocalEmbedError;

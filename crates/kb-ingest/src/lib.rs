@@ -25,8 +25,8 @@ pub use loader::{
     read_sidecar, sidecar_path,
 };
 pub use pipeline::{
-    DocumentAction, FileFailure, IngestError, IngestOptions, IngestReport, Ingestor, PacingReport,
-    StageTimings,
+    DocumentAction, FileFailure, GroupCommit, IngestError, IngestOptions, IngestReport, Ingestor,
+    PacingReport, StageTimings,
 };
 pub use progress::{NoProgress, Phase, Progress, ProgressSnapshot};
 pub use split::{ChunkSplitter, SplitOptions};

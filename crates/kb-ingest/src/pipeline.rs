@@ -1,12 +1,14 @@
 //! One ingest run: walk the inputs, skip what is unchanged, embed and write what changed,
 //! record everything in the catalog.
 //!
-//! Files are read and split one after the other; their chunks go into cross-document
-//! batches capped by input count and tokens, and up to `concurrency` batches are embedded at
-//! once (see [`crate::batch`]). Catalog and index writes stay on the run's own task, in the
-//! order batches land.
+//! Files are read and split a few at a time on the blocking pool (one per core), and taken in
+//! input order; their chunks go into cross-document batches capped by input count and tokens,
+//! and up to `concurrency` batches are embedded at once (see [`crate::batch`]). Catalog and
+//! index writes stay on the run's own task, in the order batches land, and are grouped
+//! ([`GroupCommit`]): the points of many batches go to the index in one write (one disk sync),
+//! and the documents they complete are committed in one catalog transaction.
 //!
-//! Crash safety: before a batch's points are upserted their ids are recorded as pending; a
+//! Crash safety: before a group's points are upserted their ids are recorded as pending; a
 //! document is committed only when the last of its chunks is in the index, and the catalog
 //! swaps a document's chunks in one transaction, turning replaced points into tombstones;
 //! tombstones are deleted from the index afterwards. [`Ingestor::recover`] (run at the start
@@ -37,7 +39,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -59,6 +61,44 @@ pub struct IngestOptions {
     pub prune: bool,
     /// Report what would change without embedding or writing anything.
     pub dry_run: bool,
+    /// How many landed points and documents are written together.
+    pub group_commit: GroupCommit,
+}
+
+/// When the points and documents that landed are written. Each write of the embedded index
+/// ends with a disk sync, and each catalog transaction costs a round trip per row, so writing
+/// per batch or per document made the writes, not embedding, the slowest stage of an ingest
+/// with a fast engine. A group is written when a landing brings it to `max_points` points or
+/// `max_documents` complete documents, at the first landing `max_delay` after the previous
+/// write (so with a slow engine every landing is written at once), and at the end of the run
+/// (also after Ctrl-C). A crash loses at most the group being assembled: its
+/// documents are ingested again by the next run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCommit {
+    pub max_points: usize,
+    pub max_documents: usize,
+    pub max_delay: Duration,
+}
+
+impl Default for GroupCommit {
+    fn default() -> Self {
+        Self {
+            max_points: 1024,
+            max_documents: 256,
+            max_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+impl GroupCommit {
+    /// Write every batch and document as it lands (the behaviour before group commit).
+    pub fn none() -> Self {
+        Self {
+            max_points: 1,
+            max_documents: 1,
+            max_delay: Duration::ZERO,
+        }
+    }
 }
 
 impl Default for IngestOptions {
@@ -72,6 +112,7 @@ impl Default for IngestOptions {
             default_owner: None,
             prune: false,
             dry_run: false,
+            group_commit: GroupCommit::default(),
         }
     }
 }
@@ -311,6 +352,9 @@ impl Ingestor {
         let mut seen = HashSet::new();
         let mut next_file = files.iter();
         let mut reading = true;
+        // Files being read and split ahead, in input order.
+        let mut preparing: VecDeque<JoinHandle<PreparedFile>> = VecDeque::new();
+        let read_ahead = std::thread::available_parallelism().map_or(2, |n| n.get());
         let mut tasks: JoinSet<BatchOutcome<ItemKey>> = JoinSet::new();
         // Retry waits end early on Ctrl-C; a failure of the run aborts the tasks (JoinSet drop).
         let waits = cancel.child_token();
@@ -318,6 +362,9 @@ impl Ingestor {
             if cancel.is_cancelled() && !report.interrupted {
                 report.interrupted = true;
                 reading = false;
+                for file in preparing.drain(..) {
+                    file.abort();
+                }
                 info!(
                     in_flight = tasks.len(),
                     "stopping early on request after the batches in flight"
@@ -335,17 +382,24 @@ impl Ingestor {
                     report.pacing.max_in_flight = report.pacing.max_in_flight.max(tasks.len());
                 }
             }
+            if reading {
+                while preparing.len() < read_ahead
+                    && let Some(input) = next_file.next()
+                {
+                    seen.insert(input.id.clone());
+                    let (this, input) = (self.clone(), input.clone());
+                    let span = info_span!("document", id = %input.id);
+                    preparing.push_back(tokio::spawn(this.prepare(input).instrument(span)));
+                }
+            }
             // Read ahead until one batch beyond the ones in flight is ready.
             if reading && work.ready.is_empty() {
-                match next_file.next() {
-                    Some(input) => {
-                        seen.insert(input.id.clone());
-                        tracker.snapshot.current = Some(input.id.clone());
+                match preparing.pop_front() {
+                    Some(file) => {
+                        let file = file.await.expect("BUG: reading a file panicked");
+                        tracker.snapshot.current = Some(file.input.id.clone());
                         tracker.emit();
-                        let span = info_span!("document", id = %input.id);
-                        self.read_file(input, &mut work, report, tracker)
-                            .instrument(span)
-                            .await?;
+                        self.read_file(file, &mut work, report, tracker)?;
                     }
                     None => {
                         reading = false;
@@ -360,7 +414,14 @@ impl Ingestor {
             };
             let outcome = joined.expect("BUG: an embedding task panicked");
             self.land(outcome, &mut work, report, tracker).await?;
+            if work
+                .group
+                .is_due(&self.options.group_commit, work.last_write)
+            {
+                self.write_group(&mut work, report, tracker).await?;
+            }
         }
+        self.write_group(&mut work, report, tracker).await?;
         report.timings.embed_ms +=
             busy_time(std::mem::take(&mut work.intervals)).as_millis() as u64;
         if !self.options.dry_run {
@@ -388,16 +449,24 @@ impl Ingestor {
         Ok(())
     }
 
-    /// Read, compare and split one file; queue its chunks for embedding. Unchanged and skipped
-    /// files are settled here.
-    async fn read_file(
+    /// Take a file that was read, compared and split: queue its chunks for embedding.
+    /// Unchanged and skipped files are settled here.
+    fn read_file(
         &self,
-        input: &Input,
+        file: PreparedFile,
         work: &mut Work,
         report: &mut IngestReport,
         tracker: &mut Tracker<'_>,
     ) -> Result<(), IngestError> {
-        let outcome = match self.prepare(input, report).await {
+        let PreparedFile {
+            input,
+            outcome,
+            read_ms,
+            split_ms,
+        } = file;
+        report.timings.read_ms += read_ms;
+        report.timings.split_ms += split_ms;
+        let outcome = match outcome {
             Ok(Prepared::Done(action)) => Ok(action),
             Ok(Prepared::Ignored) => {
                 tracker.snapshot.files_done += 1;
@@ -421,7 +490,7 @@ impl Ingestor {
             Err(FileError::Skip(reason)) => Err(reason),
             Err(FileError::Fatal(e)) => return Err(e),
         };
-        self.settle(input, outcome, report, tracker);
+        self.settle(&input, outcome, report, tracker);
         Ok(())
     }
 
@@ -455,10 +524,24 @@ impl Ingestor {
         tracker.emit();
     }
 
-    async fn prepare(
+    /// Read a file, compare it with the catalog and split it (runs as its own task, a few
+    /// files ahead of the run).
+    async fn prepare(self, input: Input) -> PreparedFile {
+        let (mut read_ms, mut split_ms) = (0, 0);
+        let outcome = self.prepare_file(&input, &mut read_ms, &mut split_ms).await;
+        PreparedFile {
+            input,
+            outcome,
+            read_ms,
+            split_ms,
+        }
+    }
+
+    async fn prepare_file(
         &self,
         input: &Input,
-        report: &mut IngestReport,
+        read_ms: &mut u64,
+        split_ms: &mut u64,
     ) -> Result<Prepared, FileError> {
         let t = Instant::now();
         let path = input.path.clone();
@@ -466,7 +549,7 @@ impl Ingestor {
         let loaded = tokio::task::spawn_blocking(move || load_file(&path, max))
             .await
             .expect("BUG: file loading panicked");
-        report.timings.read_ms += t.elapsed().as_millis() as u64;
+        *read_ms += t.elapsed().as_millis() as u64;
         let mut doc = match loaded {
             Ok(doc) => doc,
             Err(LoadError::Unsupported) if !input.explicit => return Ok(Prepared::Ignored),
@@ -495,7 +578,7 @@ impl Ingestor {
         let pieces = tokio::task::spawn_blocking(move || splitter.split(&text, format, &title))
             .await
             .expect("BUG: splitting panicked");
-        report.timings.split_ms += t.elapsed().as_millis() as u64;
+        *split_ms += t.elapsed().as_millis() as u64;
         if pieces.is_empty() {
             return Err(FileError::Skip(LoadError::NoText.to_string()));
         }
@@ -549,17 +632,31 @@ impl Ingestor {
         tracker.snapshot.tokens += tokens;
         tracker.emit();
 
-        let points: Vec<ChunkPoint> = batch
-            .items
-            .iter()
-            .zip(vectors)
-            .filter_map(|(item, vector)| {
-                let doc = work.docs.get(&item.key.doc)?;
-                doc.refused
-                    .is_none()
-                    .then(|| doc.point(&doc.pieces[item.key.piece], vector))
-            })
-            .collect();
+        for (item, vector) in batch.items.iter().zip(vectors) {
+            if let Some(doc) = work.docs.get(&item.key.doc)
+                && doc.refused.is_none()
+            {
+                let point = doc.point(&doc.pieces[item.key.piece], vector);
+                work.group.add_point(item.key.doc, point);
+            }
+        }
+        for item in &batch.items {
+            self.chunk_done(item.key.doc, work, report, tracker);
+        }
+        Ok(())
+    }
+
+    /// Write the group: record its points as pending, upsert them, then commit the documents
+    /// they complete in one transaction and drop the points those documents replace.
+    async fn write_group(
+        &self,
+        work: &mut Work,
+        report: &mut IngestReport,
+        tracker: &mut Tracker<'_>,
+    ) -> Result<(), IngestError> {
+        work.last_write = Instant::now();
+        let Group { points, done } = std::mem::take(&mut work.group);
+        let points: Vec<ChunkPoint> = points.into_iter().map(|(_, point)| point).collect();
         if !points.is_empty() {
             let ids: Vec<_> = points.iter().map(|p| p.id).collect();
             let t = Instant::now();
@@ -569,8 +666,26 @@ impl Ingestor {
             self.index.upsert(points).await?;
             report.timings.upsert_ms += t.elapsed().as_millis() as u64;
         }
-        for item in &batch.items {
-            self.chunk_done(item.key.doc, work, report, tracker).await?;
+        if done.is_empty() {
+            return Ok(());
+        }
+        let entries: Vec<(DocumentRecord, Vec<StoredChunk>)> = done
+            .iter()
+            .map(|doc| (doc.record(), doc.stored_chunks()))
+            .collect();
+        let t = Instant::now();
+        let replaced = self.catalog.commit_documents(&entries).await?;
+        report.timings.catalog_ms += t.elapsed().as_millis() as u64;
+        if !replaced.is_empty() {
+            let t = Instant::now();
+            self.index.delete_points(&replaced).await?;
+            report.timings.upsert_ms += t.elapsed().as_millis() as u64;
+            self.catalog.clear_tombstones(&replaced).await?;
+        }
+        for doc in done {
+            report.stats.chunks += doc.pieces.len() as u64;
+            info!(id = %doc.input.id, action = ?doc.action, "document ingested");
+            self.settle(&doc.input, Ok(doc.action), report, tracker);
         }
         Ok(())
     }
@@ -603,67 +718,37 @@ impl Ingestor {
             doc.refused
                 .get_or_insert_with(|| format!("the embedding model refused it: {error}"));
         }
-        self.chunk_done(key.doc, work, report, tracker).await
+        self.chunk_done(key.doc, work, report, tracker);
+        Ok(())
     }
 
-    /// One more chunk of a document is embedded (or refused); commit the document after its last.
-    async fn chunk_done(
+    /// One more chunk of a document is embedded (or refused). After its last, the document
+    /// joins the group to be committed, or is reported failed if the model refused a chunk.
+    fn chunk_done(
         &self,
         key: u64,
         work: &mut Work,
         report: &mut IngestReport,
         tracker: &mut Tracker<'_>,
-    ) -> Result<(), IngestError> {
+    ) {
         let Some(doc) = work.docs.get_mut(&key) else {
-            return Ok(());
+            return;
         };
         doc.outstanding -= 1;
         if doc.outstanding > 0 {
-            return Ok(());
+            return;
         }
         let doc = work
             .docs
             .remove(&key)
             .expect("BUG: the document was just found");
-        let outcome = match doc.refused.clone() {
-            Some(reason) => Err(reason),
-            None => {
-                self.commit(&doc, report).await?;
-                info!(id = %doc.input.id, action = ?doc.action, "document ingested");
-                Ok(doc.action)
+        match doc.refused.clone() {
+            Some(reason) => {
+                work.group.drop_points_of(key);
+                self.settle(&doc.input, Err(reason), report, tracker);
             }
-        };
-        self.settle(&doc.input, outcome, report, tracker);
-        Ok(())
-    }
-
-    /// All of a document's points are in the index: swap its chunks in the catalog, then drop
-    /// the points of the version it replaces.
-    async fn commit(
-        &self,
-        doc: &OpenDocument,
-        report: &mut IngestReport,
-    ) -> Result<(), IngestError> {
-        let stored: Vec<StoredChunk> = doc
-            .pieces
-            .iter()
-            .map(|piece| StoredChunk {
-                point_id: doc.point_id(piece),
-                chunk_hash: content_hash(piece.chunk.text.as_bytes()),
-                chunk: piece.chunk.clone(),
-            })
-            .collect();
-        report.stats.chunks += stored.len() as u64;
-        let t = Instant::now();
-        let replaced = self.catalog.commit_document(&doc.record(), &stored).await?;
-        report.timings.catalog_ms += t.elapsed().as_millis() as u64;
-        if !replaced.is_empty() {
-            let t = Instant::now();
-            self.index.delete_points(&replaced).await?;
-            report.timings.upsert_ms += t.elapsed().as_millis() as u64;
-            self.catalog.clear_tombstones(&replaced).await?;
+            None => work.group.add_document(doc),
         }
-        Ok(())
     }
 
     /// A document's access groups and metadata: its own (front matter, then sidecar) field by
@@ -815,6 +900,17 @@ impl OpenDocument {
         }
     }
 
+    fn stored_chunks(&self) -> Vec<StoredChunk> {
+        self.pieces
+            .iter()
+            .map(|piece| StoredChunk {
+                point_id: self.point_id(piece),
+                chunk_hash: content_hash(piece.chunk.text.as_bytes()),
+                chunk: piece.chunk.clone(),
+            })
+            .collect()
+    }
+
     fn record(&self) -> DocumentRecord {
         DocumentRecord {
             id: self.input.id.clone(),
@@ -848,6 +944,48 @@ struct Work {
     next_doc: u64,
     /// When each embedding task ran, for the stage timing.
     intervals: Vec<(Instant, Instant)>,
+    /// What landed and is not written yet.
+    group: Group,
+    /// When the last group was written.
+    last_write: Instant,
+}
+
+/// A file read and split ahead of the run, with the time it took.
+struct PreparedFile {
+    input: Input,
+    outcome: Result<Prepared, FileError>,
+    read_ms: u64,
+    split_ms: u64,
+}
+
+/// Embedded points not written yet (with the key of their document), and complete documents
+/// not committed yet.
+#[derive(Default)]
+struct Group {
+    points: Vec<(u64, ChunkPoint)>,
+    done: Vec<OpenDocument>,
+}
+
+impl Group {
+    fn add_point(&mut self, doc: u64, point: ChunkPoint) {
+        self.points.push((doc, point));
+    }
+
+    fn add_document(&mut self, doc: OpenDocument) {
+        self.done.push(doc);
+    }
+
+    /// Forget the unwritten points of a document that will not be committed.
+    fn drop_points_of(&mut self, doc: u64) {
+        self.points.retain(|(key, _)| *key != doc);
+    }
+
+    /// Whether to write the group now, `since` the previous write (or the start of the run).
+    fn is_due(&self, policy: &GroupCommit, since: Instant) -> bool {
+        self.points.len() >= policy.max_points
+            || self.done.len() >= policy.max_documents
+            || since.elapsed() >= policy.max_delay
+    }
 }
 
 impl Work {
@@ -858,6 +996,8 @@ impl Work {
             docs: HashMap::new(),
             next_doc: 0,
             intervals: Vec::new(),
+            group: Group::default(),
+            last_write: Instant::now(),
         }
     }
 }
@@ -1234,9 +1374,15 @@ pub(crate) mod test_support {
         points: Mutex<BTreeMap<Uuid, ChunkPoint>>,
         dims: Mutex<Option<usize>>,
         faults: Arc<FaultPlan>,
+        /// Calls to `upsert`.
+        upserts: AtomicUsize,
     }
 
     impl FakeIndex {
+        pub(crate) fn upsert_calls(&self) -> usize {
+            self.upserts.load(Ordering::SeqCst)
+        }
+
         pub(crate) fn with_faults(faults: Arc<FaultPlan>) -> Self {
             Self {
                 faults,
@@ -1303,6 +1449,7 @@ pub(crate) mod test_support {
         }
 
         async fn upsert(&self, points: Vec<ChunkPoint>) -> Result<(), IndexError> {
+            self.upserts.fetch_add(1, Ordering::SeqCst);
             self.write(|all| {
                 for p in points {
                     all.insert(p.id, p);
@@ -1467,6 +1614,17 @@ pub(crate) mod test_support {
         embedder: Arc<dyn Embedder>,
         batch_size: usize,
     ) -> Ingestor {
+        grouped_ingestor_over(catalog, index, embedder, batch_size, GroupCommit::default())
+    }
+
+    /// [`ingestor_over`] with a group commit policy.
+    pub(crate) fn grouped_ingestor_over(
+        catalog: Arc<dyn Catalog>,
+        index: Arc<dyn VectorIndex>,
+        embedder: Arc<dyn Embedder>,
+        batch_size: usize,
+        group_commit: GroupCommit,
+    ) -> Ingestor {
         let options = IngestOptions {
             split: SplitOptions {
                 chunk_tokens: 16,
@@ -1478,6 +1636,7 @@ pub(crate) mod test_support {
                 concurrency: 1,
                 batch_retries: 0,
             },
+            group_commit,
             ..IngestOptions::default()
         };
         Ingestor::new(catalog, index, embedder, options).expect("valid test options")
@@ -1486,7 +1645,9 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod tests {
-    use super::test_support::{FakeCatalog, FakeEmbedder, FakeIndex, FaultPlan, ingestor_over};
+    use super::test_support::{
+        FakeCatalog, FakeEmbedder, FakeIndex, FaultPlan, grouped_ingestor_over,
+    };
     use super::*;
     use crate::check::check;
     use crate::progress::ProgressSnapshot;
@@ -1523,12 +1684,21 @@ mod tests {
 
     impl Kb {
         fn new(embedder: FakeEmbedder, batch_size: usize) -> Self {
+            Self::grouped(embedder, batch_size, GroupCommit::default())
+        }
+
+        fn grouped(embedder: FakeEmbedder, batch_size: usize, group: GroupCommit) -> Self {
             let faults = Arc::new(FaultPlan::default());
             let catalog = Arc::new(FakeCatalog::with_faults(faults.clone()));
             let index = Arc::new(FakeIndex::with_faults(faults.clone()));
             let embedder = Arc::new(embedder);
-            let ingestor =
-                ingestor_over(catalog.clone(), index.clone(), embedder.clone(), batch_size);
+            let ingestor = grouped_ingestor_over(
+                catalog.clone(),
+                index.clone(),
+                embedder.clone(),
+                batch_size,
+                group,
+            );
             Self {
                 catalog,
                 index,
@@ -1633,10 +1803,23 @@ mod tests {
     /// `tests/crash.rs` at the workspace root.)
     #[tokio::test]
     async fn a_run_stopped_at_any_write_is_finished_consistently_by_the_next_run() {
+        // Writing every batch and document as it lands, or in groups of a few batches: every
+        // write of either is a crash point.
+        let small_groups = GroupCommit {
+            max_points: 4,
+            max_documents: 2,
+            max_delay: Duration::from_secs(60),
+        };
+        for group in [GroupCommit::none(), small_groups] {
+            stop_at_every_write(group).await;
+        }
+    }
+
+    async fn stop_at_every_write(group: GroupCommit) {
         let mut scenarios = 0;
         for applied in [false, true] {
             for at in 0.. {
-                let kb = Kb::new(FakeEmbedder::default(), 3);
+                let kb = Kb::grouped(FakeEmbedder::default(), 3, group);
                 kb.write("keep.md", &long_doc(2, "keep"));
                 kb.write("edit.md", &long_doc(3, "old"));
                 kb.write("gone.md", &long_doc(2, "gone"));
@@ -1671,7 +1854,76 @@ mod tests {
                 assert!(!texts.iter().any(|t| t.contains("gonea0x0")), "{context}");
             }
         }
-        assert!(scenarios > 10, "only {scenarios} crash points");
+        assert!(scenarios > 10, "{group:?}: only {scenarios} crash points");
+    }
+
+    #[tokio::test]
+    async fn a_group_commit_writes_many_batches_in_one_index_write() {
+        // 8 documents of about 4 chunks, embedded two chunks per call.
+        let kb = Kb::new(FakeEmbedder::default(), 2);
+        for i in 0..8 {
+            kb.write(&format!("doc{i}.md"), &long_doc(2, &format!("d{i}")));
+        }
+
+        let report = kb.ingest(false).await.unwrap();
+
+        assert_eq!(report.stats.added, 8);
+        assert!(report.stats.embedding_calls >= 12, "{report:?}");
+        assert_eq!(
+            kb.index.upsert_calls(),
+            1,
+            "every point of the run fits in one group"
+        );
+        kb.assert_consistent("after a grouped run").await;
+        assert_eq!(
+            kb.index.snapshot().len() as u64,
+            report.stats.chunks,
+            "every chunk is in the index"
+        );
+    }
+
+    #[tokio::test]
+    async fn groups_are_written_when_full_or_late() {
+        let by_size = GroupCommit {
+            max_points: 6,
+            max_documents: 1000,
+            max_delay: Duration::from_secs(60),
+        };
+        let kb = Kb::grouped(FakeEmbedder::default(), 2, by_size);
+        for i in 0..8 {
+            kb.write(&format!("doc{i}.md"), &long_doc(2, &format!("d{i}")));
+        }
+        let report = kb.ingest(false).await.unwrap();
+        let points = report.stats.chunks as usize;
+        // A group closes at the first landing that brings it to 6 points or more (batches of 2).
+        assert_eq!(
+            kb.index.upsert_calls(),
+            points.div_ceil(6),
+            "{points} points"
+        );
+        kb.assert_consistent("groups by size").await;
+
+        // A slow engine: each landing comes after the delay, so each batch is written alone.
+        let by_time = GroupCommit {
+            max_points: 1000,
+            max_documents: 1000,
+            max_delay: Duration::from_millis(1),
+        };
+        let kb = Kb::grouped(
+            FakeEmbedder::with_delay(Duration::from_millis(20)),
+            2,
+            by_time,
+        );
+        for i in 0..3 {
+            kb.write(&format!("doc{i}.md"), &long_doc(2, &format!("d{i}")));
+        }
+        let report = kb.ingest(false).await.unwrap();
+        assert_eq!(
+            kb.index.upsert_calls() as u64,
+            report.stats.embedding_calls,
+            "one write per landing"
+        );
+        kb.assert_consistent("groups by time").await;
     }
 
     #[tokio::test]

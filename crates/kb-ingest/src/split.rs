@@ -3,6 +3,12 @@
 //! Chunks never exceed the embedder's input limit: the splitter's capacity is capped by it,
 //! and the context added for embedding (title and heading path) is trimmed until the whole
 //! embedding text fits.
+//!
+//! text-splitter sizes many candidate pieces per chunk it emits. When the embedder can give
+//! the byte ranges of its tokens ([`Embedder::token_spans`]), the document is tokenized once
+//! and a candidate's size is the number of tokens it overlaps ([`SpanSizer`]); each chunk's
+//! final embedding text is still counted exactly. That made splitting the kernel docs with
+//! the MiniLM tokenizer several times faster (docs/BENCHMARKS.md).
 
 use crate::loader::DocumentFormat;
 use kb_core::{Chunk, Embedder};
@@ -31,11 +37,61 @@ impl Default for SplitOptions {
 const CONTEXT_RESERVE: usize = 24;
 
 /// Counts tokens with the embedder's tokenizer.
-struct EmbedderSizer(Arc<dyn Embedder>);
+struct EmbedderSizer<'a>(&'a dyn Embedder);
 
-impl ChunkSizer for EmbedderSizer {
+impl ChunkSizer for EmbedderSizer<'_> {
     fn size(&self, chunk: &str) -> usize {
         self.0.count_tokens(chunk)
+    }
+}
+
+/// Sizes pieces of one document by the tokens of the whole document they overlap.
+///
+/// text-splitter only ever sizes slices of the text it splits, so a piece's place in the
+/// document follows from its address. A token cut by a piece's edge counts as a whole one,
+/// which errs on the side of smaller chunks; anything that is not a slice of the document is
+/// counted by the embedder.
+struct SpanSizer<'a> {
+    text: &'a str,
+    /// Start and end byte offsets of the document's tokens, both ascending.
+    starts: Vec<usize>,
+    ends: Vec<usize>,
+    embedder: &'a dyn Embedder,
+}
+
+impl<'a> SpanSizer<'a> {
+    /// `None` if the spans are not in order (a tokenizer this sizer cannot reason about).
+    fn new(text: &'a str, spans: Vec<(usize, usize)>, embedder: &'a dyn Embedder) -> Option<Self> {
+        let in_order = spans
+            .windows(2)
+            .all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1)
+            && spans.iter().all(|(s, e)| s <= e && *e <= text.len());
+        in_order.then(|| Self {
+            text,
+            starts: spans.iter().map(|(s, _)| *s).collect(),
+            ends: spans.iter().map(|(_, e)| *e).collect(),
+            embedder,
+        })
+    }
+
+    /// Byte offset of `piece` in the document, if it is a slice of it.
+    fn offset_of(&self, piece: &str) -> Option<usize> {
+        let base = self.text.as_ptr() as usize;
+        let at = piece.as_ptr() as usize;
+        (at >= base && at + piece.len() <= base + self.text.len()).then(|| at - base)
+    }
+}
+
+impl ChunkSizer for SpanSizer<'_> {
+    fn size(&self, piece: &str) -> usize {
+        let Some(start) = self.offset_of(piece) else {
+            return self.embedder.count_tokens(piece);
+        };
+        let end = start + piece.len();
+        // Tokens that end after the piece starts and start before it ends.
+        let first = self.ends.partition_point(|&e| e <= start);
+        let past = self.starts.partition_point(|&s| s < end);
+        past.saturating_sub(first)
     }
 }
 
@@ -49,8 +105,9 @@ pub struct SplitChunk {
 /// Splits documents for one embedder.
 pub struct ChunkSplitter {
     embedder: Arc<dyn Embedder>,
-    markdown: MarkdownSplitter<EmbedderSizer>,
-    text: TextSplitter<EmbedderSizer>,
+    /// Chunk size and overlap in tokens, validated.
+    capacity: usize,
+    overlap: usize,
     max_input: usize,
 }
 
@@ -92,26 +149,55 @@ impl ChunkSplitter {
                 options.overlap_tokens
             )));
         }
-        let config = || {
-            ChunkConfig::new(capacity)
-                .with_overlap(options.overlap_tokens)
-                .map(|c| c.with_sizer(EmbedderSizer(embedder.clone())))
-                .map_err(|e| SplitConfigError(e.to_string()))
-        };
+        ChunkConfig::new(capacity)
+            .with_overlap(options.overlap_tokens)
+            .map_err(|e| SplitConfigError(e.to_string()))?;
         Ok(Self {
-            markdown: MarkdownSplitter::new(config()?),
-            text: TextSplitter::new(config()?),
-            embedder: embedder.clone(),
+            embedder,
+            capacity,
+            overlap: options.overlap_tokens,
             max_input,
         })
     }
 
     /// Split a document's text. Byte ranges index into `text`.
     pub fn split(&self, text: &str, format: DocumentFormat, title: &str) -> Vec<SplitChunk> {
-        let pieces: Vec<(usize, &str)> = match format {
-            DocumentFormat::Markdown => self.markdown.chunk_indices(text).collect(),
-            DocumentFormat::Text => self.text.chunk_indices(text).collect(),
+        let embedder = self.embedder.as_ref();
+        let spans = embedder
+            .token_spans(text)
+            .and_then(|spans| SpanSizer::new(text, spans, embedder));
+        let pieces = match spans {
+            Some(sizer) => self.pieces(text, format, sizer),
+            None => self.pieces(text, format, EmbedderSizer(embedder)),
         };
+        self.chunks(text, format, title, pieces)
+    }
+
+    /// Where text-splitter cuts `text`, sizing pieces with `sizer`.
+    fn pieces<'t>(
+        &self,
+        text: &'t str,
+        format: DocumentFormat,
+        sizer: impl ChunkSizer,
+    ) -> Vec<(usize, &'t str)> {
+        let config = ChunkConfig::new(self.capacity)
+            .with_overlap(self.overlap)
+            .expect("BUG: the overlap was validated in ChunkSplitter::new")
+            .with_sizer(sizer);
+        match format {
+            DocumentFormat::Markdown => MarkdownSplitter::new(config).chunk_indices(text).collect(),
+            DocumentFormat::Text => TextSplitter::new(config).chunk_indices(text).collect(),
+        }
+    }
+
+    /// The chunks of `text` at these pieces, with their headings and embedding texts.
+    fn chunks(
+        &self,
+        text: &str,
+        format: DocumentFormat,
+        title: &str,
+        pieces: Vec<(usize, &str)>,
+    ) -> Vec<SplitChunk> {
         let headings = match format {
             DocumentFormat::Markdown => markdown_headings(text),
             DocumentFormat::Text => Vec::new(),
@@ -213,12 +299,15 @@ mod tests {
     use async_trait::async_trait;
     use kb_core::{Embedding, InputKind, ModelError};
 
-    /// An embedder that only counts tokens, with `count`.
+    /// An embedder that only counts tokens, with `count`, and gives their spans with `spans`.
     #[derive(Debug)]
     struct Counter {
         max: usize,
         count: fn(&str) -> usize,
+        spans: Option<SpansFn>,
     }
+
+    type SpansFn = fn(&str) -> Vec<(usize, usize)>;
 
     #[async_trait]
     impl Embedder for Counter {
@@ -237,6 +326,68 @@ mod tests {
         fn count_tokens(&self, text: &str) -> usize {
             (self.count)(text)
         }
+        fn token_spans(&self, text: &str) -> Option<Vec<(usize, usize)>> {
+            self.spans.map(|spans| spans(text))
+        }
+    }
+
+    /// Tokens are runs of non-whitespace: a slice overlaps exactly as many of a text's tokens
+    /// as it has itself, so sizing by spans must cut exactly where counting does.
+    fn count_runs(text: &str) -> usize {
+        text.split_whitespace().count()
+    }
+
+    fn run_spans(text: &str) -> Vec<(usize, usize)> {
+        let mut spans = Vec::new();
+        let mut start = None;
+        for (i, c) in text.char_indices() {
+            match (c.is_whitespace(), start) {
+                (false, None) => start = Some(i),
+                (true, Some(s)) => {
+                    spans.push((s, i));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = start {
+            spans.push((s, text.len()));
+        }
+        spans
+    }
+
+    fn run_counter(max: usize, spans: bool) -> Counter {
+        Counter {
+            max,
+            count: count_runs,
+            spans: spans.then_some(run_spans as SpansFn),
+        }
+    }
+
+    #[test]
+    fn span_sizer_counts_the_tokens_a_slice_overlaps() {
+        let text = "alpha beta gamma délta 公司";
+        let counter = run_counter(64, true);
+        let sizer = SpanSizer::new(text, run_spans(text), &counter).unwrap();
+
+        assert_eq!(sizer.size(&text[0..5]), 1, "alpha");
+        assert_eq!(sizer.size(&text[3..8]), 2, "ha be: parts of two tokens");
+        assert_eq!(sizer.size(&text[5..6]), 0, "a space");
+        assert_eq!(sizer.size(text), 5);
+        assert_eq!(
+            sizer.size(&text[text.find('d').unwrap()..]),
+            2,
+            "délta 公司"
+        );
+        // Not a slice of the document: counted by the embedder.
+        assert_eq!(sizer.size(&String::from("one two three")), 3);
+    }
+
+    #[test]
+    fn spans_out_of_order_are_not_used() {
+        let counter = run_counter(64, true);
+        assert!(SpanSizer::new("a b", vec![(2, 3), (0, 1)], &counter).is_none());
+        assert!(SpanSizer::new("a b", vec![(0, 9)], &counter).is_none());
     }
 
     /// Whitespace words are tokens (CJK characters count one each).
@@ -250,6 +401,7 @@ mod tests {
         Counter {
             max,
             count: count_words,
+            spans: None,
         }
     }
 
@@ -359,6 +511,7 @@ mod tests {
             Counter {
                 max,
                 count: kb_engine::estimate_tokens,
+                spans: None,
             }
         }
 
@@ -478,6 +631,29 @@ mod tests {
                         c.chunk.text
                     );
                 }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn sizing_by_token_spans_cuts_where_counting_does(
+                text in document(),
+                title in "[A-Za-z ]{0,40}",
+                chunk in 16usize..80,
+                overlap in 0usize..8,
+                markdown in any::<bool>(),
+            ) {
+                let format = if markdown { DocumentFormat::Markdown } else { DocumentFormat::Text };
+                let options = SplitOptions { chunk_tokens: chunk, overlap_tokens: overlap };
+                let by_count = ChunkSplitter::new(Arc::new(run_counter(128, false)), options).unwrap();
+                let by_spans = ChunkSplitter::new(Arc::new(run_counter(128, true)), options).unwrap();
+
+                prop_assert_eq!(
+                    by_spans.split(&text, format, &title),
+                    by_count.split(&text, format, &title)
+                );
             }
         }
 

@@ -462,3 +462,42 @@ fn batches_are_capped_by_input_count_and_by_attention_size() {
         "an input over the budget still gets its own pass"
     );
 }
+
+#[test]
+fn token_spans_are_byte_ranges_that_size_slices_like_count_tokens() {
+    let Some(model) = shared_model() else { return };
+    let handbook = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs-samples/leave-policy.md"),
+    )
+    .unwrap();
+    let text = format!("{handbook}\nCafé naïve résumé — 公司为上海员工发放补贴。 state-of-the-art");
+
+    let spans = model.token_spans(&text).unwrap();
+
+    assert_eq!(spans.len(), model.count_tokens(&text));
+    assert!(
+        spans.windows(2).all(|w| w[0].1 <= w[1].0),
+        "in order, apart"
+    );
+    for &(start, end) in &spans {
+        assert!(text.is_char_boundary(start) && text.is_char_boundary(end));
+        assert!(!text[start..end].trim().is_empty(), "{start}..{end}");
+    }
+    // A slice cut at whitespace holds exactly the tokens it overlaps.
+    let cuts: Vec<usize> = text
+        .char_indices()
+        .filter(|(_, c)| c.is_whitespace())
+        .map(|(i, _)| i)
+        .step_by(7)
+        .collect();
+    for pair in cuts.windows(2) {
+        let (start, end) = (pair[0], pair[1]);
+        let overlapping = spans.iter().filter(|(s, e)| *e > start && *s < end).count();
+        assert_eq!(
+            overlapping,
+            model.count_tokens(&text[start..end]),
+            "{:?}",
+            &text[start..end]
+        );
+    }
+}
