@@ -13,7 +13,7 @@ use kb_core::{
     StoredChunk,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -282,15 +282,18 @@ impl Catalog for SqliteCatalog {
     async fn record_pending_points(&self, ids: &[Uuid]) -> Result<(), CatalogError> {
         let mut tx = self.pool.begin().await.map_err(db_err("begin"))?;
         let at = now();
-        for id in ids {
-            sqlx::query(
-                "INSERT OR IGNORE INTO pending_points (point_id, recorded_at) VALUES (?, ?)",
-            )
-            .bind(id.to_string())
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err("record pending points"))?;
+        for rows in ids.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT OR IGNORE INTO pending_points (point_id, recorded_at) ",
+            );
+            insert.push_values(rows, |mut row, id| {
+                row.push_bind(id.to_string()).push_bind(at);
+            });
+            insert
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("record pending points"))?;
         }
         tx.commit().await.map_err(db_err("commit pending points"))
     }
@@ -569,28 +572,45 @@ async fn commit_in(
     .execute(&mut **tx)
     .await
     .map_err(db_err("upsert document"))?;
-    for c in chunks {
-        let id = c.point_id.to_string();
-        sqlx::query(
+    for rows in chunks.chunks(ROWS_PER_INSERT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO chunks (point_id, doc_id, ordinal, heading_json, byte_start, byte_end, \
-             token_count, chunk_hash, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(doc.id.as_str())
-        .bind(c.chunk.ordinal as i64)
-        .bind(to_json(&c.chunk.heading_path))
-        .bind(c.chunk.byte_start as i64)
-        .bind(c.chunk.byte_end as i64)
-        .bind(c.chunk.token_count as i64)
-        .bind(&c.chunk_hash)
-        .bind(&c.chunk.text)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err("insert chunk"))?;
-        forget_write_ahead(tx, &id).await?;
+             token_count, chunk_hash, text) ",
+        );
+        insert.push_values(rows, |mut row, c| {
+            row.push_bind(c.point_id.to_string())
+                .push_bind(doc.id.as_str())
+                .push_bind(c.chunk.ordinal as i64)
+                .push_bind(to_json(&c.chunk.heading_path))
+                .push_bind(c.chunk.byte_start as i64)
+                .push_bind(c.chunk.byte_end as i64)
+                .push_bind(c.chunk.token_count as i64)
+                .push_bind(&c.chunk_hash)
+                .push_bind(&c.chunk.text);
+        });
+        insert
+            .build()
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err("insert chunks"))?;
+    }
+    // The new points are committed: drop their pending records (and any tombstone of a point
+    // that is back).
+    for sql in [
+        "DELETE FROM pending_points WHERE point_id IN (SELECT point_id FROM chunks WHERE doc_id = ?)",
+        "DELETE FROM tombstones WHERE point_id IN (SELECT point_id FROM chunks WHERE doc_id = ?)",
+    ] {
+        sqlx::query(sql)
+            .bind(doc.id.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err("clear write-ahead records"))?;
     }
     Ok(replaced)
 }
+
+/// Rows per multi-row INSERT: 9 parameters each stays far below SQLite's 32,766.
+const ROWS_PER_INSERT: usize = 500;
 
 #[cfg(test)]
 mod tests {

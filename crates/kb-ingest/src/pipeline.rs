@@ -1,8 +1,8 @@
 //! One ingest run: walk the inputs, skip what is unchanged, embed and write what changed,
 //! record everything in the catalog.
 //!
-//! Files are read and split a few at a time on the blocking pool (one per core), and taken in
-//! input order; their chunks go into cross-document batches capped by input count and tokens,
+//! Files are read and split ahead on the blocking pool (a few per core), and taken in input
+//! order; their chunks go into cross-document batches capped by input count and tokens,
 //! and up to `concurrency` batches are embedded at once (see [`crate::batch`]). Catalog and
 //! index writes stay on the run's own task, in the order batches land, and are grouped
 //! ([`GroupCommit`]): the points of many batches go to the index in one write (one disk sync),
@@ -352,9 +352,10 @@ impl Ingestor {
         let mut seen = HashSet::new();
         let mut next_file = files.iter();
         let mut reading = true;
-        // Files being read and split ahead, in input order.
+        // Files being read and split ahead, in input order: several per core, so that the
+        // cores keep splitting while this task waits on a group write.
         let mut preparing: VecDeque<JoinHandle<PreparedFile>> = VecDeque::new();
-        let read_ahead = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let read_ahead = 4 * std::thread::available_parallelism().map_or(2, |n| n.get());
         let mut tasks: JoinSet<BatchOutcome<ItemKey>> = JoinSet::new();
         // Retry waits end early on Ctrl-C; a failure of the run aborts the tasks (JoinSet drop).
         let waits = cancel.child_token();

@@ -9,7 +9,7 @@ use kb_core::{CatalogError, ChatModel, Embedder, IndexError, VectorIndex};
 use kb_embed_local::{LocalEmbedError, LocalEmbedder};
 use kb_engine::{EngineClient, EngineError, FanOut};
 use kb_index::{EmbeddedIndex, QdrantServerIndex};
-use kb_ingest::{IngestError, IngestOptions, Ingestor, Pacing, SplitOptions};
+use kb_ingest::{GroupCommit, IngestError, IngestOptions, Ingestor, Pacing, SplitOptions};
 use kb_usage::{UsageDb, UsageError, UsageLedger};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
@@ -252,5 +252,6 @@ pub fn ingest_options(settings: &Settings) -> IngestOptions {
         default_owner: None,
         prune: false,
         dry_run: false,
+        group_commit: GroupCommit::default(),
     }
 }
