@@ -25,6 +25,7 @@ data_dir = "$work/kb"
 [server]
 host = "127.0.0.1"
 port = $kb_port
+rate_limit_per_minute = 0   # the load comes from one key; measure kb, not its per-key limit
 [embedder]
 provider = "engine"
 [chat]
@@ -65,6 +66,8 @@ if [[ ! -f $marker ]]; then
     touch "$marker"
 fi
 stop_engine
+# Questions need a credential: a reader key of the group every document is in.
+key=$("$BIN/kb" --config "$config" keys create --role reader --groups all --name "bench-$(date +%s)")
 if ! command -v oha >/dev/null; then
     log "cargo install oha (load generator)"
     cargo install --locked -q oha
@@ -84,7 +87,8 @@ runs=()
 for latency in $latencies; do
     start_engine "$latency"
     # Warm-up: connections, allocator, page cache.
-    oha -z 5s -q 20 -c 20 --no-tui -m POST -H 'content-type: application/json' -d "$body" \
+    oha -z 5s -q 20 -c 20 --no-tui -m POST -H 'content-type: application/json' \
+        -H "authorization: Bearer $key" -d "$body" \
         "http://127.0.0.1:$kb_port/v1/ask" > /dev/null
     for rate in $rates; do
         log "chat latency ${latency} ms, $rate requests/s for $duration"
@@ -96,7 +100,7 @@ for latency in $latencies; do
         # from the scheduled send time (no coordinated omission).
         oha -z "$duration" -q "$rate" -c $((rate * (latency + 200) / 1000 + 20)) --latency-correction \
             --no-tui --output-format json -m POST -H 'content-type: application/json' \
-            -d "$body" "http://127.0.0.1:$kb_port/v1/ask" > "$out"
+            -H "authorization: Bearer $key" -d "$body" "http://127.0.0.1:$kb_port/v1/ask" > "$out"
         kill "$sampler"; wait "$sampler" 2>/dev/null || true
         max_rss=$(sort -n "$work/rss-$latency-$rate" | tail -1)
         runs+=("{\"latency_ms\": $latency, \"rate\": $rate, \"duration\": \"$duration\", \"max_rss_kib\": $max_rss, \"oha\": $(cat "$out")}")
