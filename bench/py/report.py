@@ -42,14 +42,14 @@ def machine_line(m: dict) -> str:
 
 
 def kb_stages(p: dict) -> dict:
-    """Seconds per stage of kb's pipeline run: adapters from the timing decorators, reading and
-    splitting from the pipeline's own counters, the rest is orchestration."""
+    """Busy seconds per stage of kb's pipeline run: adapters from the timing decorators, reading
+    and splitting from the pipeline's own counters. Files are read and split on several threads
+    while the writes go on, so these overlap and add up to more than the wall time."""
     t = p["reported_timings_ms"]
     read, split = t["read_ms"] / 1000, t["split_ms"] / 1000
-    known = read + split + p["embed_s"] + p["upsert_s"] + p["catalog_s"]
     return {"read+parse": read, "split": split, "embed": p["embed_s"],
             "upsert+index": p["upsert_s"], "catalog": p["catalog_s"],
-            "other": max(p["wall_s"] - known, 0.0)}
+            "index build": p.get("optimize_s", 0.0)}
 
 
 def ingest() -> None:
@@ -69,11 +69,16 @@ def ingest() -> None:
     print()
     print(f"LlamaIndex time / kb time: {li['wall_s'] / p['wall_s']:.2f} by wall clock, "
           f"{li['cpu_s'] / p['cpu_s']:.2f} by CPU time ({mb:.1f} MB corpus; above 1 means kb is faster).")
+    if p.get("optimize_s"):
+        before = p["wall_s"] - p["optimize_s"]
+        print()
+        print(f"kb without its index build (HNSW graph, {p['optimize_s']:.1f} s at the end of the run): "
+              f"{before:.1f} s, LlamaIndex time / kb time {li['wall_s'] / before:.2f}.")
     print()
     stages = kb_stages(p)
     li_stages = {"read+parse": li["read_parse_s"], "split": li["split_s"], "embed": li["embed_s"],
-                 "upsert+index": li["upsert_s"], "catalog": li["persist_s"], "other": 0.0}
-    print(table(["stage", "kb s", "LlamaIndex s"],
+                 "upsert+index": li["upsert_s"], "catalog": li["persist_s"], "index build": 0.0}
+    print(table(["stage", "kb busy s", "LlamaIndex s"],
                 [[k, stages[k], li_stages[k]] for k in stages]))
     a = kb["stages_alone"]
     if a:
@@ -91,21 +96,26 @@ def ingest() -> None:
          raw["chunks_per_s"], raw["chunks"] / raw["cpu_s"], "100%"],
     ]))
     print()
-    print(f"In the local run, embedding took {lp['embed_s'] / lp['wall_s']:.0%} of the wall time "
+    busy = lp["reported_timings_ms"]["embed_ms"] / 1000
+    print(f"In the local run, an embedding call was in flight {busy / lp['wall_s']:.0%} of the wall time "
           f"({lp['embedding_calls']} embedding calls for {lp['chunks']} chunks).")
 
-    fig, ax = plt.subplots(figsize=(8, 2.8))
-    colors = ["#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974", "#999999"]
-    for y, (name, st) in enumerate([("LlamaIndex core", li_stages), ("kb", stages)]):
+    # Wall time of each run, split into the part before kb's index build and the build itself.
+    fig, ax = plt.subplots(figsize=(8, 2.4))
+    build = p.get("optimize_s", 0.0)
+    bars = [("LlamaIndex core", [(li["wall_s"], "#8c8c8c", "LlamaIndex, whole run")]),
+            ("kb", [(p["wall_s"] - build, "#4c72b0", "kb: read, split, embed, write"),
+                    (build, "#c44e52", "kb: index build (HNSW)")])]
+    for y, (name, parts) in enumerate(bars):
         left = 0.0
-        for (stage, secs), color in zip(st.items(), colors):
-            ax.barh(y, secs, left=left, color=color, label=stage if y == 0 else None)
+        for secs, color, label in parts:
+            ax.barh(y, secs, left=left, color=color, label=label)
             left += secs
         ax.text(left, y, f"  {left:.0f} s", va="center")
-    ax.set_yticks([0, 1], ["LlamaIndex core", "kb"])
-    ax.set_xlabel(f"seconds to ingest the kernel docs ({p['files']:,} files, {mb:.0f} MB), zero-cost embedder")
-    ax.legend(ncol=6, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.25), frameon=False)
-    ax.set_xlim(0, max(sum(stages.values()), sum(li_stages.values())) * 1.15)
+    ax.set_yticks([0, 1], [name for name, _ in bars])
+    ax.set_xlabel(f"wall seconds to ingest the kernel docs ({p['files']:,} files, {mb:.0f} MB), zero-cost embedder")
+    ax.legend(ncol=3, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.3), frameon=False)
+    ax.set_xlim(0, max(p["wall_s"], li["wall_s"]) * 1.15)
     fig.tight_layout()
     fig.savefig(DOCS / "bench-ingest.svg")
 

@@ -20,10 +20,12 @@ pub enum Stage {
     Embed,
     Upsert,
     Catalog,
+    /// `VectorIndex::optimize` at the end of a run: segment merge and HNSW build.
+    Optimize,
 }
 
 impl Stage {
-    const ALL: [Stage; 3] = [Stage::Embed, Stage::Upsert, Stage::Catalog];
+    const ALL: [Stage; 4] = [Stage::Embed, Stage::Upsert, Stage::Catalog, Stage::Optimize];
 
     fn index(self) -> usize {
         self as usize
@@ -33,8 +35,8 @@ impl Stage {
 /// Time and calls per [`Stage`], shared by the decorators.
 #[derive(Debug, Default)]
 pub struct StageClock {
-    nanos: [AtomicU64; 3],
-    calls: [AtomicU64; 3],
+    nanos: [AtomicU64; 4],
+    calls: [AtomicU64; 4],
 }
 
 impl StageClock {
@@ -107,7 +109,8 @@ impl Embedder for TimedEmbedder {
     }
 }
 
-/// Times every call to the vector index as [`Stage::Upsert`].
+/// Times every call to the vector index as [`Stage::Upsert`], but `optimize` as
+/// [`Stage::Optimize`].
 #[derive(Debug)]
 pub struct TimedIndex {
     pub inner: Arc<dyn VectorIndex>,
@@ -155,7 +158,9 @@ impl VectorIndex for TimedIndex {
     }
 
     async fn optimize(&self) -> Result<(), IndexError> {
-        self.clock.time(Stage::Upsert, self.inner.optimize()).await
+        self.clock
+            .time(Stage::Optimize, self.inner.optimize())
+            .await
     }
 }
 

@@ -1,6 +1,8 @@
 //! Splitting throughput: the sample handbook (docs-samples/, Markdown) cut into 200-token
 //! chunks, with a word-counting sizer (the splitter's own cost) and, when the model folder is
-//! there, with the MiniLM tokenizer kb really counts with. `cargo bench -p kb-ingest`.
+//! there, with the MiniLM tokenizer kb really counts with: sizing every candidate piece by
+//! tokenizing it (`minilm-count`) and by the document's token spans (`minilm-spans`, what the
+//! local embedder does). `cargo bench -p kb-ingest`.
 
 use async_trait::async_trait;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -14,7 +16,10 @@ use std::sync::Arc;
 #[derive(Debug)]
 enum Sizer {
     Words,
-    Tokenizer(Box<tokenizers::Tokenizer>),
+    Tokenizer {
+        tokenizer: Box<tokenizers::Tokenizer>,
+        spans: bool,
+    },
 }
 
 #[async_trait]
@@ -36,7 +41,21 @@ impl Embedder for Sizer {
     fn count_tokens(&self, text: &str) -> usize {
         match self {
             Sizer::Words => text.split_whitespace().count(),
-            Sizer::Tokenizer(t) => t.encode_fast(text, false).map_or(text.len(), |e| e.len()),
+            Sizer::Tokenizer { tokenizer, .. } => tokenizer
+                .encode_fast(text, false)
+                .map_or(text.len(), |e| e.len()),
+        }
+    }
+    fn token_spans(&self, text: &str) -> Option<Vec<(usize, usize)>> {
+        match self {
+            Sizer::Tokenizer {
+                tokenizer,
+                spans: true,
+            } => tokenizer
+                .encode(text, false)
+                .ok()
+                .map(|e| e.get_offsets().to_vec()),
+            _ => None,
         }
     }
 }
@@ -73,7 +92,12 @@ fn split(c: &mut Criterion) {
     let text = handbook();
     let mut sizers = vec![("words", Sizer::Words)];
     match minilm_tokenizer() {
-        Some(t) => sizers.push(("minilm", Sizer::Tokenizer(Box::new(t)))),
+        Some(t) => {
+            for (name, spans) in [("minilm-count", false), ("minilm-spans", true)] {
+                let tokenizer = Box::new(t.clone());
+                sizers.push((name, Sizer::Tokenizer { tokenizer, spans }));
+            }
+        }
         None => eprintln!("models/all-MiniLM-L6-v2 missing: benchmarking the word sizer only"),
     }
     let mut group = c.benchmark_group("split");

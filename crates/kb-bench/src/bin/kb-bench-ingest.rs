@@ -277,10 +277,11 @@ async fn run_pipeline(
     );
 
     let stage = |s: Stage| clock.elapsed(s).as_secs_f64();
-    let (embed, upsert, catalog) = (
+    let (embed, upsert, catalog, optimize) = (
         stage(Stage::Embed),
         stage(Stage::Upsert),
         stage(Stage::Catalog),
+        stage(Stage::Optimize),
     );
     let stats = &report.stats;
     let files = stats.added + stats.updated + stats.unchanged;
@@ -297,8 +298,11 @@ async fn run_pipeline(
         "embed_s": embed,
         "upsert_s": upsert,
         "catalog_s": catalog,
-        // Everything else: reading, parsing, splitting, hashing and orchestration.
-        "rest_s": wall - embed - upsert - catalog,
+        // The index build at the end of the run (segment merge, HNSW graph).
+        "optimize_s": optimize,
+        // Everything else: reading, parsing, splitting, hashing and orchestration. Reading and
+        // splitting run on other threads at the same time as the writes, so this can be small.
+        "rest_s": (wall - embed - upsert - catalog - optimize).max(0.0),
         // The pipeline's own per-document millisecond counters, for comparison.
         "reported_timings_ms": report.timings,
     }))

@@ -464,6 +464,22 @@ fn batches_are_capped_by_input_count_and_by_attention_size() {
 }
 
 #[test]
+fn passes_are_halved_until_every_thread_has_one() {
+    assert_eq!(spread(vec![0..32], 2), [0..16, 16..32]);
+    assert_eq!(
+        spread(vec![0..32, 32..40], 4),
+        [0..16, 16..24, 24..32, 32..40]
+    );
+    assert_eq!(spread(vec![0..1], 4), [0..1], "one input is one pass");
+    assert_eq!(
+        spread(vec![0..3, 3..4], 1),
+        [0..3, 3..4],
+        "one thread: as planned"
+    );
+    assert!(spread(Vec::new(), 2).is_empty());
+}
+
+#[test]
 fn token_spans_are_byte_ranges_that_size_slices_like_count_tokens() {
     let Some(model) = shared_model() else { return };
     let handbook = std::fs::read_to_string(
