@@ -464,6 +464,7 @@ fn batches_are_capped_by_input_count_and_by_attention_size() {
 }
 
 #[test]
+#[allow(clippy::single_range_in_vec_init)] // a list of passes that holds one pass
 fn passes_are_halved_until_every_thread_has_one() {
     assert_eq!(spread(vec![0..32], 2), [0..16, 16..32]);
     assert_eq!(
