@@ -3,7 +3,7 @@
 # on the same model folder, the same texts, the same batch sizes and THREADS threads each:
 # SENTENCES prose sentences (500) and CHUNKS chunks of 200 tokens (128) from the kernel docs.
 # Writes bench/results/embed.json and redraws the plots. Usage: bench/embed.sh
-# Environment: THREADS=1 (see docs/BENCHMARKS.md for why not 2), BATCH_SIZES=1,8,32.
+# Environment: THREADS=1 (threads for both sides), BATCH_SIZES=1,8,32.
 source "$(dirname "$0")/common.sh"
 threads=${THREADS:-1}
 batch_sizes=${BATCH_SIZES:-1,8,32}
@@ -37,4 +37,6 @@ print(json.dumps({"machine": machine, "threads": threads, "sets": {
     s: {"kb": load(f"embed-kb-{s}"), "sentence_transformers": load(f"embed-st-{s}")}
     for s in ("sentences", "chunks")}}, indent=2))
 PY
+# Keep each thread count's result; embed.json (the plot) is the latest run.
+cp "$RESULTS/embed.json" "$RESULTS/embed-$threads-threads.json"
 "$PY" "$BENCH/py/report.py" embed

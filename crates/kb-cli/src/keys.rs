@@ -106,11 +106,18 @@ async fn keys(command: KeysCommand, catalog: &SqliteCatalog) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
+/// What a key may read; `all` is readable by every key, so it is named once.
 fn groups_label(key: &ApiKeyRecord) -> String {
+    let own: Vec<&str> = key
+        .groups
+        .iter()
+        .map(String::as_str)
+        .filter(|g| *g != "all")
+        .collect();
     match key.role {
         AccessRole::Admin => "every document".to_owned(),
-        AccessRole::Reader if key.groups.is_empty() => "all only".to_owned(),
-        AccessRole::Reader => format!("{} + all", key.groups.join(",")),
+        AccessRole::Reader if own.is_empty() => "all only".to_owned(),
+        AccessRole::Reader => format!("{} + all", own.join(",")),
     }
 }
 
@@ -136,4 +143,28 @@ fn print_keys(keys: &[ApiKeyRecord]) {
         );
     }
     println!("{} keys", keys.len());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(groups: &[&str]) -> ApiKeyRecord {
+        ApiKeyRecord {
+            id: "abc".into(),
+            name: "alice".into(),
+            role: AccessRole::Reader,
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            created_at: 0,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn the_group_every_key_reads_is_named_once() {
+        assert_eq!(groups_label(&reader(&[])), "all only");
+        assert_eq!(groups_label(&reader(&["all"])), "all only");
+        assert_eq!(groups_label(&reader(&["hr", "all"])), "hr + all");
+        assert_eq!(groups_label(&reader(&["hr", "finance"])), "hr,finance + all");
+    }
 }
