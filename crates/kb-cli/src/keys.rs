@@ -165,6 +165,9 @@ mod tests {
         assert_eq!(groups_label(&reader(&[])), "all only");
         assert_eq!(groups_label(&reader(&["all"])), "all only");
         assert_eq!(groups_label(&reader(&["hr", "all"])), "hr + all");
-        assert_eq!(groups_label(&reader(&["hr", "finance"])), "hr,finance + all");
+        assert_eq!(
+            groups_label(&reader(&["hr", "finance"])),
+            "hr,finance + all"
+        );
     }
 }

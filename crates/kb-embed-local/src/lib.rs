@@ -15,7 +15,8 @@
 //! limit).
 //!
 //! Threads: candle's CPU kernels and the tokenizer run on rayon's global pool, one thread
-//! per core unless `RAYON_NUM_THREADS` says otherwise. [`kb_core::Embedder::embed`] moves the
+//! per core unless `RAYON_NUM_THREADS` says otherwise; a call's forward passes run side by
+//! side on that pool. [`kb_core::Embedder::embed`] moves the
 //! work to tokio's blocking pool so that async callers are not stalled.
 
 mod config;

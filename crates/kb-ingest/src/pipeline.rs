@@ -39,8 +39,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::JoinQueue;
 use tracing::{Instrument, info, info_span, warn};
 
 /// Settings of an ingest run.
@@ -352,9 +353,10 @@ impl Ingestor {
         let mut seen = HashSet::new();
         let mut next_file = files.iter();
         let mut reading = true;
-        // Files being read and split ahead, in input order: several per core, so that the
-        // cores keep splitting while this task waits on a group write.
-        let mut preparing: VecDeque<JoinHandle<PreparedFile>> = VecDeque::new();
+        // Files being read and split ahead, taken in input order: several per core, so that
+        // the cores keep splitting while this task waits on a group write. Dropping the queue
+        // (the run failed) aborts them.
+        let mut preparing: JoinQueue<PreparedFile> = JoinQueue::new();
         let read_ahead = 4 * std::thread::available_parallelism().map_or(2, |n| n.get());
         let mut tasks: JoinSet<BatchOutcome<ItemKey>> = JoinSet::new();
         // Retry waits end early on Ctrl-C; a failure of the run aborts the tasks (JoinSet drop).
@@ -363,9 +365,7 @@ impl Ingestor {
             if cancel.is_cancelled() && !report.interrupted {
                 report.interrupted = true;
                 reading = false;
-                for file in preparing.drain(..) {
-                    file.abort();
-                }
+                preparing.abort_all();
                 info!(
                     in_flight = tasks.len(),
                     "stopping early on request after the batches in flight"
@@ -390,14 +390,14 @@ impl Ingestor {
                     seen.insert(input.id.clone());
                     let (this, input) = (self.clone(), input.clone());
                     let span = info_span!("document", id = %input.id);
-                    preparing.push_back(tokio::spawn(this.prepare(input).instrument(span)));
+                    preparing.spawn(this.prepare(input).instrument(span));
                 }
             }
             // Read ahead until one batch beyond the ones in flight is ready.
             if reading && work.ready.is_empty() {
-                match preparing.pop_front() {
+                match preparing.join_next().await {
                     Some(file) => {
-                        let file = file.await.expect("BUG: reading a file panicked");
+                        let file = file.expect("BUG: reading a file panicked");
                         tracker.snapshot.current = Some(file.input.id.clone());
                         tracker.emit();
                         self.read_file(file, &mut work, report, tracker)?;
