@@ -9,13 +9,11 @@ use crate::helpers::{ADMIN_TOKEN, TestApp, spawn_app_with};
 use futures::StreamExt;
 use kb_config::{EmbedderProvider, Settings};
 use kb_engine::{EndpointConfig, RetryConfig, TimeoutConfig};
-use kb_testkit::{FakeEngine, Fault, Route};
+use kb_testkit::{CapturedLogs, FakeEngine, Fault, Route};
 use serde_json::{Value, json};
 use sqlx::Row;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tracing_subscriber::util::SubscriberInitExt;
 
 const DIMS: usize = 64;
 const BAD_KEY: &str = "sk-bad-SECRET-1111111111";
@@ -371,32 +369,12 @@ async fn every_route_failing_is_a_quick_503_with_retry_after_and_a_clear_message
     );
 }
 
-/// Everything written to the log while the guard lives (this test's runtime is on one thread).
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn keys_never_appear_in_logs_error_bodies_or_the_ledger() {
     // Arrange: `bad`'s first key is refused, its second works until it is made to fail.
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let _guard = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish()
-        .set_default();
+    // Everything logged on this test's thread (its runtime, server included, is on one thread).
+    let logs = CapturedLogs::default();
+    let _guard = logs.install();
     let f = Failover::start(&[REVOKED_KEY, BAD_KEY]).await;
 
     // Act
@@ -407,7 +385,7 @@ async fn keys_never_appear_in_logs_error_bodies_or_the_ledger() {
         has(calls, "bad", "embed", "401") && has(calls, "good", "chat", "timeout")
     })
     .await;
-    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logged = logs.text();
 
     // Assert
     assert_eq!(status, 503, "{error_body}");

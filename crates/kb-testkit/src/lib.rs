@@ -21,8 +21,10 @@
 
 mod fake;
 mod fault;
+mod logs;
 mod text;
 
 pub use fake::{EmbeddingRequest, FakeEngine, FakeEngineBuilder};
 pub use fault::{Fault, Route};
+pub use logs::{CaptureGuard, CapturedLogs};
 pub use text::{fake_answer, fake_embedding, word_count};

@@ -10,10 +10,9 @@ use kb_engine::{
     TimeoutConfig,
 };
 use kb_testkit::{FakeEngine, fake_answer};
-use std::cell::RefCell;
-use std::io::Write;
+
 use std::ops::Range;
-use std::sync::{Arc, Mutex, Once};
+
 use std::time::{Duration, Instant};
 
 pub const DIMS: usize = 8;
@@ -105,66 +104,5 @@ pub fn assert_took(started: Instant, range: Range<Duration>) {
     assert!(range.contains(&took), "took {took:?}, expected {range:?}");
 }
 
-/// Logs written on a test's thread while [`install`](Self::install)'s guard lives.
-#[derive(Clone, Default)]
-pub struct Captured(Arc<Mutex<Vec<u8>>>);
-
-thread_local! {
-    /// Where this thread's log lines go, if a test captures them.
-    static SINK: RefCell<Option<Captured>> = const { RefCell::new(None) };
-}
-
-/// Writes a log line to the capture of the current thread, or nowhere.
-struct ThreadSink;
-
-impl Write for ThreadSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        SINK.with(|sink| {
-            if let Some(captured) = &*sink.borrow() {
-                captured.0.lock().unwrap().extend_from_slice(buf);
-            }
-        });
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Stops a thread's capture when dropped.
-pub struct CaptureGuard;
-
-impl Drop for CaptureGuard {
-    fn drop(&mut self) {
-        SINK.with(|sink| sink.borrow_mut().take());
-    }
-}
-
-impl Captured {
-    /// Capture this thread's logs (the tests run on a current-thread runtime).
-    ///
-    /// One global subscriber, installed once per test binary, writes every event to the
-    /// capture of the thread it happens on. A per-test scoped subscriber (`set_default`) lost
-    /// events now and then: tracing caches each call site's interest across all dispatchers,
-    /// and a call site first hit on another test's thread while this one registered its
-    /// dispatcher could keep the answer "nobody listens".
-    pub fn install(&self) -> CaptureGuard {
-        static GLOBAL: Once = Once::new();
-        GLOBAL.call_once(|| {
-            let subscriber = tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::TRACE)
-                .with_ansi(false)
-                .with_writer(|| ThreadSink)
-                .finish();
-            tracing::subscriber::set_global_default(subscriber)
-                .expect("no other global subscriber in the engine tests");
-        });
-        SINK.with(|sink| *sink.borrow_mut() = Some(self.clone()));
-        CaptureGuard
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
+/// Log capture, shared with the workspace's other test binaries.
+pub use kb_testkit::CapturedLogs as Captured;
