@@ -574,7 +574,7 @@ async fn keys_never_appear_in_records_logs_or_errors() {
         .await;
     let b = FakeEngine::builder()
         .dimensions(DIMS)
-        .required_api_key("sk-b-ONLY-5555555555")
+        .required_api_key("sk-b-ONLY-QWXZKVJPRB")
         .start()
         .await;
     let mut ep_a = endpoint("a", &a);
@@ -583,7 +583,7 @@ async fn keys_never_appear_in_records_logs_or_errors() {
         "sk-a-GOOD-0123456789".into(),
     ];
     let mut ep_b = endpoint("b", &b);
-    ep_b.api_keys = vec!["sk-b-ONLY-5555555555".into()];
+    ep_b.api_keys = vec!["sk-b-ONLY-QWXZKVJPRB".into()];
     a.set_failure_rate(Route::Chat, 1.0, Fault::Status(500));
     let records = Arc::new(MemoryRecorder::new());
     let client = EngineClient::new(config(vec![ep_a, ep_b]))
@@ -612,7 +612,7 @@ async fn keys_never_appear_in_records_logs_or_errors() {
         "ONLY",
         "9876543210",
         "0123456789",
-        "5555",
+        "QWXZKVJPRB",
     ] {
         assert!(!serialised.contains(key), "{key} recorded in {serialised}");
         assert!(!logged.contains(key), "{key} logged in {logged}");
