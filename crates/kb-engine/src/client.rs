@@ -395,6 +395,25 @@ pub(crate) struct Ticket {
     done: AtomicBool,
 }
 
+/// The items whose load is the least, in their order, from one reading of the loads.
+///
+/// Calls that finish release their load without the routing lock, so a load read twice can
+/// change in between; comparing against a minimum from an earlier reading could match nothing.
+fn least_loaded<K: Copy, L: Copy>(loads: &[(K, L)], cmp: impl Fn(L, L) -> Order) -> Vec<K> {
+    let Some(least) = loads
+        .iter()
+        .map(|&(_, load)| load)
+        .min_by(|&a, &b| cmp(a, b))
+    else {
+        return Vec::new();
+    };
+    loads
+        .iter()
+        .filter(|&&(_, load)| cmp(load, least) == Order::Equal)
+        .map(|&(key, _)| key)
+        .collect()
+}
+
 impl Ticket {
     /// End the attempt (only the first call counts). `error` must be redacted.
     pub fn finish(&self, outcome: Outcome, usage: Option<Usage>, error: Option<&ModelError>) {
@@ -754,26 +773,22 @@ impl Inner {
             .collect();
         let candidates = if untried.is_empty() { usable } else { untried };
 
-        // in_flight / weight, compared without division.
-        let load = |e: usize| {
-            let endpoint = &self.endpoints[e];
-            (
-                endpoint.in_flight.load(Ordering::SeqCst) as i64,
-                endpoint.weight,
-            )
-        };
-        let lighter = |a: usize, b: usize| {
-            let ((a_in, a_weight), (b_in, b_weight)) = (load(a), load(b));
-            (a_in * b_weight).cmp(&(b_in * a_weight))
-        };
-        let lightest = candidates
+        // The least loaded endpoints: in_flight / weight, compared without division.
+        let endpoint_loads: Vec<(usize, (i64, i64))> = candidates
             .iter()
-            .map(|(e, _)| *e)
-            .min_by(|&a, &b| lighter(a, b))
-            .expect("BUG: candidates is not empty");
-        let tied: Vec<&(usize, Vec<usize>)> = candidates
-            .iter()
-            .filter(|(e, _)| lighter(*e, lightest) == Order::Equal)
+            .enumerate()
+            .map(|(i, (e, _))| {
+                let endpoint = &self.endpoints[*e];
+                let in_flight = endpoint.in_flight.load(Ordering::SeqCst) as i64;
+                (i, (in_flight, endpoint.weight))
+            })
+            .collect();
+        let tied: Vec<&(usize, Vec<usize>)> =
+            least_loaded(&endpoint_loads, |(a_in, a_weight), (b_in, b_weight)| {
+                (a_in * b_weight).cmp(&(b_in * a_weight))
+            })
+            .into_iter()
+            .map(|i| &candidates[i])
             .collect();
 
         let picker = &mut routing.pickers[kind.index()];
@@ -787,17 +802,11 @@ impl Inner {
             .expect("BUG: tied holds the lightest candidate");
         picker.current[*best] -= total;
         let best = *best;
-        let route_load = |r: &usize| self.routes[*r].in_flight.load(Ordering::SeqCst);
-        let least = routes
+        let route_loads: Vec<(usize, usize)> = routes
             .iter()
-            .map(route_load)
-            .min()
-            .expect("BUG: candidates have routes");
-        let keys: Vec<usize> = routes
-            .iter()
-            .copied()
-            .filter(|r| route_load(r) == least)
+            .map(|&r| (r, self.routes[r].in_flight.load(Ordering::SeqCst)))
             .collect();
+        let keys = least_loaded(&route_loads, |a, b| a.cmp(&b));
         let turn = picker.next_key[best];
         picker.next_key[best] = turn.wrapping_add(1);
         let route = keys[turn % keys.len()];
@@ -950,5 +959,31 @@ impl Inner {
             ModelError::InvalidRequest(m) => ModelError::InvalidRequest(clean(m)),
             ModelError::Permanent(m) => ModelError::Permanent(clean(m)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn least_loaded_keeps_every_tie_in_order() {
+        let loads = [(7, 2), (3, 1), (9, 4), (5, 1)];
+        assert_eq!(least_loaded(&loads, |a: i32, b| a.cmp(&b)), vec![3, 5]);
+    }
+
+    #[test]
+    fn least_loaded_compares_with_the_given_order() {
+        // in_flight / weight without division: 2/4 and 1/2 tie below 1/1.
+        let loads = [(0, (1_i64, 1_i64)), (1, (2, 4)), (2, (1, 2))];
+        let relative = |(a_in, a_weight): (i64, i64), (b_in, b_weight): (i64, i64)| {
+            (a_in * b_weight).cmp(&(b_in * a_weight))
+        };
+        assert_eq!(least_loaded(&loads, relative), vec![1, 2]);
+    }
+
+    #[test]
+    fn least_loaded_of_nothing_is_empty() {
+        assert!(least_loaded::<usize, usize>(&[], |a, b| a.cmp(&b)).is_empty());
     }
 }
