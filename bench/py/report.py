@@ -1,6 +1,6 @@
 """Tables and plots from bench/results/*.json.
 
-    report.py ingest|embed|query|all
+    report.py ingest|embed|query|hnsw|all
 
 prints the Markdown tables used in docs/BENCHMARKS.md and redraws the plots under docs/.
 """
@@ -193,9 +193,38 @@ def query() -> None:
     fig.savefig(DOCS / "bench-query.svg")
 
 
+def hnsw() -> None:
+    r = load("hnsw")
+    print(machine_line(r["machine"]))
+    print(f"{r['points']:,} points, {r['queries']} queries, recall@{r['k']} against an exact scan.")
+    print()
+    rows = []
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for kind in dict.fromkeys(b["vectors"] for b in r["builds"]):
+        builds = [b for b in r["builds"] if b["vectors"] == kind]
+        for b in builds:
+            for s in b["searches"]:
+                rows.append([kind, b["m"], b["ef_construct"], b["build_s"], b["build_cpu_s"],
+                             s["search_ef"], f"{s['recall']:.4f}", s["mean_ms"], s["p99_ms"]])
+        # One line per vector set: build time against recall at the largest search ef.
+        best = [(b["build_s"], max(b["searches"], key=lambda s: s["search_ef"])) for b in builds]
+        ax.plot([x[0] for x in best], [x[1]["recall"] for x in best], marker="o", label=kind)
+        for b, (x, s) in zip(builds, best):
+            ax.annotate(f"ef_construct {b['ef_construct']}", (x, s["recall"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+    print(table(["vectors", "m", "ef_construct", "build s", "build CPU s", "search ef",
+                 f"recall@{r['k']}", "search ms", "search p99 ms"], rows))
+    ax.set_xlabel("graph build, s")
+    ax.set_ylabel(f"recall@{r['k']} (largest search ef)")
+    ax.set_title(f"HNSW over {r['points']:,} sentences, 2 vCPU")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(DOCS / "bench-hnsw.svg")
+
+
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "all"
-    for name, fn in (("ingest", ingest), ("embed", embed), ("query", query)):
+    for name, fn in (("ingest", ingest), ("embed", embed), ("query", query), ("hnsw", hnsw)):
         if what in (name, "all") and (RESULTS / f"{name}.json").exists():
             print(f"\n### {name}\n")
             fn()

@@ -28,6 +28,6 @@ mod retrieval;
 mod server;
 mod sparse;
 
-pub use embedded::{EmbeddedIndex, EmbeddedIndexInfo};
+pub use embedded::{EmbeddedIndex, EmbeddedIndexInfo, HnswParams};
 pub use payload::{DENSE_VECTOR, PUBLIC_GROUP, SPARSE_VECTOR};
 pub use server::QdrantServerIndex;

@@ -953,6 +953,64 @@ mod embedded_only {
         shard.flush().expect("flush");
     }
 
+    /// The graph parameters stored in the shard's `edge_config.json`.
+    fn stored_graph(dir: &std::path::Path) -> (u64, u64) {
+        let raw = std::fs::read_to_string(dir.join("edge_config.json")).expect("edge config");
+        let config: serde_json::Value = serde_json::from_str(&raw).expect("edge config is JSON");
+        let hnsw = &config["hnsw_config"];
+        let field = |name: &str| {
+            hnsw[name]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no hnsw_config.{name} in {raw}"))
+        };
+        (field("m"), field("ef_construct"))
+    }
+
+    #[tokio::test]
+    async fn the_graph_is_built_with_the_given_parameters_and_kept_on_reopen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let params = kb_index::HnswParams {
+            m: 8,
+            ef_construct: 40,
+            search_ef: 20,
+        };
+        let index = EmbeddedIndex::open_with(dir.path(), params).expect("open");
+        index.ensure(DIMS).await.expect("ensure");
+        let points: Vec<ChunkPoint> = (0..300u32)
+            .map(|i| {
+                let x = i as f32 / 10.0;
+                chunk("doc.md", i, &["all"], [x.cos(), x.sin(), 0.2, 0.1])
+            })
+            .collect();
+        index.upsert(points.clone()).await.expect("upsert");
+        index.optimize().await.expect("optimize");
+
+        assert_eq!(stored_graph(dir.path()), (8, 40));
+        let target = &points[77];
+        let hits = search(
+            &index,
+            Retrieval::Dense,
+            &target.vector,
+            "",
+            &Filter::default(),
+            3,
+        )
+        .await;
+        assert_eq!(hits[0].id, target.id);
+        drop(index);
+        let reopened = EmbeddedIndex::open(dir.path()).expect("reopen with the defaults");
+        reopened.ensure(DIMS).await.expect("ensure");
+        assert_eq!(stored_graph(dir.path()), (8, 40));
+        let default = kb_index::HnswParams::default();
+        let fresh = tempfile::tempdir().expect("temp dir");
+        let created = EmbeddedIndex::open(fresh.path()).expect("open");
+        created.ensure(DIMS).await.expect("ensure");
+        assert_eq!(
+            stored_graph(fresh.path()),
+            (default.m as u64, default.ef_construct as u64)
+        );
+    }
+
     #[tokio::test]
     async fn an_index_written_without_bm25_vectors_gets_them_on_open() {
         let dir = tempfile::tempdir().expect("temp dir");
