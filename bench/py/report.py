@@ -208,13 +208,16 @@ def hnsw() -> None:
                              s["search_ef"], f"{s['recall']:.4f}", s["mean_ms"], s["p99_ms"]])
         # One line per vector set: build time against recall at the largest search ef.
         best = [(b["build_s"], max(b["searches"], key=lambda s: s["search_ef"])) for b in builds]
-        ax.plot([x[0] for x in best], [x[1]["recall"] for x in best], marker="o", label=kind)
+        names = {"model": "all-MiniLM-L6-v2", "lexical": "zero-cost embedder (hashed words)",
+                 "random": "uniformly random"}
+        ax.plot([x[0] for x in best], [x[1]["recall"] for x in best], marker="o",
+                label=names.get(kind, kind))
         for b, (x, s) in zip(builds, best):
-            ax.annotate(f"ef_construct {b['ef_construct']}", (x, s["recall"]), fontsize=7,
+            ax.annotate(f"{b['ef_construct']}", (x, s["recall"]), fontsize=7,
                         xytext=(3, 3), textcoords="offset points")
     print(table(["vectors", "m", "ef_construct", "build s", "build CPU s", "search ef",
                  f"recall@{r['k']}", "search ms", "search p99 ms"], rows))
-    ax.set_xlabel("graph build, s")
+    ax.set_xlabel("graph build, s (points labelled with ef_construct)")
     ax.set_ylabel(f"recall@{r['k']} (largest search ef)")
     ax.set_title(f"HNSW over {r['points']:,} sentences, 2 vCPU")
     ax.legend(fontsize=8)
