@@ -3,7 +3,9 @@
 # kernel docs (50,000) with QUERIES held-out sentences (500): build time, recall@10 against an
 # exact scan, and search time, for each ef_construct and search ef; on the local model's vectors
 # and on the zero-cost embedder's (lexical_vector) and uniformly random ones.
-# The model's vectors are cached in bench/data (about 6 minutes to make on two cores).
+# The model's vectors are cached in bench/data (about 6 minutes to make on two cores). Below
+# about 7,000 points (Qdrant's indexing threshold, ~10 MB of vectors) no graph is built and
+# every search is an exact scan, so keep POINTS above that.
 # Writes bench/results/hnsw.json and redraws the plot. Usage: bench/hnsw.sh
 # Environment: POINTS, QUERIES, EF_CONSTRUCT=100,64,32, SEARCH_EF=128,100,64,
 # VECTORS=model,lexical,random.

@@ -94,6 +94,9 @@ struct Build {
     ef_construct: usize,
     build_s: f64,
     build_cpu_s: f64,
+    /// Dense vectors in the graph after the build (0 below Qdrant's indexing threshold, where
+    /// every search is an exact scan).
+    graph_points: usize,
     searches: Vec<Search>,
 }
 
@@ -201,7 +204,7 @@ async fn measure(
         fs::remove_dir_all(&dir).with_context(|| format!("emptying {}", dir.display()))?;
     }
     let mut searches = Vec::new();
-    let (mut build_s, mut build_cpu_s) = (0.0, 0.0);
+    let (mut build_s, mut build_cpu_s, mut graph_points) = (0.0, 0.0, 0);
     for (round, &search_ef) in args.search_ef.iter().enumerate() {
         let index = EmbeddedIndex::open_with(
             &dir,
@@ -226,6 +229,15 @@ async fn measure(
             index.optimize().await?;
             build_s = started.elapsed().as_secs_f64();
             build_cpu_s = process_cpu_seconds() - cpu;
+            // `indexed_vectors` also counts every sparse (BM25) vector: one per point here.
+            let info = index.info().await?;
+            graph_points = info.indexed_vectors.saturating_sub(info.points);
+            if graph_points == 0 {
+                eprintln!(
+                    "warning: no HNSW graph was built over {} points (below the indexing threshold); searches are exact scans",
+                    vectors.len()
+                );
+            }
         }
         let filter = Filter::default();
         let mut times = Vec::with_capacity(queries.len());
@@ -259,6 +271,7 @@ async fn measure(
         ef_construct: params.ef_construct,
         build_s,
         build_cpu_s,
+        graph_points,
         searches,
     })
 }
