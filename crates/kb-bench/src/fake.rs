@@ -94,6 +94,10 @@ impl Embedder for ZeroCostEmbedder {
     fn token_spans(&self, text: &str) -> Option<Vec<(usize, usize)>> {
         kb_embed_local::token_spans(&self.tokenizer, text)
     }
+
+    fn counts_add_at_whitespace(&self) -> bool {
+        kb_embed_local::counts_add_at_whitespace(&self.tokenizer)
+    }
 }
 
 /// Feature hashing of the text's words: every word (ASCII-lower-cased run of letters and

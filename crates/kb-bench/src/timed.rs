@@ -107,6 +107,10 @@ impl Embedder for TimedEmbedder {
     fn token_spans(&self, text: &str) -> Option<Vec<(usize, usize)>> {
         self.inner.token_spans(text)
     }
+
+    fn counts_add_at_whitespace(&self) -> bool {
+        self.inner.counts_add_at_whitespace()
+    }
 }
 
 /// Times every call to the vector index as [`Stage::Upsert`], but `optimize` as

@@ -44,6 +44,17 @@ pub trait Embedder: Send + Sync + Debug {
         let _ = text;
         None
     }
+
+    /// Whether token counts add up at ASCII whitespace: a slice of a text that starts and ends
+    /// next to a space, tab or line break (or at the text's ends) has exactly the tokens that
+    /// [`Embedder::token_spans`] gives inside that range of the whole text, and two texts
+    /// joined by such whitespace have the tokens of both. True for tokenizers that cut words
+    /// at whitespace before anything else (BERT's WordPiece). The splitter then counts a
+    /// chunk's embedding text from the document's spans instead of tokenizing it again.
+    /// Default false.
+    fn counts_add_at_whitespace(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

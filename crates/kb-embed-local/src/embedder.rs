@@ -15,6 +15,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
+use tokenizers::models::ModelWrapper;
+use tokenizers::normalizers::NormalizerWrapper;
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::{
     Encoding, PostProcessor, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy,
 };
@@ -45,6 +48,8 @@ struct Inner {
     embed_tokenizer: Tokenizer,
     /// Neither truncates nor pads: counts what a text really costs.
     count_tokenizer: Tokenizer,
+    /// [`counts_add_at_whitespace`] of the tokenizer.
+    counts_add_at_whitespace: bool,
     pad_id: u32,
     attention_heads: usize,
     dimensions: usize,
@@ -175,6 +180,7 @@ impl LocalEmbedder {
             model,
             device,
             embed_tokenizer,
+            counts_add_at_whitespace: counts_add_at_whitespace(&count_tokenizer),
             count_tokenizer,
             pad_id,
             attention_heads: bert_config.num_attention_heads,
@@ -399,6 +405,10 @@ impl Embedder for LocalEmbedder {
     fn token_spans(&self, text: &str) -> Option<Vec<(usize, usize)>> {
         token_spans(&self.inner.count_tokenizer, text)
     }
+
+    fn counts_add_at_whitespace(&self) -> bool {
+        self.inner.counts_add_at_whitespace
+    }
 }
 
 /// Byte ranges in `text` of the tokens `tokenizer` makes of it (no special tokens), or `None`
@@ -411,6 +421,22 @@ pub fn token_spans(tokenizer: &Tokenizer, text: &str) -> Option<Vec<(usize, usiz
             None
         }
     }
+}
+
+/// Whether `tokenizer` cuts words at whitespace before anything else, so that its token counts
+/// add up at ASCII whitespace ([`Embedder::counts_add_at_whitespace`]): BERT's normalizer (or
+/// none), BERT's pre-tokenizer and WordPiece, as in BERT checkpoints. The normalizer works
+/// character by character and the pre-tokenizer drops whitespace between words, so a slice
+/// between two whitespace characters is cut into the same words, and WordPiece splits each
+/// word on its own. Any other tokenizer is assumed not to.
+pub fn counts_add_at_whitespace(tokenizer: &Tokenizer) -> bool {
+    matches!(
+        tokenizer.get_normalizer(),
+        None | Some(NormalizerWrapper::BertNormalizer(_))
+    ) && matches!(
+        tokenizer.get_pre_tokenizer(),
+        Some(PreTokenizerWrapper::BertPreTokenizer(_))
+    ) && matches!(tokenizer.get_model(), ModelWrapper::WordPiece(_))
 }
 
 /// Most attention scores (heads × inputs × width², f32) one forward pass may hold: 4 MiB.

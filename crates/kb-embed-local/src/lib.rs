@@ -24,5 +24,5 @@ mod embedder;
 mod error;
 
 pub use config::{LocalEmbedderConfig, Pooling};
-pub use embedder::{LocalEmbedder, token_spans};
+pub use embedder::{LocalEmbedder, counts_add_at_whitespace, token_spans};
 pub use error::LocalEmbedError;

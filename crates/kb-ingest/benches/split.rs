@@ -58,6 +58,11 @@ impl Embedder for Sizer {
             _ => None,
         }
     }
+    // With spans, as the local embedder: MiniLM's tokenizer is BERT's, whose counts add up at
+    // whitespace (kb-embed-local checks it), so chunk texts are counted from the spans.
+    fn counts_add_at_whitespace(&self) -> bool {
+        matches!(self, Sizer::Tokenizer { spans: true, .. })
+    }
 }
 
 fn root() -> PathBuf {

@@ -6,9 +6,12 @@
 //!
 //! text-splitter sizes many candidate pieces per chunk it emits. When the embedder can give
 //! the byte ranges of its tokens ([`Embedder::token_spans`]), the document is tokenized once
-//! and a candidate's size is the number of tokens it overlaps ([`SpanSizer`]); each chunk's
-//! final embedding text is still counted exactly. That made splitting the kernel docs with
-//! the MiniLM tokenizer several times faster (docs/BENCHMARKS.md).
+//! and a candidate's size is the number of tokens it overlaps ([`SpanSizer`]). Each chunk's
+//! embedding text (context, blank line, chunk text) is counted exactly: when the embedder's
+//! counts add up at whitespace ([`Embedder::counts_add_at_whitespace`], BERT tokenizers) and
+//! the chunk is bounded by whitespace, as the context's tokens plus the document's tokens in
+//! the chunk's range; otherwise by tokenizing it. Together that made splitting the kernel docs
+//! with the MiniLM tokenizer about five times faster (docs/BENCHMARKS.md).
 
 use crate::loader::DocumentFormat;
 use kb_core::{Chunk, Embedder};
@@ -72,6 +75,25 @@ impl<'a> SpanSizer<'a> {
             ends: spans.iter().map(|(_, e)| *e).collect(),
             embedder,
         })
+    }
+
+    /// The number of tokens of `text[start..start + len]` if it starts and ends next to ASCII
+    /// whitespace (or at the document's ends) and no token crosses its edges: for an embedder
+    /// whose counts add up at whitespace, exactly what counting the slice would give.
+    fn tokens_between_whitespace(&self, start: usize, len: usize) -> Option<usize> {
+        let end = start + len;
+        let space = |b: Option<&u8>| b.is_none_or(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+        let bytes = self.text.as_bytes();
+        let bounded =
+            space(start.checked_sub(1).and_then(|i| bytes.get(i))) && space(bytes.get(end));
+        if !bounded {
+            return None;
+        }
+        let first = self.ends.partition_point(|&e| e <= start);
+        let past = self.starts.partition_point(|&s| s < end);
+        // Tokens are in order: only the first and the last can cross an edge.
+        let inside = first >= past || (self.starts[first] >= start && self.ends[past - 1] <= end);
+        inside.then(|| past - first.min(past))
     }
 
     /// Byte offset of `piece` in the document, if it is a slice of it.
@@ -166,11 +188,17 @@ impl ChunkSplitter {
         let spans = embedder
             .token_spans(text)
             .and_then(|spans| SpanSizer::new(text, spans, embedder));
-        let pieces = match spans {
-            Some(sizer) => self.pieces(text, format, sizer),
-            None => self.pieces(text, format, EmbedderSizer(embedder)),
-        };
-        self.chunks(text, format, title, pieces)
+        match spans {
+            Some(sizer) => {
+                let pieces = self.pieces(text, format, &sizer);
+                let counts = embedder.counts_add_at_whitespace().then_some(&sizer);
+                self.chunks(text, format, title, pieces, counts)
+            }
+            None => {
+                let pieces = self.pieces(text, format, EmbedderSizer(embedder));
+                self.chunks(text, format, title, pieces, None)
+            }
+        }
     }
 
     /// Where text-splitter cuts `text`, sizing pieces with `sizer`.
@@ -190,13 +218,16 @@ impl ChunkSplitter {
         }
     }
 
-    /// The chunks of `text` at these pieces, with their headings and embedding texts.
+    /// The chunks of `text` at these pieces, with their headings and embedding texts. With
+    /// `spans` (an embedder whose counts add up at whitespace), a chunk bounded by whitespace
+    /// is counted from the document's tokens; any other is tokenized again.
     fn chunks(
         &self,
         text: &str,
         format: DocumentFormat,
         title: &str,
         pieces: Vec<(usize, &str)>,
+        spans: Option<&SpanSizer<'_>>,
     ) -> Vec<SplitChunk> {
         let headings = match format {
             DocumentFormat::Markdown => markdown_headings(text),
@@ -215,7 +246,10 @@ impl ChunkSplitter {
                     byte_end: start + piece.len(),
                     token_count: 0,
                 };
-                let (embedding_text, tokens) = self.fit_embedding_text(&mut chunk, title);
+                let own_tokens =
+                    spans.and_then(|s| s.tokens_between_whitespace(start, piece.len()));
+                let (embedding_text, tokens) =
+                    self.fit_embedding_text(&mut chunk, title, own_tokens);
                 chunk.token_count = tokens;
                 SplitChunk {
                     chunk,
@@ -226,12 +260,25 @@ impl ChunkSplitter {
     }
 
     /// The chunk with as much title/heading context as fits in the embedder's input.
-    /// Drops outer headings first; trims `chunk.heading_path` to what was used.
-    fn fit_embedding_text(&self, chunk: &mut Chunk, title: &str) -> (String, usize) {
+    /// Drops outer headings first; trims `chunk.heading_path` to what was used. `own_tokens`,
+    /// when known, is the chunk text's own token count: only the context is tokenized then
+    /// (the embedding text is the context, a blank line, then the chunk text).
+    fn fit_embedding_text(
+        &self,
+        chunk: &mut Chunk,
+        title: &str,
+        own_tokens: Option<usize>,
+    ) -> (String, usize) {
         let mut title = title;
         loop {
             let text = chunk.embedding_text(title);
-            let tokens = self.embedder.count_tokens(&text);
+            let tokens = match own_tokens {
+                Some(own) => match text.strip_suffix(chunk.text.as_str()) {
+                    Some(context) => self.embedder.count_tokens(context) + own,
+                    None => self.embedder.count_tokens(&text),
+                },
+                None => self.embedder.count_tokens(&text),
+            };
             if tokens <= self.max_input {
                 return (text, tokens);
             }
@@ -305,6 +352,8 @@ mod tests {
         max: usize,
         count: fn(&str) -> usize,
         spans: Option<SpansFn>,
+        /// Whether `count` adds up at whitespace (see `Embedder::counts_add_at_whitespace`).
+        additive: bool,
     }
 
     type SpansFn = fn(&str) -> Vec<(usize, usize)>;
@@ -328,6 +377,9 @@ mod tests {
         }
         fn token_spans(&self, text: &str) -> Option<Vec<(usize, usize)>> {
             self.spans.map(|spans| spans(text))
+        }
+        fn counts_add_at_whitespace(&self) -> bool {
+            self.additive
         }
     }
 
@@ -361,6 +413,7 @@ mod tests {
             max,
             count: count_runs,
             spans: spans.then_some(run_spans as SpansFn),
+            additive: spans,
         }
     }
 
@@ -384,6 +437,93 @@ mod tests {
     }
 
     #[test]
+    fn slices_between_whitespace_are_counted_from_the_spans_and_others_not() {
+        let text = "alpha beta\tgamma.delta\nepsilon";
+        let counter = run_counter(64, true);
+        let sizer = SpanSizer::new(text, run_spans(text), &counter).unwrap();
+        let at = |word: &str| text.find(word).unwrap();
+
+        assert_eq!(
+            sizer.tokens_between_whitespace(0, 10),
+            Some(2),
+            "alpha beta"
+        );
+        assert_eq!(sizer.tokens_between_whitespace(0, text.len()), Some(4));
+        let (gamma, epsilon) = (at("gamma"), at("epsilon"));
+        assert_eq!(
+            sizer.tokens_between_whitespace(gamma, epsilon - 1 - gamma),
+            Some(1),
+            "gamma.delta, between a tab and a line break"
+        );
+        assert_eq!(
+            sizer.tokens_between_whitespace(gamma, 5),
+            None,
+            "gamma: followed by a dot"
+        );
+        assert_eq!(sizer.tokens_between_whitespace(1, 4), None, "lpha");
+        // Unicode whitespace is not trusted: BERT drops some of it (\x0b) as a control character.
+        let text = "one\u{2028}two three";
+        let sizer = SpanSizer::new(text, run_spans(text), &counter).unwrap();
+        assert_eq!(
+            sizer.tokens_between_whitespace(text.find("two").unwrap(), 3),
+            None
+        );
+    }
+
+    /// Counts whitespace runs, but refuses texts holding `BODY`: chunk texts must not be
+    /// tokenized again when the counts add up at whitespace.
+    fn count_runs_without_body(text: &str) -> usize {
+        assert!(
+            !text.contains("BODY"),
+            "a chunk text was tokenized again: {text:?}"
+        );
+        count_runs(text)
+    }
+
+    #[test]
+    fn chunk_texts_are_not_tokenized_again_when_counts_add_up_at_whitespace() {
+        let text = (0..300)
+            .map(|i| {
+                if i % 7 == 0 {
+                    "BODY".to_owned()
+                } else {
+                    format!("w{i}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        let counter = Counter {
+            max: 128,
+            count: count_runs_without_body,
+            spans: Some(run_spans),
+            additive: true,
+        };
+        let splitter = ChunkSplitter::new(
+            Arc::new(counter),
+            SplitOptions {
+                chunk_tokens: 40,
+                overlap_tokens: 0,
+            },
+        )
+        .unwrap();
+
+        let chunks = splitter.split(
+            &format!("# Leave\n\n{text}"),
+            DocumentFormat::Markdown,
+            "Handbook",
+        );
+
+        assert!(chunks.len() > 5, "{}", chunks.len());
+        for c in &chunks {
+            assert_eq!(c.chunk.token_count, count_runs(&c.embedding_text), "{c:?}");
+            assert!(
+                c.embedding_text.starts_with("Handbook > Leave\n\n"),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
     fn spans_out_of_order_are_not_used() {
         let counter = run_counter(64, true);
         assert!(SpanSizer::new("a b", vec![(2, 3), (0, 1)], &counter).is_none());
@@ -402,6 +542,7 @@ mod tests {
             max,
             count: count_words,
             spans: None,
+            additive: false,
         }
     }
 
@@ -512,6 +653,7 @@ mod tests {
                 max,
                 count: kb_engine::estimate_tokens,
                 spans: None,
+                additive: false,
             }
         }
 

@@ -518,3 +518,72 @@ fn token_spans_are_byte_ranges_that_size_slices_like_count_tokens() {
         );
     }
 }
+
+#[test]
+fn minilm_counts_add_up_at_ascii_whitespace() {
+    // What the splitter relies on when it counts a chunk's embedding text from the document's
+    // spans (`Embedder::counts_add_at_whitespace`): over the whole handbook and awkward text,
+    // every slice between ASCII whitespace has the tokens the document has in that range, and
+    // a context joined by a blank line adds its own count.
+    let Some(model) = shared_model() else { return };
+    assert!(model.counts_add_at_whitespace());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs-samples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    files.sort();
+    let mut text: String = files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    text.push_str(
+        "\nCafé naïve résumé — 公司为上海员工发放补贴。 state-of-the-art x86_64 don't e.g. \
+         vertical\u{b}tab form\u{c}feed line\u{2028}separator no\u{a0}break 🚀rocket \
+         ÅÄÖ-ÿ ﬁ\tTAB\r\nCRLF [SEP] [CLS]word ##hash",
+    );
+    let spans = model.token_spans(&text).unwrap();
+    let ascii_space = |i: usize| matches!(text.as_bytes()[i], b' ' | b'\t' | b'\n' | b'\r');
+    let starts: Vec<usize> = (1..text.len()).filter(|&i| ascii_space(i - 1)).collect();
+    let ends: Vec<usize> = (0..text.len()).filter(|&i| ascii_space(i)).collect();
+    let context = "Leave Policy > Vacation\n\n";
+    let context_tokens = model.count_tokens(context);
+
+    let mut checked = 0;
+    for (n, &start) in starts.iter().enumerate().step_by(8) {
+        // Slices of a few words up to a few hundred.
+        for &end in ends.iter().skip(n).step_by(97).take(4) {
+            if end <= start || !text.is_char_boundary(start) || !text.is_char_boundary(end) {
+                continue;
+            }
+            let slice = &text[start..end];
+            let inside = spans
+                .iter()
+                .filter(|(s, e)| *s >= start && *e <= end)
+                .count();
+            assert_eq!(model.count_tokens(slice), inside, "{slice:?}");
+            let joined = format!("{context}{slice}");
+            assert_eq!(
+                model.count_tokens(&joined),
+                context_tokens + inside,
+                "{joined:?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 1_000, "only {checked} slices checked");
+}
+
+#[test]
+fn only_bert_style_tokenizers_are_said_to_add_up_at_whitespace() {
+    let Some(model) = shared_model() else { return };
+    let mut tokenizer = model.inner.count_tokenizer.clone();
+    assert!(counts_add_at_whitespace(&tokenizer));
+
+    tokenizer.with_pre_tokenizer(Some(
+        tokenizers::pre_tokenizers::metaspace::Metaspace::default(),
+    ));
+
+    assert!(!counts_add_at_whitespace(&tokenizer));
+}
