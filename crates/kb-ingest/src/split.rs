@@ -11,7 +11,7 @@
 //! counts add up at whitespace ([`Embedder::counts_add_at_whitespace`], BERT tokenizers) and
 //! the chunk is bounded by whitespace, as the context's tokens plus the document's tokens in
 //! the chunk's range; otherwise by tokenizing it. Together that made splitting the kernel docs
-//! with the MiniLM tokenizer about five times faster (docs/BENCHMARKS.md).
+//! with the MiniLM tokenizer several times faster (docs/BENCHMARKS.md).
 
 use crate::loader::DocumentFormat;
 use kb_core::{Chunk, Embedder};
