@@ -14,6 +14,18 @@ pub mod timed;
 pub use fake::{ZeroCostEmbedder, load_counting_tokenizer};
 pub use timed::{Stage, StageClock, TimedCatalog, TimedEmbedder, TimedIndex};
 
+/// Log to stderr (stdout carries a benchmark's JSON result), filtered by `RUST_LOG` or else by
+/// `default_filter`.
+pub fn init_logging(default_filter: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 /// CPU seconds (user + system, all threads) this process has used so far, from
 /// `/proc/self/stat` in clock ticks of 1/100 s (Linux's `USER_HZ` on every mainstream
 /// architecture); 0 where `/proc` is missing. On a shared machine CPU time is steadier than wall

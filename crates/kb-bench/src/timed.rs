@@ -35,8 +35,8 @@ impl Stage {
 /// Time and calls per [`Stage`], shared by the decorators.
 #[derive(Debug, Default)]
 pub struct StageClock {
-    nanos: [AtomicU64; 4],
-    calls: [AtomicU64; 4],
+    nanos: [AtomicU64; Stage::ALL.len()],
+    calls: [AtomicU64; Stage::ALL.len()],
 }
 
 impl StageClock {

@@ -202,20 +202,32 @@ fn document_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DocumentRecord, Ca
     })
 }
 
-/// Drop a point's pending record and tombstone, inside the caller's transaction.
+/// Whose write-ahead records to drop.
+enum WriteAhead<'a> {
+    /// One point, by id.
+    Point(&'a str),
+    /// Every point the `chunks` table lists for a document.
+    PointsOf(&'a DocumentId),
+}
+
+/// Drop the pending records and tombstones of `points`, inside the caller's transaction.
 async fn forget_write_ahead(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    point_id: &str,
+    points: WriteAhead<'_>,
 ) -> Result<(), CatalogError> {
-    for sql in [
-        "DELETE FROM pending_points WHERE point_id = ?",
-        "DELETE FROM tombstones WHERE point_id = ?",
-    ] {
-        sqlx::query(sql)
-            .bind(point_id)
+    let (filter, key) = match points {
+        WriteAhead::Point(id) => ("= ?", id),
+        WriteAhead::PointsOf(doc) => (
+            "IN (SELECT point_id FROM chunks WHERE doc_id = ?)",
+            doc.as_str(),
+        ),
+    };
+    for table in ["pending_points", "tombstones"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE point_id {filter}"))
+            .bind(key)
             .execute(&mut **tx)
             .await
-            .map_err(db_err("clear write-ahead record"))?;
+            .map_err(db_err("clear write-ahead records"))?;
     }
     Ok(())
 }
@@ -374,7 +386,7 @@ impl Catalog for SqliteCatalog {
     async fn clear_tombstones(&self, ids: &[Uuid]) -> Result<(), CatalogError> {
         let mut tx = self.pool.begin().await.map_err(db_err("begin"))?;
         for id in ids {
-            forget_write_ahead(&mut tx, &id.to_string()).await?;
+            forget_write_ahead(&mut tx, WriteAhead::Point(&id.to_string())).await?;
         }
         tx.commit()
             .await
@@ -596,16 +608,7 @@ async fn commit_in(
     }
     // The new points are committed: drop their pending records (and any tombstone of a point
     // that is back).
-    for sql in [
-        "DELETE FROM pending_points WHERE point_id IN (SELECT point_id FROM chunks WHERE doc_id = ?)",
-        "DELETE FROM tombstones WHERE point_id IN (SELECT point_id FROM chunks WHERE doc_id = ?)",
-    ] {
-        sqlx::query(sql)
-            .bind(doc.id.as_str())
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err("clear write-ahead records"))?;
-    }
+    forget_write_ahead(tx, WriteAhead::PointsOf(&doc.id)).await?;
     Ok(replaced)
 }
 

@@ -488,7 +488,7 @@ async fn stream_silent_after_first_token_ends_after_the_idle_timeout() {
 #[tokio::test]
 async fn api_keys_never_appear_in_debug_or_errors() {
     // Arrange
-    let logs = Captured::default();
+    let logs = CapturedLogs::default();
     let _guard = logs.install();
     let fake = FakeEngine::builder()
         .dimensions(DIMS)

@@ -328,7 +328,7 @@ async fn cooldown_after_429_respects_retry_after_while_the_other_endpoint_carrie
 #[tokio::test]
 async fn breaker_opens_after_consecutive_failures_then_probes_and_closes() {
     // Arrange
-    let logs = Captured::default();
+    let logs = CapturedLogs::default();
     let _guard = logs.install();
     let pair = Pair::with(|c| {
         c.breaker = BreakerConfig {
@@ -565,7 +565,7 @@ async fn every_breaker_open_fails_at_once_with_retry_after_and_no_engine_call() 
 #[tokio::test]
 async fn keys_never_appear_in_records_logs_or_errors() {
     // Arrange
-    let logs = Captured::default();
+    let logs = CapturedLogs::default();
     let _guard = logs.install();
     let a = FakeEngine::builder()
         .dimensions(DIMS)

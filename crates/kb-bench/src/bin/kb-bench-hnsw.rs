@@ -102,13 +102,7 @@ struct Build {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,qdrant_edge=error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    kb_bench::init_logging("warn,qdrant_edge=error");
     let args = Args::parse();
     anyhow::ensure!(
         args.points > 0 && args.queries > 0,

@@ -79,12 +79,7 @@ struct StagesAlone {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    kb_bench::init_logging("warn");
     let args = Args::parse();
     let machine = MachineInfo::probe();
 

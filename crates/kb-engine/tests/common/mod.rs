@@ -10,9 +10,7 @@ use kb_engine::{
     TimeoutConfig,
 };
 use kb_testkit::{FakeEngine, fake_answer};
-
 use std::ops::Range;
-
 use std::time::{Duration, Instant};
 
 pub const DIMS: usize = 8;
@@ -105,4 +103,4 @@ pub fn assert_took(started: Instant, range: Range<Duration>) {
 }
 
 /// Log capture, shared with the workspace's other test binaries.
-pub use kb_testkit::CapturedLogs as Captured;
+pub use kb_testkit::CapturedLogs;
