@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Local embedder benchmark (bench/README.md): kb's candle embedder against sentence-transformers
+# Local embedder benchmark (bench/README.md): kb's local embedder against sentence-transformers
 # on the same model folder, the same texts, the same batch sizes and THREADS threads each:
 # SENTENCES prose sentences (500) and CHUNKS chunks of 200 tokens (128) from the kernel docs.
 # Writes bench/results/embed.json and redraws the plots. Usage: bench/embed.sh

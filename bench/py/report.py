@@ -141,7 +141,7 @@ def embed() -> None:
         sets = r["sets"][label]
         sizes = [x["batch_size"] for x in sets["kb"]["runs"]]
         xs = range(len(sizes))
-        ax.bar([x - 0.2 for x in xs], [x["inputs_per_s"] for x in sets["kb"]["runs"]], 0.4, label="kb (candle)")
+        ax.bar([x - 0.2 for x in xs], [x["inputs_per_s"] for x in sets["kb"]["runs"]], 0.4, label="kb")
         ax.bar([x + 0.2 for x in xs], [x["inputs_per_s"] for x in sets["sentence_transformers"]["runs"]], 0.4,
                label="sentence-transformers")
         ax.set_xticks(list(xs), [f"batch {s}" for s in sizes])

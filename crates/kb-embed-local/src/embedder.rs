@@ -1,16 +1,14 @@
 //! [`LocalEmbedder`]: loading a BERT-family model folder and embedding batches of texts.
 
+use crate::bert::{Bert, BertConfig};
 use crate::config::{LocalEmbedderConfig, Pooling};
 use crate::error::LocalEmbedError;
 use async_trait::async_trait;
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use faer::Par;
 use kb_core::{Embedder, Embedding, InputKind, ModelError};
 use rayon::prelude::*;
 use serde::Deserialize;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,7 +30,7 @@ const SENTENCE_BERT_CONFIG_FILE: &str = "sentence_bert_config.json";
 const DEFAULT_POOLING_DIR: &str = "1_Pooling";
 const POOLING_MODULE_TYPE: &str = "sentence_transformers.models.Pooling";
 
-/// An embedding model run in-process on the CPU with candle.
+/// An embedding model run in-process on the CPU by this crate's own BERT encoder.
 ///
 /// Cheap to clone: clones share the loaded model.
 #[derive(Clone)]
@@ -41,17 +39,14 @@ pub struct LocalEmbedder {
 }
 
 struct Inner {
-    model: BertModel,
-    device: Device,
-    /// Adds special tokens and truncates at `max_tokens`; no padding (batches are padded here,
-    /// each to its own longest input).
+    model: Bert,
+    /// Adds special tokens and truncates at `max_tokens`; no padding (inputs are packed, not
+    /// padded).
     embed_tokenizer: Tokenizer,
     /// Neither truncates nor pads: counts what a text really costs.
     count_tokenizer: Tokenizer,
     /// [`counts_add_at_whitespace`] of the tokenizer.
     counts_add_at_whitespace: bool,
-    pad_id: u32,
-    attention_heads: usize,
     dimensions: usize,
     max_tokens: usize,
     max_input_tokens: usize,
@@ -124,10 +119,6 @@ impl LocalEmbedder {
             source,
         };
         let tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(tokenizer_error)?;
-        let pad_id = tokenizer
-            .get_padding()
-            .map(|p| p.pad_id)
-            .unwrap_or(bert_config.pad_token_id as u32);
         let mut count_tokenizer = tokenizer;
         count_tokenizer.with_padding(None);
         count_tokenizer
@@ -173,18 +164,25 @@ impl LocalEmbedder {
             }))
             .map_err(tokenizer_error)?;
 
-        let device = Device::Cpu;
-        let model = load_weights(&dir.join(WEIGHTS_FILE), &bert_config, &device)?;
+        let model = load_weights(&dir.join(WEIGHTS_FILE), &bert_config)?;
+        let tokenizer_vocabulary = count_tokenizer.get_vocab_size(true);
+        if tokenizer_vocabulary > model.vocab_size() {
+            return Err(LocalEmbedError::Mismatch {
+                dir: dir.to_path_buf(),
+                message: format!(
+                    "tokenizer.json has {tokenizer_vocabulary} tokens but config.json's \
+                     vocab_size is {}",
+                    model.vocab_size()
+                ),
+            });
+        }
 
         let inner = Inner {
+            dimensions: model.hidden_size(),
             model,
-            device,
             embed_tokenizer,
             counts_add_at_whitespace: counts_add_at_whitespace(&count_tokenizer),
             count_tokenizer,
-            pad_id,
-            attention_heads: bert_config.num_attention_heads,
-            dimensions: bert_config.hidden_size,
             max_tokens,
             max_input_tokens: max_tokens - reserved,
             query_prefix: config.query_prefix.clone(),
@@ -217,8 +215,8 @@ impl LocalEmbedder {
 
     /// Embed `inputs` on the calling thread: one vector per input, in input order.
     ///
-    /// Blocks for as long as the forward passes take (candle spreads each over the rayon
-    /// thread pool, sized by `RAYON_NUM_THREADS`); from async code use [`Embedder::embed`].
+    /// Blocks for as long as the forward passes take (they run on the rayon thread pool,
+    /// sized by `RAYON_NUM_THREADS`); from async code use [`Embedder::embed`].
     /// Inputs longer than `max_tokens` (prefix and special tokens included) are truncated.
     pub fn embed_sync(
         &self,
@@ -273,31 +271,31 @@ impl Inner {
             );
         }
 
-        // Batching inputs of similar length pads less: every input of a batch costs as much
-        // as its longest.
+        // Inputs are packed rather than padded, so order only groups them into passes; sorted
+        // by length, passes hold similar numbers of tokens.
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&i| encodings[i].len());
         let sorted_lengths: Vec<usize> = order.iter().map(|&i| encodings[i].len()).collect();
-        // Forward passes run side by side on rayon's threads: candle parallelises its matrix
-        // products but runs the element-wise work (GELU, softmax, adds) on one thread, so
-        // passes in parallel are what keeps every core busy.
-        let passes = spread(
-            plan_batches(&sorted_lengths, self.batch_size, self.attention_heads),
-            rayon::current_num_threads(),
-        );
+        // Passes run side by side on rayon's threads, each on one thread; only when there are
+        // fewer passes than threads (a single query) do the matrix products of a pass share
+        // the threads.
+        let threads = rayon::current_num_threads();
+        let passes = spread(plan_batches(&sorted_lengths, self.batch_size), threads);
+        let par = if passes.len() < threads {
+            Par::rayon(threads)
+        } else {
+            Par::Seq
+        };
         let outputs: Vec<Vec<Vec<f32>>> = passes
             .par_iter()
             .map(|range| {
-                let batch = &order[range.clone()];
-                let batch_encodings: Vec<&Encoding> =
-                    batch.iter().map(|&i| &encodings[i]).collect();
-                self.forward(&batch_encodings)
-                    .map_err(|source| LocalEmbedError::Inference {
-                        inputs: batch.len(),
-                        source,
-                    })
+                let batch: Vec<&Encoding> = order[range.clone()]
+                    .iter()
+                    .map(|&i| &encodings[i])
+                    .collect();
+                self.forward(&batch, par)
             })
-            .collect::<Result<_, _>>()?;
+            .collect();
         let mut vectors = vec![Vec::new(); encodings.len()];
         for (range, batch_vectors) in passes.into_iter().zip(outputs) {
             for (&i, vector) in order[range].iter().zip(batch_vectors) {
@@ -314,44 +312,41 @@ impl Inner {
         Ok(vectors)
     }
 
-    /// One forward pass over encodings padded to the longest of them.
-    fn forward(&self, encodings: &[&Encoding]) -> candle_core::Result<Vec<Vec<f32>>> {
-        let rows = encodings.len();
-        let width = encodings.iter().map(|e| e.len()).max().unwrap_or(0);
-        let mut ids = Vec::with_capacity(rows * width);
-        let mut type_ids = Vec::with_capacity(rows * width);
-        let mut mask = Vec::with_capacity(rows * width);
-        for encoding in encodings {
-            let padding = width - encoding.len();
-            ids.extend_from_slice(encoding.get_ids());
-            ids.extend(std::iter::repeat_n(self.pad_id, padding));
-            type_ids.extend_from_slice(encoding.get_type_ids());
-            type_ids.extend(std::iter::repeat_n(0, padding));
-            mask.extend_from_slice(encoding.get_attention_mask());
-            mask.extend(std::iter::repeat_n(0, padding));
-        }
-        let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
-        let type_ids = Tensor::from_vec(type_ids, (rows, width), &self.device)?;
-        let mask = Tensor::from_vec(mask, (rows, width), &self.device)?;
-
-        let hidden = self.model.forward(&ids, &type_ids, Some(&mask))?;
-        let pooled = match self.pooling {
-            Pooling::Mean => {
-                let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-                let sum = hidden.broadcast_mul(&mask)?.sum(1)?;
-                let count = mask.sum(1)?.maximum(1e-9f32)?;
-                sum.broadcast_div(&count)?
-            }
-            Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
-        };
-        let pooled = if self.normalize {
-            // As torch.nn.functional.normalize: the epsilon keeps a zero vector at zero.
-            let norm = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.maximum(1e-12f32)?;
-            pooled.broadcast_div(&norm)?
-        } else {
-            pooled
-        };
-        pooled.to_vec2::<f32>()
+    /// One forward pass: the pooled (and, if configured, normalised) vector of each input.
+    fn forward(&self, encodings: &[&Encoding], par: Par) -> Vec<Vec<f32>> {
+        let inputs: Vec<(&[u32], &[u32])> = encodings
+            .iter()
+            .map(|e| (e.get_ids(), e.get_type_ids()))
+            .collect();
+        let hidden = self.model.encode(&inputs, par);
+        (0..encodings.len())
+            .map(|i| {
+                let mut rows = hidden.rows(i);
+                let mut pooled = match self.pooling {
+                    Pooling::Cls => rows
+                        .next()
+                        .map_or_else(|| vec![0.0; hidden.width], <[f32]>::to_vec),
+                    Pooling::Mean => {
+                        let count = rows.len();
+                        let mut sum = vec![0.0f32; hidden.width];
+                        for row in rows {
+                            for (s, v) in sum.iter_mut().zip(row) {
+                                *s += v;
+                            }
+                        }
+                        let scale = 1.0 / count.max(1) as f32;
+                        sum.iter_mut().for_each(|s| *s *= scale);
+                        sum
+                    }
+                };
+                if self.normalize {
+                    // As torch.nn.functional.normalize: the epsilon keeps a zero vector at zero.
+                    let norm = pooled.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                    pooled.iter_mut().for_each(|v| *v /= norm);
+                }
+                pooled
+            })
+            .collect()
     }
 }
 
@@ -439,13 +434,11 @@ pub fn counts_add_at_whitespace(tokenizer: &Tokenizer) -> bool {
     ) && matches!(tokenizer.get_model(), ModelWrapper::WordPiece(_))
 }
 
-/// Most attention scores (heads × inputs × width², f32) one forward pass may hold: 4 MiB.
+/// Most tokens one forward pass packs together.
 ///
-/// Candle's CPU attention runs several element-wise passes over the scores, so past the
-/// cache size they cost memory bandwidth: 64 inputs of 253 tokens took 17% less CPU time
-/// one at a time than in batches of 32, while short inputs still gain from full batches
-/// (15 tokens: 0.67 s in batches of 32, 1.7 s one at a time).
-const ATTENTION_SCORES_BUDGET: usize = 1 << 20;
+/// Products over more rows run no faster, while the pass's activations (about 7 KiB per
+/// token for MiniLM) fall out of the cache between the element-wise passes.
+const TOKENS_PER_PASS: usize = 2048;
 
 /// Halve the largest passes until there are at least `threads` of them (or every pass is one
 /// input), so that a batch that would be one or two passes still uses every core. Order is
@@ -470,22 +463,19 @@ fn spread(mut passes: Vec<std::ops::Range<usize>>, threads: usize) -> Vec<std::o
 }
 
 /// Split inputs sorted by ascending token count into forward passes: each of at most
-/// `batch_size` inputs and within [`ATTENTION_SCORES_BUDGET`], yet at least one input.
-fn plan_batches(
-    sorted_lengths: &[usize],
-    batch_size: usize,
-    heads: usize,
-) -> Vec<std::ops::Range<usize>> {
+/// `batch_size` inputs and [`TOKENS_PER_PASS`] tokens, yet at least one input.
+fn plan_batches(sorted_lengths: &[usize], batch_size: usize) -> Vec<std::ops::Range<usize>> {
     let mut batches = Vec::new();
     let mut start = 0;
-    for (i, &width) in sorted_lengths.iter().enumerate() {
-        // Sorted ascending: the newest input sets the batch's width.
-        let rows = i + 1 - start;
-        let scores = rows.saturating_mul(heads).saturating_mul(width * width);
-        if rows > 1 && (rows > batch_size || scores > ATTENTION_SCORES_BUDGET) {
+    let mut tokens = 0;
+    for (i, &length) in sorted_lengths.iter().enumerate() {
+        let rows = i - start;
+        if rows > 0 && (rows == batch_size || tokens + length > TOKENS_PER_PASS) {
             batches.push(start..i);
             start = i;
+            tokens = 0;
         }
+        tokens += length;
     }
     if start < sorted_lengths.len() {
         batches.push(start..sorted_lengths.len());
@@ -652,48 +642,15 @@ impl PoolingConfig {
 }
 
 /// Read the weights into memory (no mmap: `unsafe` is forbidden here) and build the model.
-fn load_weights(
-    path: &Path,
-    bert_config: &BertConfig,
-    device: &Device,
-) -> Result<BertModel, LocalEmbedError> {
-    let weights_error = |source| LocalEmbedError::Weights {
-        path: path.to_path_buf(),
-        source,
-    };
+fn load_weights(path: &Path, bert_config: &BertConfig) -> Result<Bert, LocalEmbedError> {
     let bytes = std::fs::read(path).map_err(|source| LocalEmbedError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let tensors = candle_core::safetensors::load_buffer(&bytes, device).map_err(weights_error)?;
-    drop(bytes);
-    let vb = VarBuilder::from_tensors(canonical_weight_names(tensors), DType::F32, device);
-    BertModel::load(vb, bert_config).map_err(weights_error)
-}
-
-/// Rename weights to what `BertModel` looks up: without the `bert.` prefix that checkpoints
-/// saved from `BertFor*` classes carry, and with `weight`/`bias` rather than the
-/// `gamma`/`beta` of checkpoints converted from TensorFlow.
-fn canonical_weight_names(tensors: HashMap<String, Tensor>) -> HashMap<String, Tensor> {
-    let prefixed = !tensors.contains_key("embeddings.word_embeddings.weight")
-        && tensors.contains_key("bert.embeddings.word_embeddings.weight");
-    tensors
-        .into_iter()
-        .map(|(name, tensor)| {
-            let name = match name.strip_prefix("bert.") {
-                Some(rest) if prefixed => rest.to_owned(),
-                _ => name,
-            };
-            let name = if let Some(stem) = name.strip_suffix("LayerNorm.gamma") {
-                format!("{stem}LayerNorm.weight")
-            } else if let Some(stem) = name.strip_suffix("LayerNorm.beta") {
-                format!("{stem}LayerNorm.bias")
-            } else {
-                name
-            };
-            (name, tensor)
-        })
-        .collect()
+    Bert::load(bert_config, &bytes).map_err(|source| LocalEmbedError::Weights {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// `local:` plus the model folder's name.

@@ -41,13 +41,17 @@ pub enum LocalEmbedError {
         source: tokenizers::Error,
     },
 
-    /// The weights do not load into a BERT model of the configured shape.
-    #[error("model file {}: weights do not fit a BERT model described by config.json", path.display())]
+    /// The weights or `config.json` do not describe a BERT model this crate can run.
+    #[error("model file {}: not a BERT model this embedder can run", path.display())]
     Weights {
         path: PathBuf,
         #[source]
-        source: candle_core::Error,
+        source: crate::BertError,
     },
+
+    /// The files of the model folder do not belong together.
+    #[error("model folder {}: {message}; the files may come from different models", dir.display())]
+    Mismatch { dir: PathBuf, message: String },
 
     /// The model folder asks for a pooling mode this crate does not implement.
     #[error("model file {}: pooling mode {mode} is not supported (only mean and cls are)", path.display())]
@@ -63,14 +67,6 @@ pub enum LocalEmbedError {
         inputs: usize,
         #[source]
         source: tokenizers::Error,
-    },
-
-    /// The forward pass or the pooling failed.
-    #[error("embedding a batch of {inputs} inputs failed")]
-    Inference {
-        inputs: usize,
-        #[source]
-        source: candle_core::Error,
     },
 }
 

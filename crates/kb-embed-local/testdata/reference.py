@@ -26,6 +26,9 @@ SENTENCES = [
     "Café naïve résumé: Ünïcödé, state-of-the-art tokenization!",
     "",
 ]
+# Long inputs: attention over many positions, and (the second) truncation at MAX_TOKENS.
+TRAVEL = "Section {}: employees who travel for work book trains in second class, flights in economy, and hotels under the city's nightly limit; receipts go to finance within 30 days."
+SENTENCES += [" ".join(TRAVEL.format(i) for i in range(1, n + 1)) for n in (4, 12)]
 
 
 def load_safetensors(path):

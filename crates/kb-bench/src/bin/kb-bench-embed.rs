@@ -1,8 +1,8 @@
-//! Local embedder benchmark: inputs per second of kb's candle embedder at given batch sizes.
+//! Local embedder benchmark: inputs per second of kb's local embedder at given batch sizes.
 //!
 //! Reads texts from a file of JSON strings, one per line (the same file the
 //! sentence-transformers side reads), embeds them all in one call per batch size after a
-//! warm-up, and prints a JSON result. Threads: candle uses rayon, sized by `RAYON_NUM_THREADS`.
+//! warm-up, and prints a JSON result. Threads: the embedder uses rayon, sized by `RAYON_NUM_THREADS`.
 
 use anyhow::Context;
 use clap::Parser;
@@ -76,7 +76,7 @@ fn main() -> anyhow::Result<()> {
     }
     let result = json!({
         "benchmark": "embed",
-        "engine": "kb-embed-local (candle)",
+        "engine": "kb-embed-local",
         "label": args.label,
         "threads": std::env::var("RAYON_NUM_THREADS").ok(),
         "machine": MachineInfo::probe(),

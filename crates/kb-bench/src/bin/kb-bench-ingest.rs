@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 enum EmbedderKind {
     /// Real token counts, nearly free vectors: measures kb's own pipeline.
     Fake,
-    /// The in-process candle model (kb's default embedder).
+    /// The in-process local model (kb's default embedder).
     Local,
 }
 
