@@ -21,6 +21,10 @@ use std::borrow::Cow;
 /// The parts of a Hugging Face BERT `config.json` the encoder uses.
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct BertConfig {
+    /// `bert` when present; RoBERTa-style models share the weight names but number positions
+    /// from the padding id onwards, so they would load and give wrong vectors.
+    #[serde(default)]
+    pub model_type: Option<String>,
     pub vocab_size: usize,
     pub hidden_size: usize,
     pub num_hidden_layers: usize,
@@ -184,6 +188,11 @@ impl Bert {
                 config.hidden_act
             ))
         })?;
+        if let Some(kind) = config.model_type.as_deref().filter(|&kind| kind != "bert") {
+            return Err(BertError::Config(format!(
+                "model_type {kind:?} is not supported (only bert is)"
+            )));
+        }
         if config.position_embedding_type != "absolute" {
             return Err(BertError::Config(format!(
                 "position_embedding_type {:?} is not supported (only absolute is)",
@@ -718,6 +727,12 @@ mod tests {
         };
         let error = Bert::load(&swish, &[]).err().unwrap();
         assert!(error.to_string().contains("swish"), "{error}");
+        let roberta = BertConfig {
+            model_type: Some("xlm-roberta".to_owned()),
+            ..tiny_config()
+        };
+        let error = Bert::load(&roberta, &[]).err().unwrap();
+        assert!(error.to_string().contains("xlm-roberta"), "{error}");
         assert!(matches!(
             Bert::load(&config, b"not a safetensors file"),
             Err(BertError::Format(_))

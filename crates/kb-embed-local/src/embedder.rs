@@ -280,7 +280,11 @@ impl Inner {
         // fewer passes than threads (a single query) do the matrix products of a pass share
         // the threads.
         let threads = rayon::current_num_threads();
-        let passes = spread(plan_batches(&sorted_lengths, self.batch_size), threads);
+        let passes = spread(
+            plan_batches(&sorted_lengths, self.batch_size),
+            &sorted_lengths,
+            threads,
+        );
         let par = if passes.len() < threads {
             Par::rayon(threads)
         } else {
@@ -440,24 +444,36 @@ pub fn counts_add_at_whitespace(tokenizer: &Tokenizer) -> bool {
 /// token for MiniLM) fall out of the cache between the element-wise passes.
 const TOKENS_PER_PASS: usize = 2048;
 
-/// Halve the largest passes until there are at least `threads` of them (or every pass is one
-/// input), so that a batch that would be one or two passes still uses every core. Order is
-/// kept.
-fn spread(mut passes: Vec<std::ops::Range<usize>>, threads: usize) -> Vec<std::ops::Range<usize>> {
+/// Split the passes with the most tokens in two, at their middle token, until there are at
+/// least `threads` of them (or every pass is one input), so that a call that would be one or
+/// two passes still uses every core. `lengths` are the inputs' token counts; order is kept.
+fn spread(
+    mut passes: Vec<std::ops::Range<usize>>,
+    lengths: &[usize],
+    threads: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let tokens = |range: &std::ops::Range<usize>| lengths[range.clone()].iter().sum::<usize>();
     while passes.len() < threads {
-        let Some((at, widest)) = passes
+        let Some((at, heaviest)) = passes
             .iter()
             .enumerate()
-            .max_by_key(|(_, r)| r.len())
+            .filter(|(_, r)| r.len() > 1)
+            .max_by_key(|(_, r)| tokens(r))
             .map(|(at, r)| (at, r.clone()))
         else {
             break;
         };
-        if widest.len() < 2 {
-            break;
-        }
-        let middle = widest.start + widest.len() / 2;
-        passes.splice(at..=at, [widest.start..middle, middle..widest.end]);
+        let half = tokens(&heaviest) / 2;
+        let mut sum = 0;
+        let middle = heaviest
+            .clone()
+            .find(|&i| {
+                sum += lengths[i];
+                sum >= half
+            })
+            .map_or(heaviest.end - 1, |i| i + 1)
+            .clamp(heaviest.start + 1, heaviest.end - 1);
+        passes.splice(at..=at, [heaviest.start..middle, middle..heaviest.end]);
     }
     passes
 }

@@ -448,18 +448,46 @@ fn passes_are_capped_by_input_count_and_by_tokens() {
 #[test]
 #[allow(clippy::single_range_in_vec_init)] // a list of passes that holds one pass
 fn passes_are_halved_until_every_thread_has_one() {
-    assert_eq!(spread(vec![0..32], 2), [0..16, 16..32]);
+    let even = vec![10; 40];
+    assert_eq!(spread(vec![0..32], &even, 2), [0..16, 16..32]);
     assert_eq!(
-        spread(vec![0..32, 32..40], 4),
+        spread(vec![0..32, 32..40], &even, 4),
         [0..16, 16..24, 24..32, 32..40]
     );
-    assert_eq!(spread(vec![0..1], 4), [0..1], "one input is one pass");
     assert_eq!(
-        spread(vec![0..3, 3..4], 1),
+        spread(vec![0..1], &even, 4),
+        [0..1],
+        "one input is one pass"
+    );
+    assert_eq!(
+        spread(vec![0..3, 3..4], &even, 1),
         [0..3, 3..4],
         "one thread: as planned"
     );
-    assert!(spread(Vec::new(), 2).is_empty());
+    assert!(spread(Vec::new(), &even, 2).is_empty());
+}
+
+#[test]
+#[allow(clippy::single_range_in_vec_init)] // a list of passes that holds one pass
+fn passes_are_halved_at_their_middle_token_not_their_middle_input() {
+    // Sorted by length: 16 short inputs, then 16 long ones (3,360 tokens).
+    let skewed = [vec![10; 16], vec![200; 16]].concat();
+    assert_eq!(
+        spread(vec![0..32], &skewed, 2),
+        [0..24, 24..32],
+        "1,760 and 1,600 tokens, not 160 and 3,200"
+    );
+    // The heaviest pass is split, not the one with the most inputs.
+    let lengths = [vec![5; 20], vec![250; 4]].concat();
+    assert_eq!(
+        spread(vec![0..20, 20..24], &lengths, 3),
+        [0..20, 20..22, 22..24]
+    );
+    assert_eq!(
+        spread(vec![0..2], &[1, 1000], 2),
+        [0..1, 1..2],
+        "both halves keep an input"
+    );
 }
 
 #[test]
