@@ -51,17 +51,20 @@ impl Embedder for Sizer {
             Sizer::Tokenizer {
                 tokenizer,
                 spans: true,
-            } => tokenizer
-                .encode(text, false)
-                .ok()
-                .map(|e| e.get_offsets().to_vec()),
+            } => kb_embed_local::token_spans(tokenizer, text),
             _ => None,
         }
     }
-    // With spans, as the local embedder: MiniLM's tokenizer is BERT's, whose counts add up at
-    // whitespace (kb-embed-local checks it), so chunk texts are counted from the spans.
+    // With spans, as the local embedder: chunk texts are counted from the spans when the
+    // tokenizer's counts add up at whitespace (MiniLM's do).
     fn counts_add_at_whitespace(&self) -> bool {
-        matches!(self, Sizer::Tokenizer { spans: true, .. })
+        match self {
+            Sizer::Tokenizer {
+                tokenizer,
+                spans: true,
+            } => kb_embed_local::counts_add_at_whitespace(tokenizer),
+            _ => false,
+        }
     }
 }
 
