@@ -102,6 +102,9 @@ pub enum BertError {
     },
     #[error("weight {name} is stored as {dtype:?}; only F32, F16 and BF16 are supported")]
     Dtype { name: String, dtype: Dtype },
+    /// An input the model cannot take: the tokenizer does not match the weights.
+    #[error("input {input}: {problem}")]
+    Input { input: usize, problem: String },
 }
 
 struct LayerNorm {
@@ -284,18 +287,16 @@ impl Bert {
     /// Encode inputs given as `(token ids, token type ids)`: the last layer's token vectors.
     ///
     /// `par` parallelises the matrix products of the dense layers; attention runs on the
-    /// calling thread. Token ids at or above the vocabulary size, type ids at or above the
-    /// type vocabulary and inputs longer than the position table are the caller's bug: they
-    /// panic, and [`crate::LocalEmbedder`] rules them out when it loads.
-    pub fn encode(&self, inputs: &[(&[u32], &[u32])], par: Par) -> Hidden {
+    /// calling thread. Fails, before any work, on a token id outside the vocabulary, a type id
+    /// outside the type vocabulary, an input longer than the position table, or ids and type
+    /// ids of different lengths.
+    pub fn encode(&self, inputs: &[(&[u32], &[u32])], par: Par) -> Result<Hidden, BertError> {
         let h = self.hidden;
         let mut starts = Vec::with_capacity(inputs.len() + 1);
         starts.push(0);
-        for (ids, _) in inputs {
-            assert!(
-                ids.len() <= self.max_positions,
-                "input longer than the model"
-            );
+        for (input, (ids, type_ids)) in inputs.iter().enumerate() {
+            self.check(ids, type_ids)
+                .map_err(|problem| BertError::Input { input, problem })?;
             starts.push(starts.last().copied().unwrap_or(0) + ids.len());
         }
         let rows = starts.last().copied().unwrap_or(0);
@@ -311,10 +312,6 @@ impl Bert {
             {
                 let word = &self.word_embeddings[id as usize * h..][..h];
                 let place = &self.position_embeddings[position * h..][..h];
-                assert!(
-                    (type_id as usize) < self.type_vocab_size,
-                    "token type out of range"
-                );
                 let kind = &self.token_type_embeddings[type_id as usize * h..][..h];
                 for (((v, w), p), k) in row.iter_mut().zip(word).zip(place).zip(kind) {
                     *v = w + p + k;
@@ -342,11 +339,45 @@ impl Bert {
         for layer in &self.layers {
             self.layer(layer, &mut x, &starts, &mut buffers, par);
         }
-        Hidden {
+        Ok(Hidden {
             states: x,
             starts,
             width: h,
+        })
+    }
+
+    /// Why the model cannot take an input, if it cannot.
+    fn check(&self, ids: &[u32], type_ids: &[u32]) -> Result<(), String> {
+        if ids.len() != type_ids.len() {
+            return Err(format!(
+                "{} token ids but {} type ids",
+                ids.len(),
+                type_ids.len()
+            ));
         }
+        if ids.len() > self.max_positions {
+            return Err(format!(
+                "{} tokens; the model takes at most {}",
+                ids.len(),
+                self.max_positions
+            ));
+        }
+        if let Some(id) = ids.iter().find(|&&id| id as usize >= self.vocab_size) {
+            return Err(format!(
+                "token id {id} is outside the model's vocabulary of {}",
+                self.vocab_size
+            ));
+        }
+        if let Some(id) = type_ids
+            .iter()
+            .find(|&&id| id as usize >= self.type_vocab_size)
+        {
+            return Err(format!(
+                "token type {id} is outside the model's {} types",
+                self.type_vocab_size
+            ));
+        }
+        Ok(())
     }
 
     /// One encoder layer over `x`, in place.
@@ -633,7 +664,7 @@ mod tests {
 
     fn encode_alone(model: &Bert, ids: &[u32]) -> Vec<f32> {
         let types = vec![0; ids.len()];
-        model.encode(&[(ids, &types)], Par::Seq).states
+        model.encode(&[(ids, &types)], Par::Seq).unwrap().states
     }
 
     #[test]
@@ -651,7 +682,7 @@ mod tests {
             .map(|ids| (*ids, &types[..ids.len()]))
             .collect();
 
-        let hidden = model.encode(&packed, Par::Seq);
+        let hidden = model.encode(&packed, Par::Seq).unwrap();
 
         assert_eq!(hidden.starts, [0, 4, 6, 14]);
         for (i, ids) in inputs.iter().enumerate() {
@@ -667,6 +698,27 @@ mod tests {
             encode_alone(&model, &[1, 5])[..8],
             encode_alone(&model, &[1, 6])[..8]
         );
+    }
+
+    #[test]
+    fn inputs_the_model_cannot_take_are_refused_with_the_reason() {
+        let config = tiny_config();
+        let model = Bert::load(
+            &config,
+            &safetensors_file(&tiny_weights(&config), Dtype::F32, str::to_owned),
+        )
+        .unwrap();
+        let problem = |ids: &[u32], types: &[u32]| {
+            let inputs: [(&[u32], &[u32]); 2] = [(&[1, 2], &[0, 0]), (ids, types)];
+            match model.encode(&inputs, Par::Seq) {
+                Err(BertError::Input { input: 1, problem }) => problem,
+                other => panic!("{:?}", other.map(|h| h.starts)),
+            }
+        };
+        assert!(problem(&[1, 11], &[0, 0]).contains("token id 11"));
+        assert!(problem(&[1, 2], &[0, 2]).contains("token type 2"));
+        assert!(problem(&[1; 17], &[0; 17]).contains("at most 16"));
+        assert!(problem(&[1, 2], &[0]).contains("2 token ids but 1 type ids"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! [`LocalEmbedder`]: loading a BERT-family model folder and embedding batches of texts.
 
-use crate::bert::{Bert, BertConfig};
+use crate::bert::{Bert, BertConfig, BertError};
 use crate::config::{LocalEmbedderConfig, Pooling};
 use crate::error::LocalEmbedError;
 use async_trait::async_trait;
@@ -298,8 +298,12 @@ impl Inner {
                     .map(|&i| &encodings[i])
                     .collect();
                 self.forward(&batch, par)
+                    .map_err(|source| LocalEmbedError::Inference {
+                        inputs: batch.len(),
+                        source,
+                    })
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         let mut vectors = vec![Vec::new(); encodings.len()];
         for (range, batch_vectors) in passes.into_iter().zip(outputs) {
             for (&i, vector) in order[range].iter().zip(batch_vectors) {
@@ -317,13 +321,13 @@ impl Inner {
     }
 
     /// One forward pass: the pooled (and, if configured, normalised) vector of each input.
-    fn forward(&self, encodings: &[&Encoding], par: Par) -> Vec<Vec<f32>> {
+    fn forward(&self, encodings: &[&Encoding], par: Par) -> Result<Vec<Vec<f32>>, BertError> {
         let inputs: Vec<(&[u32], &[u32])> = encodings
             .iter()
             .map(|e| (e.get_ids(), e.get_type_ids()))
             .collect();
-        let hidden = self.model.encode(&inputs, par);
-        (0..encodings.len())
+        let hidden = self.model.encode(&inputs, par)?;
+        let vectors = (0..encodings.len())
             .map(|i| {
                 let mut rows = hidden.rows(i);
                 let mut pooled = match self.pooling {
@@ -350,7 +354,8 @@ impl Inner {
                 }
                 pooled
             })
-            .collect()
+            .collect();
+        Ok(vectors)
     }
 }
 

@@ -68,6 +68,14 @@ pub enum LocalEmbedError {
         #[source]
         source: tokenizers::Error,
     },
+
+    /// The model could not take a batch of inputs (the tokenizer does not match the weights).
+    #[error("embedding a batch of {inputs} inputs failed")]
+    Inference {
+        inputs: usize,
+        #[source]
+        source: crate::BertError,
+    },
 }
 
 impl LocalEmbedError {
