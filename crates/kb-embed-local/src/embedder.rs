@@ -443,10 +443,12 @@ pub fn counts_add_at_whitespace(tokenizer: &Tokenizer) -> bool {
     ) && matches!(tokenizer.get_model(), ModelWrapper::WordPiece(_))
 }
 
-/// Most tokens one forward pass packs together.
+/// Most tokens one forward pass packs together: it bounds a pass's scratch memory (ten
+/// hidden-size rows per token, 15 KiB for MiniLM: 30 MiB per pass).
 ///
-/// Products over more rows run no faster, while the pass's activations (about 7 KiB per
-/// token for MiniLM) fall out of the cache between the element-wise passes.
+/// Speed does not depend on it: caps of 512, 1,024, 2,048, 4,096 and none gave the same
+/// throughput within noise (20.4–22.5 chunks/s on one thread, 41–45 on two; bench/embed.sh
+/// inputs, batches of 32 and 128; docs/BENCHMARKS.md).
 const TOKENS_PER_PASS: usize = 2048;
 
 /// Split the passes with the most tokens in two, at their middle token, until there are at
