@@ -662,6 +662,13 @@ mod tests {
         safetensors::serialize(views, None).unwrap()
     }
 
+    /// [`tiny_config`] with [`tiny_weights`], stored as F32.
+    fn tiny_model() -> Bert {
+        let config = tiny_config();
+        let file = safetensors_file(&tiny_weights(&config), Dtype::F32, str::to_owned);
+        Bert::load(&config, &file).unwrap()
+    }
+
     fn encode_alone(model: &Bert, ids: &[u32]) -> Vec<f32> {
         let types = vec![0; ids.len()];
         model.encode(&[(ids, &types)], Par::Seq).unwrap().states
@@ -669,12 +676,7 @@ mod tests {
 
     #[test]
     fn packed_inputs_encode_exactly_as_each_does_alone() {
-        let config = tiny_config();
-        let model = Bert::load(
-            &config,
-            &safetensors_file(&tiny_weights(&config), Dtype::F32, str::to_owned),
-        )
-        .unwrap();
+        let model = tiny_model();
         let inputs: [&[u32]; 3] = [&[1, 5, 9, 2], &[1, 2], &[1, 3, 3, 7, 10, 4, 6, 2]];
         let types = [0u32; 8];
         let packed: Vec<(&[u32], &[u32])> = inputs
@@ -702,12 +704,7 @@ mod tests {
 
     #[test]
     fn inputs_the_model_cannot_take_are_refused_with_the_reason() {
-        let config = tiny_config();
-        let model = Bert::load(
-            &config,
-            &safetensors_file(&tiny_weights(&config), Dtype::F32, str::to_owned),
-        )
-        .unwrap();
+        let model = tiny_model();
         let problem = |ids: &[u32], types: &[u32]| {
             let inputs: [(&[u32], &[u32]); 2] = [(&[1, 2], &[0, 0]), (ids, types)];
             match model.encode(&inputs, Par::Seq) {
