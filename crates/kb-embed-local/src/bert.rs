@@ -16,7 +16,6 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
-use std::borrow::Cow;
 
 /// The parts of a Hugging Face BERT `config.json` the encoder uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -526,18 +525,17 @@ impl<'a> Weights<'a> {
 /// it uses one, and with TensorFlow's `gamma`/`beta` for a layer norm's `weight`/`bias`.
 fn stored_names(name: &str, prefixed: bool) -> Vec<String> {
     let prefix = if prefixed { "bert." } else { "" };
-    let mut names = vec![format!("{prefix}{name}")];
-    let tensorflow: Option<Cow<'_, str>> = if let Some(stem) = name.strip_suffix("LayerNorm.weight")
-    {
-        Some(format!("{stem}LayerNorm.gamma").into())
-    } else {
-        name.strip_suffix("LayerNorm.bias")
-            .map(|stem| format!("{stem}LayerNorm.beta").into())
-    };
-    if let Some(alternative) = tensorflow {
-        names.push(format!("{prefix}{alternative}"));
-    }
-    names
+    let tensorflow = name
+        .strip_suffix("LayerNorm.weight")
+        .map(|stem| format!("{stem}LayerNorm.gamma"))
+        .or_else(|| {
+            name.strip_suffix("LayerNorm.bias")
+                .map(|stem| format!("{stem}LayerNorm.beta"))
+        });
+    std::iter::once(name.to_owned())
+        .chain(tensorflow)
+        .map(|stored| format!("{prefix}{stored}"))
+        .collect()
 }
 
 #[cfg(test)]
