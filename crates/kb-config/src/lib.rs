@@ -184,6 +184,14 @@ pub struct IngestSettings {
     pub max_file_bytes: u64,
     /// Access groups of documents whose front matter names none.
     pub default_groups: Vec<String>,
+    /// Folders that `POST /v1/admin/ingest` may read, resolved (`..` and symbolic links) at
+    /// start-up. Empty (the default): only the server's own admin token (the `kb` CLI on the
+    /// server's machine) may ingest over HTTP; admin API keys may not.
+    pub roots: Vec<PathBuf>,
+    /// Follow symbolic links that lead outside the folder being ingested. Off by default:
+    /// such a link is skipped with a reason, so a file outside the ingest root is never
+    /// published by a link inside it.
+    pub follow_symlinks: bool,
 }
 
 impl Default for IngestSettings {
@@ -197,6 +205,8 @@ impl Default for IngestSettings {
             batch_retries: 5,
             max_file_bytes: 20 * 1024 * 1024,
             default_groups: vec!["all".into()],
+            roots: Vec::new(),
+            follow_symlinks: false,
         }
     }
 }
