@@ -268,8 +268,12 @@ async fn the_chat_page_streams_an_answer_whose_citation_shows_the_passage() {
 
     // Phone-sized: the key is remembered, model output is shown as text, nothing overflows.
     engine.set_stream_chunk_delay(Duration::ZERO);
+    // The server strips raw HTML from model output; the entity-escaped markup it leaves must
+    // still be shown as typed, which only holds if the page inserts text, not HTML.
     engine.set_chat_reply(Some(
-        "Lockers are on the <b>second</b> floor <img src=x onerror=alert(1)>. [1]".into(),
+        "Lockers are on the <b>second</b> floor <img src=x onerror=alert(1)>. \
+         Door code &lt;b&gt;7&lt;/b&gt;. [1]"
+            .into(),
     ));
     client.set_window_size(390, 844).await.unwrap();
     client.goto(&format!("{}/", app.address)).await.unwrap();
@@ -286,7 +290,7 @@ async fn the_chat_page_streams_an_answer_whose_citation_shows_the_passage() {
     let (_, answer) = ask_and_watch(&client).await;
     assert_eq!(
         answer,
-        "Lockers are on the <b>second</b> floor <img src=x onerror=alert(1)>. [1]"
+        "Lockers are on the second floor. Door code &lt;b&gt;7&lt;/b&gt;. [1]"
     );
     assert!(
         client

@@ -284,10 +284,15 @@ pub fn cited_documents(answer: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The `score` of each `/v1/search` result, in result order.
+/// The score each `/v1/search` result was ranked by (`raw_score`, shown to admins only), in
+/// result order.
 pub fn scores(results: &[Value]) -> Vec<f64> {
     results
         .iter()
-        .map(|r| r["score"].as_f64().unwrap())
+        .map(|r| {
+            r["raw_score"]
+                .as_f64()
+                .expect("raw_score (an admin search)")
+        })
         .collect()
 }

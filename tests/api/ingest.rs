@@ -39,7 +39,6 @@ async fn a_changed_file_replaces_its_chunks_without_leftovers() {
         !texts.iter().any(|t| t.contains("basement")),
         "old chunk still indexed: {texts:?}"
     );
-    let (_, ready) = app.get("/readyz", None).await;
     let (_, docs) = app
         .get("/v1/documents", Some(crate::helpers::ADMIN_TOKEN))
         .await;
@@ -50,7 +49,7 @@ async fn a_changed_file_replaces_its_chunks_without_leftovers() {
         .map(|d| d["chunk_count"].as_u64().unwrap())
         .sum();
     assert_eq!(
-        ready["points"].as_u64().unwrap(),
+        docs["index_points"].as_u64().unwrap(),
         catalog_chunks,
         "index and catalog disagree"
     );
@@ -142,8 +141,10 @@ async fn deleted_and_pruned_documents_leave_the_index() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let (_, ready) = app.get("/readyz", None).await;
-    assert_eq!(ready["points"], 1, "only parking.md is left");
+    let (_, docs) = app
+        .get("/v1/documents", Some(crate::helpers::ADMIN_TOKEN))
+        .await;
+    assert_eq!(docs["index_points"], 1, "only parking.md is left");
     let (status, body) = app
         .get(
             "/v1/documents/canteen.md",
@@ -163,7 +164,9 @@ async fn deleted_and_pruned_documents_leave_the_index() {
 
     assert_eq!(status, 200);
     assert_eq!(report["stats"]["removed"], 1, "{report}");
-    let (_, ready) = app.get("/readyz", None).await;
-    assert_eq!(ready["points"], 0);
+    let (_, docs) = app
+        .get("/v1/documents", Some(crate::helpers::ADMIN_TOKEN))
+        .await;
+    assert_eq!(docs["index_points"], 0);
     assert_eq!(body["error"]["code"], "document_not_found");
 }

@@ -1,8 +1,9 @@
-//! The query side's pure hot paths: building the grounded prompt from retrieved chunks and
-//! checking an answer's citations. `cargo bench -p kb-answer`.
+//! The query side's pure hot paths: building the grounded prompt from retrieved chunks,
+//! checking an answer's citations, and neutralising links in an answer (whole, and streamed
+//! in token-sized pieces). `cargo bench -p kb-answer`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use kb_answer::{citations, prompt};
+use kb_answer::{AllowedHosts, StreamSanitizer, citations, prompt, sanitize};
 use kb_core::{ChunkPayload, DocumentId, Hit};
 use std::hint::black_box;
 
@@ -59,5 +60,60 @@ fn citation_checking(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, prompt_building, citation_checking);
+/// An ordinary answer of about 500 tokens (citations, numbers, no links), and the same in
+/// pieces of about one token each, as a chat model streams it.
+fn ordinary_answer() -> (String, Vec<String>) {
+    let answer = "New employees get 25 vacation days per calendar year [1]. Up to five unused \
+                  days carry over with the approval of the manager [2, 3]; the rest expire \
+                  on 31 March. Part-time staff get days in proportion to their hours (see \
+                  the handbook, section 4) [1]. "
+        .repeat(10);
+    let pieces = answer
+        .split_inclusive(' ')
+        .flat_map(|w| {
+            // Long words arrive as two tokens.
+            let cut = if w.len() > 6 { w.len() / 2 } else { w.len() };
+            [w[..cut].to_owned(), w[cut..].to_owned()]
+        })
+        .filter(|p| !p.is_empty())
+        .collect();
+    (answer, pieces)
+}
+
+fn link_sanitizing(c: &mut Criterion) {
+    let (answer, pieces) = ordinary_answer();
+    let hosts = AllowedHosts::default();
+    let mut group = c.benchmark_group("sanitize");
+    group.bench_function("whole/500_tokens", |b| {
+        b.iter(|| sanitize(black_box(&answer), &hosts))
+    });
+    group.bench_function(format!("stream/{}_pieces", pieces.len()), |b| {
+        b.iter(|| {
+            let mut s = StreamSanitizer::new(hosts.clone());
+            let mut out = 0;
+            for piece in &pieces {
+                out += s.push(black_box(piece)).len();
+            }
+            out + s.finish().len()
+        })
+    });
+    group.finish();
+    // How much of the ordinary text is held back at all, and for how long (in pieces).
+    let mut s = StreamSanitizer::new(hosts);
+    let (mut held_pieces, mut sent, mut received) = (0, 0, 0);
+    for piece in &pieces {
+        sent += s.push(piece).len();
+        received += piece.len();
+        if sent < received {
+            held_pieces += 1;
+        }
+    }
+    println!(
+        "sanitize: {} of {} ordinary pieces ended with bytes held until the next piece",
+        held_pieces,
+        pieces.len()
+    );
+}
+
+criterion_group!(benches, prompt_building, citation_checking, link_sanitizing);
 criterion_main!(benches);

@@ -1,6 +1,7 @@
 //! Retrieval plus answer generation.
 
 use crate::rewrite::{self, Rewrite, RewriteMethod, Turn};
+use crate::sanitize::{AllowedHosts, StreamSanitizer, sanitize};
 use crate::{citations, extractive, prompt};
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -58,6 +59,13 @@ pub struct AnswerOptions {
     pub max_question_chars: usize,
     /// Most prior messages a follow-up question may come with.
     pub max_history_messages: usize,
+    /// Hosts that links and images in answers may point to, over http or https: exact names
+    /// (`intranet.example.com`) or `*.example.com` for every subdomain of `example.com`.
+    /// Every other link, image, link definition, autolink and bare URL in an answer is
+    /// replaced by its text (or `(link removed)`), and raw HTML is always removed: the model
+    /// reads untrusted documents, and a rendered image would send whatever it was told to put
+    /// in its URL to that host. Default: none, so answers carry no live link or image.
+    pub allowed_link_hosts: AllowedHosts,
 }
 
 impl Default for AnswerOptions {
@@ -76,6 +84,7 @@ impl Default for AnswerOptions {
             max_answer_tokens: 512,
             max_question_chars: 2000,
             max_history_messages: 20,
+            allowed_link_hosts: AllowedHosts::default(),
         }
     }
 }
@@ -148,6 +157,10 @@ pub struct Answer {
     pub timings: Timings,
     /// Citation markers removed because they named no retrieved source.
     pub removed_citations: usize,
+    /// Links, images and raw HTML removed from the answer because they pointed to a host not
+    /// on `answer.allowed_link_hosts`.
+    #[serde(default)]
+    pub removed_links: usize,
     /// The standalone question a follow-up was rewritten into (absent without prior messages).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewrite: Option<Rewrite>,
@@ -452,6 +465,7 @@ impl Answerer {
                 usage: Usage::default(),
                 timings: Timings::default(),
                 removed_citations: 0,
+                removed_links: 0,
                 rewrite: None,
             }
         } else {
@@ -469,6 +483,7 @@ impl Answerer {
             mode = ?answer.mode,
             citations = answer.citations.len(),
             removed_citations = answer.removed_citations,
+            removed_links = answer.removed_links,
             prompt_tokens = answer.usage.prompt_tokens,
             completion_tokens = answer.usage.completion_tokens,
             total_ms = answer.timings.total_ms,
@@ -537,15 +552,22 @@ impl Answerer {
             };
             let generation_started = Instant::now();
             let mut deltas = chat.stream(&request).await.map_err(AnswerError::Chat)?;
+            let hosts = self.options.allowed_link_hosts.clone();
             let stream = async_stream::stream! {
                 yield Ok(AskEvent::Sources { sources, rewrite: rewrite.clone() });
                 let mut text = String::new();
                 let mut usage = rewrite_usage;
+                // Pieces go out as soon as they cannot be part of a link or image; a URL
+                // split across pieces is held until it is resolved.
+                let mut links = StreamSanitizer::new(hosts.clone());
                 while let Some(item) = deltas.next().await {
                     match item {
                         Ok(ChatDelta::Text(piece)) => {
                             text.push_str(&piece);
-                            yield Ok(AskEvent::Delta { text: piece });
+                            let piece = links.push(&piece);
+                            if !piece.is_empty() {
+                                yield Ok(AskEvent::Delta { text: piece });
+                            }
                         }
                         Ok(ChatDelta::Usage(u)) => usage += u,
                         Err(e) => {
@@ -554,12 +576,17 @@ impl Answerer {
                         }
                     }
                 }
-                let checked = citations::check(&text, relevant.len());
+                let rest = links.finish();
+                if !rest.is_empty() {
+                    yield Ok(AskEvent::Delta { text: rest });
+                }
+                let checked = checked_answer(&text, relevant.len(), &hosts);
                 timings.generate_ms = ms(generation_started);
                 timings.total_ms = ms(started);
                 info!(
                     citations = checked.cited.len(),
                     removed_citations = checked.removed,
+                    removed_links = checked.removed_links,
                     prompt_tokens = usage.prompt_tokens,
                     completion_tokens = usage.completion_tokens,
                     "answered (streamed)"
@@ -576,6 +603,7 @@ impl Answerer {
                         usage,
                         timings,
                         removed_citations: checked.removed,
+                        removed_links: checked.removed_links,
                         rewrite,
                     },
                 });
@@ -602,7 +630,11 @@ impl Answerer {
             .instrument(info_span!("generate", sources = hits.len()))
             .await
             .map_err(AnswerError::Chat)?;
-        let checked = citations::check(&response.content, hits.len());
+        let checked = checked_answer(
+            &response.content,
+            hits.len(),
+            &self.options.allowed_link_hosts,
+        );
         Ok(Answer {
             answer: checked.text,
             citations: checked
@@ -614,6 +646,7 @@ impl Answerer {
             usage: response.usage,
             timings: Timings::default(),
             removed_citations: checked.removed,
+            removed_links: checked.removed_links,
             rewrite: None,
         })
     }
@@ -650,8 +683,13 @@ impl Answerer {
             seen.sort_unstable();
             seen
         };
+        // Quoted sentences are the documents' own words, but a document may hold an image too.
+        let text = sanitize(
+            &extractive::compose(&sentences, &chosen),
+            &self.options.allowed_link_hosts,
+        );
         Ok(Answer {
-            answer: extractive::compose(&sentences, &chosen),
+            answer: text.text,
             citations: cited
                 .iter()
                 .map(|n| Citation::from_hit(*n, &hits[n - 1]))
@@ -660,9 +698,32 @@ impl Answerer {
             usage: Usage::default(),
             timings: Timings::default(),
             removed_citations: 0,
+            removed_links: text.removed,
             rewrite: None,
         })
     }
+}
+
+/// A generated answer's text as it is returned: links and images off the allow-list
+/// neutralised, then citations checked, then neutralised again (removing a marker such as
+/// `<[9]img ...>` may join its neighbours into something new).
+fn checked_answer(raw: &str, sources: usize, hosts: &AllowedHosts) -> CheckedText {
+    let first = sanitize(raw, hosts);
+    let checked = citations::check(&first.text, sources);
+    let second = sanitize(&checked.text, hosts);
+    CheckedText {
+        text: second.text.trim().to_owned(),
+        cited: checked.cited,
+        removed: checked.removed,
+        removed_links: first.removed + second.removed,
+    }
+}
+
+struct CheckedText {
+    text: String,
+    cited: std::collections::BTreeSet<usize>,
+    removed: usize,
+    removed_links: usize,
 }
 
 /// Drop repeated chunks (the same document and ordinal from two versions of a document
@@ -672,4 +733,23 @@ fn dedup(hits: Vec<Hit>) -> Vec<Hit> {
     hits.into_iter()
         .filter(|h| seen.insert((h.payload.doc_id.clone(), h.payload.ordinal)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_citation_removed_from_an_answer_does_not_join_a_tag_together() {
+        // `[9]` names no source; without it, `<[9]img src=...>` would be an image tag.
+        let checked = checked_answer(
+            "Yes [1]. <[9]img src=//attacker.example/p.png>",
+            2,
+            &AllowedHosts::default(),
+        );
+
+        assert_eq!(checked.text, "Yes [1].");
+        assert_eq!(checked.removed, 1);
+        assert_eq!(checked.removed_links, 1);
+    }
 }

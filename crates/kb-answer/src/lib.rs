@@ -4,6 +4,7 @@
 //! - [`prompt`] holds the grounded prompt template,
 //! - [`citations`] parses and validates `[n]` markers,
 //! - [`extractive`] answers without a chat model, from the best-matching sentences,
+//! - [`sanitize`] neutralises links and images in answers (the model reads untrusted text),
 //! - [`rewrite`] turns a follow-up question into a standalone one before retrieval,
 //! - [`Answerer`] ties retrieval and generation together.
 
@@ -12,9 +13,11 @@ pub mod citations;
 pub mod extractive;
 pub mod prompt;
 pub mod rewrite;
+pub mod sanitize;
 
 pub use answerer::{
     Answer, AnswerError, AnswerMode, AnswerOptions, Answerer, AskEvent, AskRequest, AskStream,
     Citation, Mode, Timings,
 };
 pub use rewrite::{Rewrite, RewriteMethod, Turn, TurnRole};
+pub use sanitize::{AllowedHosts, InvalidHost, StreamSanitizer, sanitize};

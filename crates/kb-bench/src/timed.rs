@@ -230,6 +230,16 @@ impl Catalog for TimedCatalog {
             .await
     }
 
+    async fn set_document_source(
+        &self,
+        id: &DocumentId,
+        source: &kb_core::DocumentSource,
+    ) -> Result<(), CatalogError> {
+        self.clock
+            .time(Stage::Catalog, self.inner.set_document_source(id, source))
+            .await
+    }
+
     async fn orphan_candidates(&self) -> Result<Vec<Uuid>, CatalogError> {
         self.clock
             .time(Stage::Catalog, self.inner.orphan_candidates())

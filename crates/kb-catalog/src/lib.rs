@@ -4,13 +4,14 @@
 //! The schema lives in the workspace's `migrations/` folder and is applied on open.
 
 use async_trait::async_trait;
+pub mod files;
 mod keys;
 
 pub use keys::NewKey;
 
 use kb_core::{
-    Catalog, CatalogError, Chunk, DocumentId, DocumentMeta, DocumentRecord, IngestRun, RunStats,
-    StoredChunk,
+    Catalog, CatalogError, Chunk, DocumentId, DocumentMeta, DocumentRecord, DocumentSource,
+    IngestRun, RunStats, StoredChunk,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
@@ -40,12 +41,19 @@ pub(crate) fn now() -> i64 {
 
 impl SqliteCatalog {
     /// Open (creating if missing) the database file at `path` and apply pending migrations.
+    ///
+    /// The file and its `-wal`/`-shm` are made private to this user, and a folder created for
+    /// them is 0700 ([`files`]).
     pub async fn open(path: &Path) -> Result<Self, CatalogError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
+            files::create_private_dir(parent).map_err(|e| {
                 CatalogError::Database(format!("cannot create folder {}: {e}", parent.display()))
             })?;
+            files::warn_if_open_to_others(parent);
         }
+        files::secure_database_files(path, true).map_err(|e| {
+            CatalogError::Database(format!("cannot make {} private: {e}", path.display()))
+        })?;
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(|e| CatalogError::Database(format!("{}: {e}", path.display())))?
             .create_if_missing(true)
@@ -183,6 +191,20 @@ fn document_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DocumentRecord, Ca
                 .map_err(|e| CatalogError::Corrupt(format!("bad effective date {d:?}: {e}")))
         })
         .transpose()?;
+    let source = match (
+        row.get::<Option<String>, _>("source_path"),
+        row.get::<Option<String>, _>("source_root"),
+    ) {
+        (Some(path), Some(root)) => Some(DocumentSource {
+            path,
+            root,
+            cli_groups: row
+                .get::<Option<String>, _>("cli_groups_json")
+                .map(|g| parse_json(&g, "command-line groups"))
+                .transpose()?,
+        }),
+        _ => None,
+    };
     Ok(DocumentRecord {
         id: DocumentId::new(row.get::<String, _>("id")),
         path: row.get("path"),
@@ -199,6 +221,7 @@ fn document_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DocumentRecord, Ca
         },
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
+        source,
     })
 }
 
@@ -234,7 +257,8 @@ async fn forget_write_ahead(
 
 const DOCUMENT_COLUMNS: &str = "id, path, title, content_hash, size_bytes, text_bytes, \
                                 chunk_count, groups_json, owner, effective_date, tags_json, \
-                                created_at, updated_at";
+                                created_at, updated_at, source_path, source_root, \
+                                cli_groups_json";
 
 #[async_trait]
 impl Catalog for SqliteCatalog {
@@ -361,6 +385,30 @@ impl Catalog for SqliteCatalog {
             .map_err(db_err("delete document"))?;
         tx.commit().await.map_err(db_err("commit removal"))?;
         old.iter().map(|s| parse_uuid(s)).collect()
+    }
+
+    async fn set_document_source(
+        &self,
+        id: &DocumentId,
+        source: &DocumentSource,
+    ) -> Result<(), CatalogError> {
+        let updated = sqlx::query(
+            "UPDATE documents SET source_path = ?, source_root = ?, cli_groups_json = ? \
+             WHERE id = ?",
+        )
+        .bind(&source.path)
+        .bind(&source.root)
+        .bind(source.cli_groups.as_ref().map(to_json))
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(db_err("record document source"))?;
+        if updated.rows_affected() == 0 {
+            return Err(CatalogError::Database(format!(
+                "record document source: document {id} is not catalogued"
+            )));
+        }
+        Ok(())
     }
 
     async fn orphan_candidates(&self) -> Result<Vec<Uuid>, CatalogError> {
@@ -559,14 +607,16 @@ async fn commit_in(
         .map_err(db_err("delete old chunks"))?;
     sqlx::query(
         "INSERT INTO documents (id, path, title, content_hash, size_bytes, text_bytes, \
-         chunk_count, groups_json, owner, effective_date, tags_json, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         chunk_count, groups_json, owner, effective_date, tags_json, created_at, updated_at, \
+         source_path, source_root, cli_groups_json) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT(id) DO UPDATE SET path = excluded.path, title = excluded.title, \
          content_hash = excluded.content_hash, size_bytes = excluded.size_bytes, \
          text_bytes = excluded.text_bytes, chunk_count = excluded.chunk_count, \
          groups_json = excluded.groups_json, owner = excluded.owner, \
          effective_date = excluded.effective_date, tags_json = excluded.tags_json, \
-         updated_at = excluded.updated_at",
+         updated_at = excluded.updated_at, source_path = excluded.source_path, \
+         source_root = excluded.source_root, cli_groups_json = excluded.cli_groups_json",
     )
     .bind(doc.id.as_str())
     .bind(&doc.path)
@@ -581,6 +631,14 @@ async fn commit_in(
     .bind(to_json(&doc.meta.tags))
     .bind(at)
     .bind(at)
+    .bind(doc.source.as_ref().map(|s| &s.path))
+    .bind(doc.source.as_ref().map(|s| &s.root))
+    .bind(
+        doc.source
+            .as_ref()
+            .and_then(|s| s.cli_groups.as_ref())
+            .map(to_json),
+    )
     .execute(&mut **tx)
     .await
     .map_err(db_err("upsert document"))?;
@@ -633,6 +691,7 @@ mod tests {
             meta: DocumentMeta::default(),
             created_at: 0,
             updated_at: 0,
+            source: None,
         }
     }
 
@@ -700,6 +759,63 @@ mod tests {
         let stored = cat.get_document(&d.id).await.unwrap().unwrap();
         assert_eq!(stored.meta, changed.meta);
         assert_eq!(cat.list_documents().await.unwrap()[0].meta, changed.meta);
+    }
+
+    fn source(path: &str, groups: Option<&[&str]>) -> DocumentSource {
+        DocumentSource {
+            path: path.into(),
+            root: "/handbook".into(),
+            cli_groups: groups.map(|g| g.iter().map(|s| (*s).to_owned()).collect()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_documents_source_round_trips_and_can_be_recorded_alone() {
+        let (cat, _dir) = catalog().await;
+        let mut d = doc("budget.md", "v1");
+        d.source = Some(source("/handbook/finance/budget.md", Some(&["finance"])));
+        let legacy = doc("old.md", "v1");
+        cat.commit_document(&d, &chunks(&d, 2)).await.unwrap();
+        cat.commit_document(&legacy, &chunks(&legacy, 1))
+            .await
+            .unwrap();
+
+        assert_eq!(
+            cat.get_document(&d.id).await.unwrap().unwrap().source,
+            d.source
+        );
+        assert_eq!(
+            cat.get_document(&legacy.id).await.unwrap().unwrap().source,
+            None
+        );
+
+        let moved = source("/handbook/old.md", None);
+        cat.set_document_source(&legacy.id, &moved).await.unwrap();
+
+        let stored = cat.get_document(&legacy.id).await.unwrap().unwrap();
+        assert_eq!(stored.source, Some(moved));
+        assert_eq!(cat.chunks(&legacy.id).await.unwrap(), chunks(&legacy, 1));
+        let missing = cat
+            .set_document_source(&DocumentId::new("nope.md"), &source("/x", None))
+            .await;
+        assert!(missing.is_err());
+    }
+
+    #[tokio::test]
+    async fn two_documents_cannot_come_from_one_file() {
+        let (cat, _dir) = catalog().await;
+        let mut first = doc("budget.md", "v1");
+        first.source = Some(source("/handbook/finance/budget.md", None));
+        let mut copy = doc("finance/budget.md", "v1");
+        copy.source = first.source.clone();
+        cat.commit_document(&first, &chunks(&first, 1))
+            .await
+            .unwrap();
+
+        let refused = cat.commit_document(&copy, &chunks(&copy, 1)).await;
+
+        assert!(refused.is_err(), "{refused:?}");
+        assert!(cat.get_document(&copy.id).await.unwrap().is_none());
     }
 
     #[tokio::test]

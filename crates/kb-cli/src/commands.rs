@@ -43,16 +43,21 @@ pub struct IngestArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
-    /// Access groups of documents that name none in front matter or a sidecar, comma-separated
-    /// (default: ingest.default_groups).
+    /// Access groups of documents that name none in front matter or a sidecar, comma-separated.
+    /// Remembered per document: later runs without --groups keep them (default: the groups an
+    /// earlier run gave, else ingest.default_groups). An empty list is refused.
     #[arg(long, value_delimiter = ',', value_name = "GROUPS")]
-    groups: Vec<String>,
+    groups: Option<Vec<String>>,
     /// Tags of documents that name none, comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "TAGS")]
     tags: Vec<String>,
     /// Owner of documents that name none.
     #[arg(long)]
     owner: Option<String>,
+    /// Follow symbolic links that lead outside the folders being ingested (default:
+    /// ingest.follow_symlinks; otherwise such links are skipped and reported).
+    #[arg(long)]
+    follow_symlinks: bool,
 }
 
 #[derive(Debug, Args)]
@@ -155,26 +160,25 @@ async fn ingest(args: IngestArgs, settings: &Settings) -> anyhow::Result<ExitCod
                 "kb: a server at {} holds the index; ingesting through it",
                 remote.url()
             );
-            remote
-                .post(
-                    "/v1/admin/ingest",
-                    &json!({
-                        "paths": paths, "prune": args.prune, "dry_run": args.dry_run,
-                        "groups": (!args.groups.is_empty()).then_some(&args.groups),
-                        "tags": args.tags, "owner": args.owner,
-                    }),
-                )
-                .await?
+            let mut body = json!({
+                "paths": paths, "prune": args.prune, "dry_run": args.dry_run,
+                "groups": args.groups, "tags": args.tags, "owner": args.owner,
+            });
+            if args.follow_symlinks {
+                // Sent only when asked for, so that a server that predates it still takes
+                // every other ingest.
+                body["follow_symlinks"] = json!(true);
+            }
+            remote.post("/v1/admin/ingest", &body).await?
         }
         Target::Local(c) => {
-            let ingestor = c
+            let mut ingestor = c
                 .ingestor(ingest_options(settings))?
                 .with_run_flags(args.prune, args.dry_run)
-                .with_default_metadata(
-                    Some(args.groups.clone()),
-                    args.tags.clone(),
-                    args.owner.clone(),
-                );
+                .with_default_metadata(args.groups.clone(), args.tags.clone(), args.owner.clone());
+            if args.follow_symlinks {
+                ingestor = ingestor.with_symlinks_followed();
+            }
             let cancel = CancellationToken::new();
             let on_signal = cancel.clone();
             tokio::spawn(async move {

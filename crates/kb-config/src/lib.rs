@@ -185,8 +185,12 @@ pub struct IngestSettings {
     /// Access groups of documents whose front matter names none.
     pub default_groups: Vec<String>,
     /// Folders that `POST /v1/admin/ingest` may read, resolved (`..` and symbolic links) at
-    /// start-up. Empty (the default): only the server's own admin token (the `kb` CLI on the
-    /// server's machine) may ingest over HTTP; admin API keys may not.
+    /// start-up; a root that does not exist fails start-up. With roots, every caller (the
+    /// server's own token too) is confined to them: a path that resolves outside gets 403, the
+    /// same answer whether or not it exists, and links leaving an ingested folder are not
+    /// followed over HTTP (`follow_symlinks` is ignored there). Empty (the default): only the
+    /// server's own admin token (the `kb` CLI on the server's machine) may ingest over HTTP;
+    /// admin API keys may not.
     pub roots: Vec<PathBuf>,
     /// Follow symbolic links that lead outside the folder being ingested. Off by default:
     /// such a link is skipped with a reason, so a file outside the ingest root is never

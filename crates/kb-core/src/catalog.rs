@@ -27,6 +27,26 @@ pub struct DocumentRecord {
     /// Unix seconds.
     pub created_at: i64,
     pub updated_at: i64,
+    /// Where the document was ingested from; `None` for documents catalogued before kb
+    /// recorded it (until a re-ingest does). Server paths: shown to admins only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<DocumentSource>,
+}
+
+/// Where a document comes from. Its identity follows the file: ingesting the same file from
+/// another folder finds the document by `path` and keeps its id, and a different file whose
+/// id is taken is refused rather than replacing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentSource {
+    /// Canonical absolute path of the file (symbolic links resolved).
+    pub path: String,
+    /// Canonical path of the ingest root it was last ingested from (the folder, or the file,
+    /// named on the command line).
+    pub root: String,
+    /// Access groups given for it on the command line (`kb ingest --groups`), kept for later
+    /// runs that give none; `None` if none were given.
+    #[serde(default)]
+    pub cli_groups: Option<Vec<String>>,
 }
 
 /// A chunk as stored in the catalog, with its point id in the index.
@@ -107,6 +127,13 @@ pub trait Catalog: Send + Sync + Debug {
 
     /// Remove a document; its points become tombstones, which are returned.
     async fn remove_document(&self, id: &DocumentId) -> Result<Vec<Uuid>, CatalogError>;
+
+    /// Record where an unchanged document now comes from (its chunks stay as they are).
+    async fn set_document_source(
+        &self,
+        id: &DocumentId,
+        source: &DocumentSource,
+    ) -> Result<(), CatalogError>;
 
     /// Points that may be in the index without being in the catalog: tombstones, and pending
     /// points of a run that never committed.

@@ -6,8 +6,10 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use uuid::Uuid;
 
-/// A document's stable id: its path relative to the ingest root, with `/` separators
-/// (e.g. `policies/leave.md`), or an explicit id given at ingest.
+/// A document's stable id: its path relative to the ingest root it was first ingested from,
+/// with `/` separators (e.g. `policies/leave.md`), or an explicit id given at ingest. It follows
+/// the file: ingesting the same file from another folder keeps it (see
+/// [`crate::DocumentSource`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct DocumentId(String);

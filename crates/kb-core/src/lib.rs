@@ -15,7 +15,7 @@ pub use access::{
     API_KEY_PREFIX, AccessRole, ApiKeyRecord, KeyStore, KeyStoreError, PUBLIC_GROUP, Principal,
     key_hash,
 };
-pub use catalog::{Catalog, DocumentRecord, IngestRun, RunStats, StoredChunk};
+pub use catalog::{Catalog, DocumentRecord, DocumentSource, IngestRun, RunStats, StoredChunk};
 pub use document::{Chunk, ChunkPayload, DocumentId, DocumentMeta, content_hash, point_id};
 pub use error::{CatalogError, IndexError, ModelError};
 pub use index::{ChunkPoint, Filter, Hit, Retrieval, SearchQuery, VectorIndex};

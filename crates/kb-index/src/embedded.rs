@@ -54,7 +54,7 @@ use qdrant_edge::{
     VectorNameOperations, VectorOperations, VectorPersisted, VectorStructInternal,
     VectorStructPersisted, WithPayloadInterface, WithVector,
 };
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::payload::{
     self, Conditions, DENSE_VECTOR, DOC_ID_KEY, EFFECTIVE_DATE_KEY, INDEXED_KEYS, IndexKind,
@@ -175,7 +175,7 @@ impl EmbeddedIndex {
     /// this call creates the collection (an existing one keeps those it was built with);
     /// `search_ef` applies to every search.
     pub fn open_with(dir: &Path, hnsw: HnswParams) -> Result<Self, IndexError> {
-        fs::create_dir_all(dir).map_err(|err| {
+        create_private_folder(dir).map_err(|err| {
             IndexError::Other(format!(
                 "cannot create index folder {}: {err}",
                 dir.display()
@@ -242,6 +242,40 @@ impl EmbeddedIndex {
             .await
             .map_err(|err| IndexError::Other(format!("{what}: index task failed: {err}")))?
     }
+}
+
+/// Create the index folder (and missing parents) with mode 0700 on Unix: its payloads hold the
+/// text of every chunk, restricted or not. The folder is kb's own, so an existing one that
+/// other users may enter is tightened to 0700 (with a warning; only the warning when its mode
+/// cannot be changed).
+fn create_private_folder(dir: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(dir)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            match fs::set_permissions(dir, fs::Permissions::from_mode(0o700)) {
+                Ok(()) => warn!(
+                    dir = %dir.display(),
+                    from = format_args!("{mode:o}"),
+                    "the index folder was open to other users; made it private to kb's user"
+                ),
+                Err(error) => warn!(
+                    dir = %dir.display(),
+                    mode = format_args!("{mode:o}"),
+                    %error,
+                    "the index folder is open to other users and its mode cannot be changed; \
+                     run `chmod 700` on it as its owner"
+                ),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Take the folder's exclusive lock, or report who has it.
@@ -841,4 +875,45 @@ fn flush(shard: &EdgeShard) -> Result<(), IndexError> {
 
 fn edge_error(context: impl std::fmt::Display, err: OperationError) -> IndexError {
     IndexError::Other(format!("{context}: {err}"))
+}
+
+#[cfg(all(test, unix))]
+mod folder_mode_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_new_index_folder_and_its_new_parents_are_0700() {
+        // Arrange
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("data").join("index");
+
+        // Act
+        let index = EmbeddedIndex::open(&dir).unwrap();
+
+        // Assert
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&temp.path().join("data")), 0o700);
+        drop(index);
+    }
+
+    #[test]
+    fn an_existing_world_readable_index_folder_is_tightened() {
+        // Arrange: a folder left by an older kb under umask 022.
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("index");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+
+        // Act
+        let index = EmbeddedIndex::open(&dir).unwrap();
+
+        // Assert
+        assert_eq!(mode(&dir), 0o700);
+        drop(index);
+    }
 }

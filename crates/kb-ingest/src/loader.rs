@@ -20,6 +20,31 @@
 //! matter and, for any format, from a sidecar file beside the document named after it plus
 //! `.meta.yaml` (`handbook.pdf.meta.yaml`) with the same fields. Front matter wins field by
 //! field; [`load_file`] reads the sidecar (a sidecar is not a document: kb reads no `.yaml`).
+//! No other metadata can set access: HTML, PDF and DOCX give a title only (`<title>`, the
+//! PDF Info `Title`, DOCX `dc:title`), and a text file has none.
+//!
+//! Metadata fails closed: a mistake that could leave a restricted document readable by
+//! everyone fails the file with a reason instead of ingesting it under the default groups.
+//!
+//! | written                                                  | result |
+//! |----------------------------------------------------------|--------|
+//! | `---` on line 1, YAML, `---` (byte-order marks before it are dropped) | read |
+//! | `---` on line 1 never closed                             | fails: "front matter opened with --- on line 1 is never closed; …" |
+//! | blank lines or spaces before a `---` that opens YAML with a metadata key | fails: "front matter must start on the first line; …" |
+//! | `+++` on line 1 (TOML front matter)                      | fails |
+//! | front matter or sidecar that is not a YAML mapping       | fails |
+//! | `title`, `owner`, `effective_date`, `tags`, `groups`     | read (`effective_date` must be `YYYY-MM-DD`) |
+//! | a front matter key of [`IGNORED_FRONT_MATTER_KEYS`] (`author`, `date`, `draft`, …) | ignored (front matter only) |
+//! | a key that looks like an access field (`group`, `Groups`, `acl`, `audience`, `roles`, `allowed_groups`, `gruops`, …) | fails: "…; did you mean groups? …" |
+//! | any other key                                            | fails, naming it and the keys kb reads |
+//! | `groups: []`, `groups:`, `groups: ""`, a list of blanks  | fails: "groups is empty; name at least one group ("all" for everyone)" |
+//! | `groups: "hr, finance"` or `groups: hr finance` (one string) | fails: write a YAML list |
+//! | a group or tag name with a comma in it                   | fails: write one name per item |
+//! | `groups` not written                                     | the sidecar's, else `kb ingest --groups`, else `ingest.default_groups` |
+//! | a text or HTML file that starts with `---` YAML naming `groups` (or an access-like key) | fails: kb reads front matter in Markdown only |
+//!
+//! A `---` further down (a Markdown rule), or a `---` after blank lines followed by ordinary
+//! text, is body text.
 //!
 //! Every problem is a [`LoadError`] whose message says what to do; nothing here panics on bad
 //! input (third-party parsers run under `catch_unwind` as a last resort), and a file either
@@ -169,7 +194,8 @@ impl FrontMatter {
 }
 
 /// The fields as written. Scalars are read as text whatever YAML thinks they are
-/// (`tags: [holidays, 2026]`).
+/// (`tags: [holidays, 2026]`); `tags` and `groups` keep whether and how they were written, so
+/// that `groups: []` and `groups: "hr, finance"` can be refused.
 #[derive(Debug, Default, Deserialize)]
 struct RawFrontMatter {
     #[serde(default, deserialize_with = "scalar::option")]
@@ -179,16 +205,165 @@ struct RawFrontMatter {
     #[serde(default, deserialize_with = "scalar::option")]
     effective_date: Option<String>,
     #[serde(default, deserialize_with = "scalar::list")]
-    tags: Vec<String>,
+    tags: Option<scalar::List>,
     #[serde(default, deserialize_with = "scalar::list")]
-    groups: Vec<String>,
+    groups: Option<scalar::List>,
 }
 
-/// The fields a sidecar may have (it has nothing else to say, so anything more is a typo).
+/// The fields kb reads from front matter and sidecars.
 const METADATA_FIELDS: [&str; 5] = ["title", "owner", "effective_date", "tags", "groups"];
+
+/// Front matter keys that static-site and documentation tools write and kb ignores. Front
+/// matter only: a sidecar is written for kb, so anything more in it is a typo. None of them
+/// looks like an access field (a test checks), and any other key fails the file.
+pub const IGNORED_FRONT_MATTER_KEYS: [&str; 20] = [
+    "aliases",
+    "author",
+    "authors",
+    "categories",
+    "date",
+    "description",
+    "draft",
+    "keywords",
+    "lang",
+    "language",
+    "lastmod",
+    "layout",
+    "permalink",
+    "sidebar_label",
+    "sidebar_position",
+    "slug",
+    "summary",
+    "toc",
+    "type",
+    "weight",
+];
+
+/// Parts of a key (lowercase, letters and digits only) that say its author meant to restrict
+/// who may read the document: such a key is answered with "did you mean groups?".
+const ACCESS_WORDS: [&str; 24] = [
+    "group",
+    "grp",
+    "acl",
+    "access",
+    "audience",
+    "visib",
+    "permission",
+    "role",
+    "reader",
+    "member",
+    "allow",
+    "deny",
+    "restrict",
+    "private",
+    "public",
+    "confidential",
+    "secret",
+    "classif",
+    "sensitiv",
+    "share",
+    "hidden",
+    "protect",
+    "secur",
+    "team",
+];
 
 /// Sidecars are a few lines; anything much larger is not one.
 const MAX_SIDECAR_BYTES: u64 = 64 * 1024;
+
+/// The UTF-8 byte-order mark, as a character (some editors write it, some write it twice).
+const BOM: char = '\u{feff}';
+
+/// Where a document's metadata was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MetadataSource {
+    FrontMatter,
+    Sidecar,
+}
+
+/// The metadata in a parsed YAML document: nothing, or a mapping of known keys.
+fn metadata_from_yaml(
+    pod: &gray_matter::Pod,
+    source: MetadataSource,
+) -> Result<FrontMatter, String> {
+    match pod {
+        gray_matter::Pod::Null => Ok(FrontMatter::default()),
+        gray_matter::Pod::Hash(fields) => {
+            check_keys(fields.keys().map(String::as_str), source)?;
+            pod.deserialize::<RawFrontMatter>()
+                .map_err(|e| format!("not valid metadata: {e}"))?
+                .validate()
+        }
+        _ => Err("not a YAML mapping of metadata fields".into()),
+    }
+}
+
+/// Refuse keys kb does not read (front matter may also have [`IGNORED_FRONT_MATTER_KEYS`]):
+/// a misspelt `groups` must never leave a document readable by everyone.
+fn check_keys<'a>(
+    keys: impl Iterator<Item = &'a str>,
+    source: MetadataSource,
+) -> Result<(), String> {
+    let ignored: &[&str] = match source {
+        MetadataSource::FrontMatter => &IGNORED_FRONT_MATTER_KEYS,
+        MetadataSource::Sidecar => &[],
+    };
+    let mut unknown: Vec<&str> = keys
+        .filter(|k| !METADATA_FIELDS.contains(k) && !ignored.contains(k))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    unknown.sort_unstable();
+    let access = unknown.iter().any(|k| looks_like_an_access_field(k));
+    let unknown = unknown.join(", ");
+    let fields = METADATA_FIELDS.join(", ");
+    let has = match source {
+        MetadataSource::FrontMatter => "kb reads",
+        MetadataSource::Sidecar => "a sidecar has",
+    };
+    if access {
+        return Err(format!(
+            "unknown field(s) {unknown}; did you mean groups? only groups sets who may read a document ({has} {fields})"
+        ));
+    }
+    Err(match source {
+        MetadataSource::FrontMatter => format!(
+            "unknown field(s) {unknown} (kb reads {fields} and ignores {}); remove or rename them",
+            IGNORED_FRONT_MATTER_KEYS.join(", ")
+        ),
+        MetadataSource::Sidecar => format!("unknown field(s) {unknown} ({has} {fields})"),
+    })
+}
+
+/// Whether a key other than `groups` reads like an attempt to set access: `group`, `Groups`,
+/// `acl`, `audience`, `allowed_groups`, `gruops`, …
+fn looks_like_an_access_field(key: &str) -> bool {
+    let key: String = key
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
+    ACCESS_WORDS.iter().any(|word| key.contains(word)) || edit_distance(&key, "groups") <= 2
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(above + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
 
 impl RawFrontMatter {
     /// Check the fields; the error says which one is wrong and how to write it.
@@ -205,12 +380,6 @@ impl RawFrontMatter {
                 }
             })
             .transpose()?;
-        let clean = |list: Vec<String>| -> Vec<String> {
-            list.into_iter()
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-                .collect()
-        };
         Ok(FrontMatter {
             title: self.title,
             owner: self
@@ -218,10 +387,70 @@ impl RawFrontMatter {
                 .map(|o| o.trim().to_owned())
                 .filter(|o| !o.is_empty()),
             effective_date,
-            tags: clean(self.tags),
-            groups: clean(self.groups),
+            tags: checked_tags(self.tags)?,
+            groups: checked_groups(self.groups)?,
         })
     }
+}
+
+/// The items of a list, trimmed, blanks dropped.
+fn clean(list: Vec<String>) -> Vec<String> {
+    list.into_iter()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// How `names` is written as a YAML list of names split at commas and spaces.
+fn yaml_list(names: &[String]) -> String {
+    let names: Vec<&str> = names
+        .iter()
+        .flat_map(|n| n.split(|c: char| c == ',' || c.is_whitespace()))
+        .filter(|n| !n.is_empty())
+        .collect();
+    format!("[{}]", names.join(", "))
+}
+
+/// `groups` as written. Not written at all, it is not set here (the sidecar, `--groups` or
+/// `ingest.default_groups` apply); written, it must name at least one group, one per item.
+fn checked_groups(given: Option<scalar::List>) -> Result<Vec<String>, String> {
+    let Some(given) = given else {
+        return Ok(Vec::new());
+    };
+    let single = matches!(given, scalar::List::One(_));
+    let groups = clean(given.into_vec());
+    if groups.is_empty() {
+        return Err(r#"groups is empty; name at least one group ("all" for everyone)"#.into());
+    }
+    if single && groups[0].contains(|c: char| c == ',' || c.is_whitespace()) {
+        return Err(format!(
+            "groups {:?} is one group name with a comma or space in it; write a YAML list: groups: {}",
+            groups[0],
+            yaml_list(&groups)
+        ));
+    }
+    if let Some(name) = groups.iter().find(|g| g.contains(',')) {
+        return Err(format!(
+            "group name {name:?} has a comma in it; write one group per item: groups: {}",
+            yaml_list(&groups)
+        ));
+    }
+    Ok(groups)
+}
+
+/// `tags` as written: may be empty, but one tag with a comma in it is a list written wrong.
+fn checked_tags(given: Option<scalar::List>) -> Result<Vec<String>, String> {
+    let Some(given) = given else {
+        return Ok(Vec::new());
+    };
+    let tags = clean(given.into_vec());
+    if let Some(tag) = tags.iter().find(|t| t.contains(',')) {
+        return Err(format!(
+            "tag {tag:?} has a comma in it; write a YAML list: tags: {}",
+            yaml_list(&tags)
+        ));
+    }
+    Ok(tags)
 }
 
 /// The sidecar of a document: its path plus `.meta.yaml`.
@@ -260,29 +489,9 @@ pub fn read_sidecar(document: &Path) -> Result<Option<FrontMatter>, LoadError> {
 
 fn parse_sidecar(text: &str) -> Result<FrontMatter, String> {
     use gray_matter::engine::Engine;
+    let text = text.trim_start_matches(BOM);
     let pod = gray_matter::engine::YAML::parse(text).map_err(|e| format!("not valid YAML: {e}"))?;
-    let raw = match &pod {
-        gray_matter::Pod::Null => RawFrontMatter::default(),
-        gray_matter::Pod::Hash(fields) => {
-            let mut unknown: Vec<&str> = fields
-                .keys()
-                .map(String::as_str)
-                .filter(|k| !METADATA_FIELDS.contains(k))
-                .collect();
-            if !unknown.is_empty() {
-                unknown.sort_unstable();
-                return Err(format!(
-                    "unknown field(s) {} (a sidecar has {})",
-                    unknown.join(", "),
-                    METADATA_FIELDS.join(", ")
-                ));
-            }
-            pod.deserialize()
-                .map_err(|e| format!("not valid metadata: {e}"))?
-        }
-        _ => return Err("not a YAML mapping of metadata fields".into()),
-    };
-    raw.validate()
+    metadata_from_yaml(&pod, MetadataSource::Sidecar)
 }
 
 mod scalar {
@@ -315,17 +524,34 @@ mod scalar {
         Many(Vec<Scalar>),
     }
 
+    /// A list field as written: one scalar (`groups: hr`) or a list (`groups: [hr]`; a key
+    /// with no value is an empty list).
+    #[derive(Debug)]
+    pub enum List {
+        One(String),
+        Many(Vec<String>),
+    }
+
+    impl List {
+        pub fn into_vec(self) -> Vec<String> {
+            match self {
+                Self::One(s) => vec![s],
+                Self::Many(v) => v,
+            }
+        }
+    }
+
     pub fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
         Ok(Option::<Scalar>::deserialize(d)?.map(String::from))
     }
 
-    /// A list of scalars, or a single scalar as a one-item list.
-    pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-        Ok(match Option::<OneOrMany>::deserialize(d)? {
-            None => Vec::new(),
-            Some(OneOrMany::One(s)) => vec![s.into()],
-            Some(OneOrMany::Many(v)) => v.into_iter().map(String::from).collect(),
-        })
+    /// A list field that is present (serde gives `None` only when the key is missing).
+    pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<List>, D::Error> {
+        Ok(Some(match Option::<OneOrMany>::deserialize(d)? {
+            None => List::Many(Vec::new()),
+            Some(OneOrMany::One(s)) => List::One(s.into()),
+            Some(OneOrMany::Many(v)) => List::Many(v.into_iter().map(String::from).collect()),
+        }))
     }
 }
 
@@ -377,6 +603,18 @@ pub enum LoadError {
     },
     #[error("front matter is not valid YAML: {0}")]
     FrontMatter(String),
+    #[error("front matter opened with --- on line 1 is never closed; add a line with --- after it")]
+    UnclosedFrontMatter,
+    #[error(
+        "front matter must start on the first line; remove the blank lines or spaces before the --- on line {line}"
+    )]
+    MisplacedFrontMatter { line: usize },
+    #[error("front matter in TOML (+++) is not read; write it in YAML between --- lines")]
+    TomlFrontMatter,
+    #[error(
+        "{format} files have no front matter, so these groups would be ignored; put the fields in a sidecar (the file name plus .meta.yaml) or save the file as .md"
+    )]
+    FrontMatterNotRead { format: SourceFormat },
     #[error("{origin}: {message}")]
     Metadata { origin: String, message: String },
     #[error("no text left after removing markup")]
@@ -533,10 +771,14 @@ fn extract(
                     (out.front_matter, out.text) = split_front_matter(&decoded.text)?;
                 }
                 SourceFormat::Html => {
+                    check_no_access_front_matter(&decoded.text, format)?;
                     let page = formats::html::to_markdown(&decoded.text)?;
                     (out.title, out.text) = (page.title, page.markdown);
                 }
-                _ => out.text = decoded.text,
+                _ => {
+                    check_no_access_front_matter(&decoded.text, format)?;
+                    out.text = decoded.text;
+                }
             }
         }
         SourceFormat::Pdf => {
@@ -551,23 +793,119 @@ fn extract(
     Ok(out)
 }
 
+/// Separate YAML front matter from the body of a Markdown file.
+///
+/// Front matter is a `---` first line, YAML, and a `---` line that closes it. What looks like
+/// an attempt at front matter but would not be read as one fails the file rather than being
+/// indexed as text under the default groups: an opening `---` that is never closed, metadata
+/// between `---` lines below blank lines or indented, TOML (`+++`) front matter. Byte-order
+/// marks before the first line are dropped.
 fn split_front_matter(raw: &str) -> Result<(FrontMatter, String), LoadError> {
-    if !raw.starts_with("---") {
-        return Ok((FrontMatter::default(), raw.to_owned()));
+    use gray_matter::engine::Engine;
+    let raw = raw.trim_start_matches(BOM);
+    let lines: Vec<&str> = raw.lines().collect();
+    match lines.first().map(|l| l.trim_end()) {
+        Some("---") => {}
+        Some("+++") => return Err(LoadError::TomlFrontMatter),
+        _ => {
+            if let Some(line) = misplaced_front_matter(&lines) {
+                return Err(LoadError::MisplacedFrontMatter { line });
+            }
+            return Ok((FrontMatter::default(), raw.to_owned()));
+        }
     }
-    let matter = gray_matter::Matter::<gray_matter::engine::YAML>::new();
-    let parsed = matter
-        .parse::<RawFrontMatter>(raw)
+    let close = 1 + lines[1..]
+        .iter()
+        .position(|l| l.trim_end() == "---")
+        .ok_or(LoadError::UnclosedFrontMatter)?;
+    let yaml = lines[1..close].join("\n");
+    let pod = gray_matter::engine::YAML::parse(&yaml)
         .map_err(|e| LoadError::FrontMatter(e.to_string()))?;
-    let front = parsed
-        .data
-        .unwrap_or_default()
-        .validate()
-        .map_err(|message| LoadError::Metadata {
+    let front = metadata_from_yaml(&pod, MetadataSource::FrontMatter).map_err(|message| {
+        LoadError::Metadata {
             origin: "front matter".into(),
             message,
-        })?;
-    Ok((front, parsed.content))
+        }
+    })?;
+    let body = lines[close + 1..].join("\n");
+    Ok((front, body.trim_start_matches('\n').to_owned()))
+}
+
+/// The line number of a `---` that opens metadata but not at the start of the file: a
+/// [`leading_yaml_block`] with a metadata key (or a key that looks like an access field) in it.
+/// A `---` rule in ordinary Markdown is followed by text.
+fn misplaced_front_matter(lines: &[&str]) -> Option<usize> {
+    let (line, keys) = leading_yaml_block(lines)?;
+    keys.iter()
+        .any(|k| {
+            METADATA_FIELDS.contains(k)
+                || IGNORED_FRONT_MATTER_KEYS.contains(k)
+                || looks_like_an_access_field(k)
+        })
+        .then_some(line)
+}
+
+/// The first thing in a text (after blank lines) if it is a `---` line followed by lines that
+/// all look like YAML, up to a closing `---` (or, if there is none, a blank line): the line
+/// number of that `---` and the top-level keys below it.
+fn leading_yaml_block<'a>(lines: &[&'a str]) -> Option<(usize, Vec<&'a str>)> {
+    let open = lines.iter().position(|l| !l.trim().is_empty())?;
+    if lines[open].trim() != "---" {
+        return None;
+    }
+    let after = &lines[open + 1..];
+    let end = after
+        .iter()
+        .position(|l| l.trim() == "---")
+        .or_else(|| after.iter().position(|l| l.trim().is_empty()))
+        .unwrap_or(after.len());
+    let block = &after[..end];
+    block
+        .iter()
+        .all(|l| looks_like_yaml(l))
+        .then(|| (open + 1, block.iter().filter_map(|l| yaml_key(l)).collect()))
+}
+
+/// Refuse a text or HTML file that starts with front matter setting access: kb reads front
+/// matter in Markdown only, so its `groups` would be ignored and its YAML indexed as text.
+fn check_no_access_front_matter(text: &str, format: SourceFormat) -> Result<(), LoadError> {
+    let lines: Vec<&str> = text.trim_start_matches(BOM).lines().collect();
+    match leading_yaml_block(&lines) {
+        Some((_, keys))
+            if keys
+                .iter()
+                .any(|k| *k == "groups" || looks_like_an_access_field(k)) =>
+        {
+            Err(LoadError::FrontMatterNotRead { format })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A line that could be part of a YAML mapping: blank, a comment, a list item, indented, or
+/// `key: value`.
+fn looks_like_yaml(line: &str) -> bool {
+    let trimmed = line.trim();
+    trimmed.is_empty()
+        || trimmed.starts_with('#')
+        || trimmed == "-"
+        || trimmed.starts_with("- ")
+        || line.starts_with([' ', '\t'])
+        || yaml_key(line).is_some()
+}
+
+/// The key of a top-level `key: value` line (quotes removed).
+fn yaml_key(line: &str) -> Option<&str> {
+    let (key, rest) = line.split_once(':')?;
+    if !(rest.is_empty() || rest.starts_with([' ', '\t'])) {
+        return None;
+    }
+    let key = key.trim_end().trim_matches(['"', '\'']);
+    (!key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-'))
+    .then_some(key)
 }
 
 /// The first Markdown H1 (`# Title`), or the first non-empty line of a text file if short.
@@ -693,6 +1031,313 @@ mod tests {
         );
         assert!(date.contains("\"2026-02-30\" is not a date"), "{date}");
         assert!(list.contains("not a YAML mapping"), "{list}");
+    }
+
+    fn failure(text: &str) -> String {
+        md(text)
+            .expect_err("the file must fail, not be ingested under the default groups")
+            .to_string()
+    }
+
+    #[test]
+    fn an_unknown_front_matter_key_fails_naming_it_and_the_keys_kb_reads() {
+        let err = failure("---\ntitle: Leave\nreviewer: Sam\nstatus: final\n---\nBody.\n");
+
+        assert!(
+            err.starts_with(
+                "front matter: unknown field(s) reviewer, status (kb reads title, owner, effective_date, tags, groups and ignores aliases, author,"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains("did you mean"), "{err}");
+    }
+
+    #[test]
+    fn a_key_that_looks_like_an_access_field_fails_asking_did_you_mean_groups() {
+        for key in [
+            "group",
+            "Groups",
+            "GROUPS",
+            "Group",
+            "acl",
+            "ACL",
+            "access",
+            "audience",
+            "visibility",
+            "permissions",
+            "roles",
+            "readers",
+            "allowed_groups",
+            "allowed-groups",
+            "allowedGroups",
+            "gruops",
+            "grups",
+            "groupss",
+            "private",
+            "confidential",
+        ] {
+            let err = failure(&format!("---\n{key}: [finance]\n---\nSalary bands.\n"));
+
+            assert_eq!(
+                err,
+                format!(
+                    "front matter: unknown field(s) {key}; did you mean groups? only groups sets who may read a document (kb reads title, owner, effective_date, tags, groups)"
+                ),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_that_site_generators_write_are_ignored_and_groups_still_apply() {
+        let ignored: String = IGNORED_FRONT_MATTER_KEYS
+            .iter()
+            .map(|k| format!("{k}: something\n"))
+            .collect();
+
+        let doc = md(&format!(
+            "---\ntitle: Salaries\n{ignored}groups: [finance]\n---\n# Salaries\n"
+        ))
+        .unwrap();
+
+        assert_eq!(doc.front_matter.groups, ["finance"]);
+        assert_eq!(doc.text, "# Salaries");
+    }
+
+    #[test]
+    fn no_ignored_key_looks_like_an_access_field() {
+        for key in IGNORED_FRONT_MATTER_KEYS {
+            assert!(!looks_like_an_access_field(key), "{key}");
+        }
+        for key in METADATA_FIELDS.iter().filter(|k| **k != "groups") {
+            assert!(!looks_like_an_access_field(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_sidecar_rejects_the_keys_front_matter_ignores_and_asks_about_access_fields() {
+        let ignored = parse_sidecar("author: Sam\n").unwrap_err();
+        let access = parse_sidecar("audience: [finance]\n").unwrap_err();
+
+        assert_eq!(
+            ignored,
+            "unknown field(s) author (a sidecar has title, owner, effective_date, tags, groups)"
+        );
+        assert_eq!(
+            access,
+            "unknown field(s) audience; did you mean groups? only groups sets who may read a document (a sidecar has title, owner, effective_date, tags, groups)"
+        );
+    }
+
+    #[test]
+    fn front_matter_that_is_never_closed_fails_the_file() {
+        for text in [
+            "---\ntitle: Salaries\ngroups: [finance]\n\n# Salaries\n\nBands.\n",
+            "---\r\ngroups: [finance]\r\n# Salaries\r\n",
+            "---\ngroups: [finance]\n----\nBands.\n",
+            "---\n",
+        ] {
+            let err = md(text).unwrap_err();
+
+            assert!(
+                matches!(err, LoadError::UnclosedFrontMatter),
+                "{text:?}: {err}"
+            );
+            assert_eq!(
+                err.to_string(),
+                "front matter opened with --- on line 1 is never closed; add a line with --- after it"
+            );
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_front_matter_is_dropped_and_its_groups_apply() {
+        let bom = b"\xef\xbb\xbf";
+        let text = b"---\ntitle: Salaries\ngroups: [finance]\n---\n# Salaries\n";
+        for bytes in [[&bom[..], text].concat(), [&bom[..], bom, text].concat()] {
+            let doc =
+                parse_bytes(Path::new("salaries.md"), SourceFormat::Markdown, &bytes).unwrap();
+
+            assert_eq!(doc.front_matter.groups, ["finance"]);
+            assert_eq!(doc.title, "Salaries");
+            assert_eq!(doc.text, "# Salaries");
+        }
+    }
+
+    #[test]
+    fn front_matter_below_blank_lines_or_indented_fails_the_file() {
+        for (text, line) in [
+            ("\n---\ngroups: [finance]\n---\nBands.\n", 2),
+            (
+                "  \n\t\n---\ntitle: Salaries\ngroups:\n  - finance\n---\nBands.\n",
+                3,
+            ),
+            ("\r\n---\r\ngroups: [finance]\r\n---\r\nBands.\r\n", 2),
+            ("  ---\ngroups: [finance]\n---\nBands.\n", 1),
+            ("\n---\ngroup: finance\n---\nBands.\n", 2),
+            // never closed either
+            ("\n---\ngroups: [finance]\n\n# Salaries\n", 2),
+        ] {
+            let err = md(text).unwrap_err();
+
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "front matter must start on the first line; remove the blank lines or spaces before the --- on line {line}"
+                ),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn markdown_with_rules_and_no_front_matter_loads_as_it_is() {
+        for text in [
+            "# Leave\n\nIntro.\n\n---\n\ntitle: not metadata here\n\n---\n\nMore.\n",
+            "\n---\n\nA page that opens with a rule.\n\n---\n\nEnd.\n",
+            "\n---\nNote: read this first.\n---\n\nBody.\n",
+            "\n---\n# Leave\n\nThe first line after the rule is a heading.\n",
+        ] {
+            let doc = md(text).unwrap();
+
+            assert_eq!(doc.text, text.trim_end(), "{text:?}");
+            assert_eq!(doc.front_matter, FrontMatter::default());
+        }
+    }
+
+    #[test]
+    fn toml_front_matter_fails_the_file() {
+        let err =
+            md("+++\ntitle = \"Salaries\"\ngroups = [\"finance\"]\n+++\nBands.\n").unwrap_err();
+
+        assert_eq!(
+            err.to_string(),
+            "front matter in TOML (+++) is not read; write it in YAML between --- lines"
+        );
+    }
+
+    #[test]
+    fn front_matter_that_is_not_a_mapping_fails_the_file() {
+        let err = failure("---\nWelcome to the handbook.\n---\nBody.\n");
+
+        assert_eq!(err, "front matter: not a YAML mapping of metadata fields");
+    }
+
+    #[test]
+    fn empty_groups_fail_in_front_matter_and_in_sidecars() {
+        for groups in [
+            "groups: []",
+            "groups:",
+            "groups: ~",
+            "groups: \"\"",
+            "groups: [\"\", \"  \"]",
+            "groups:\n  - \"\"",
+        ] {
+            let front = failure(&format!("---\n{groups}\n---\nBands.\n"));
+            let sidecar = parse_sidecar(&format!("{groups}\n")).unwrap_err();
+
+            let expected = r#"groups is empty; name at least one group ("all" for everyone)"#;
+            assert_eq!(front, format!("front matter: {expected}"), "{groups:?}");
+            assert_eq!(sidecar, expected, "{groups:?}");
+        }
+    }
+
+    #[test]
+    fn one_group_string_with_commas_or_spaces_fails_with_a_hint_to_write_a_list() {
+        let comma = failure("---\ngroups: \"hr, finance\"\n---\nBands.\n");
+        let space = parse_sidecar("groups: hr finance\n").unwrap_err();
+        let item = failure("---\ngroups: [\"hr,finance\", it]\n---\nBands.\n");
+
+        assert_eq!(
+            comma,
+            r#"front matter: groups "hr, finance" is one group name with a comma or space in it; write a YAML list: groups: [hr, finance]"#
+        );
+        assert_eq!(
+            space,
+            r#"groups "hr finance" is one group name with a comma or space in it; write a YAML list: groups: [hr, finance]"#
+        );
+        assert_eq!(
+            item,
+            r#"front matter: group name "hr,finance" has a comma in it; write one group per item: groups: [hr, finance, it]"#
+        );
+        assert_eq!(
+            md("---\ngroups: \" hr \"\n---\nBands.\n")
+                .unwrap()
+                .front_matter
+                .groups,
+            ["hr"]
+        );
+    }
+
+    #[test]
+    fn a_tag_with_a_comma_fails_but_empty_tags_are_fine() {
+        let err = failure("---\ntags: \"leave, travel\"\n---\nBody.\n");
+        let empty = md("---\ntags: []\ngroups: [hr]\n---\nBody.\n").unwrap();
+
+        assert_eq!(
+            err,
+            r#"front matter: tag "leave, travel" has a comma in it; write a YAML list: tags: [leave, travel]"#
+        );
+        assert!(empty.front_matter.tags.is_empty());
+        assert_eq!(empty.front_matter.groups, ["hr"]);
+    }
+
+    #[test]
+    fn a_sidecar_saved_with_a_byte_order_mark_is_read() {
+        let front = parse_sidecar("\u{feff}groups: [finance]\n").unwrap();
+
+        assert_eq!(front.groups, ["finance"]);
+    }
+
+    #[test]
+    fn a_bad_sidecar_fails_its_document_even_when_front_matter_sets_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let doc = dir.path().join("salaries.md");
+        std::fs::write(&doc, "---\ngroups: [finance]\n---\nBands.\n").unwrap();
+        std::fs::write(sidecar_path(&doc), "groups: []\n").unwrap();
+
+        let err = load_file(&doc, 1 << 20).unwrap_err().to_string();
+
+        assert_eq!(
+            err,
+            r#"sidecar salaries.md.meta.yaml: groups is empty; name at least one group ("all" for everyone)"#
+        );
+    }
+
+    #[test]
+    fn text_and_html_files_that_start_with_front_matter_setting_groups_fail() {
+        let front = "---\ntitle: Salaries\ngroups: [finance]\n---\nSalary bands.\n";
+        let acl = "\n---\nacl: finance\n---\n<p>Salary bands.</p>\n";
+
+        let text = parse_bytes(Path::new("a.txt"), SourceFormat::Text, front.as_bytes());
+        let html = parse_bytes(Path::new("a.html"), SourceFormat::Html, acl.as_bytes());
+
+        assert_eq!(
+            text.unwrap_err().to_string(),
+            "text files have no front matter, so these groups would be ignored; put the fields in a sidecar (the file name plus .meta.yaml) or save the file as .md"
+        );
+        assert!(matches!(
+            html,
+            Err(LoadError::FrontMatterNotRead {
+                format: SourceFormat::Html
+            })
+        ));
+    }
+
+    #[test]
+    fn text_and_html_files_with_rules_or_other_yaml_load() {
+        for text in [
+            "Intro.\n---\ngroups: [finance]\n---\n",
+            "---\ntitle: Notes\n---\nNotes.\n",
+            "---\nA rule, then text.\n",
+        ] {
+            let doc = parse_bytes(Path::new("a.txt"), SourceFormat::Text, text.as_bytes()).unwrap();
+
+            assert_eq!(doc.text, text.trim_end());
+        }
+        let jekyll = "---\nlayout: default\n---\n<p>Welcome.</p>\n";
+        let page = parse_bytes(Path::new("a.html"), SourceFormat::Html, jekyll.as_bytes());
+        assert!(page.is_ok(), "{page:?}");
     }
 
     #[test]

@@ -31,10 +31,11 @@ use crate::progress::{NoProgress, Phase, Progress, Tracker};
 use crate::split::{ChunkSplitter, SplitChunk, SplitConfigError, SplitOptions};
 use kb_core::{
     Catalog, CatalogError, ChunkPayload, ChunkPoint, DocumentId, DocumentMeta, DocumentRecord,
-    Embedder, Embedding, IndexError, ModelError, RunStats, StoredChunk, VectorIndex, content_hash,
-    point_id,
+    DocumentSource, Embedder, Embedding, IndexError, ModelError, RunStats, StoredChunk,
+    VectorIndex, content_hash, point_id,
 };
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,7 +53,8 @@ pub struct IngestOptions {
     pub pacing: Pacing,
     /// Files larger than this are skipped.
     pub max_file_bytes: u64,
-    /// Access groups of documents that name none.
+    /// Access groups of documents that name none, when no groups are given on the command
+    /// line for them (`ingest.default_groups`).
     pub default_groups: Vec<String>,
     /// Tags of documents that name none (`kb ingest --tags`).
     pub default_tags: Vec<String>,
@@ -60,6 +62,10 @@ pub struct IngestOptions {
     pub default_owner: Option<String>,
     /// Remove catalogued documents under an ingested folder whose files are gone.
     pub prune: bool,
+    /// Follow symbolic links that lead outside the folder being ingested
+    /// (`ingest.follow_symlinks`, `kb ingest --follow-symlinks`). Off: such a link is skipped
+    /// and reported. Links that stay inside the folder are always followed.
+    pub follow_symlinks: bool,
     /// Report what would change without embedding or writing anything.
     pub dry_run: bool,
     /// How many landed points and documents are written together.
@@ -112,6 +118,7 @@ impl Default for IngestOptions {
             default_tags: Vec::new(),
             default_owner: None,
             prune: false,
+            follow_symlinks: false,
             dry_run: false,
             group_commit: GroupCommit::default(),
         }
@@ -136,6 +143,10 @@ pub enum IngestError {
     Pacing(#[from] PacingError),
     #[error("{path}: no such file or folder")]
     NotFound { path: String },
+    #[error(
+        "groups {given:?} name no group (an empty list or name never means everyone): give at least one group, or `all` to let every reader see the documents"
+    )]
+    EmptyGroups { given: Vec<String> },
 }
 
 /// What happened to one document.
@@ -206,15 +217,37 @@ pub struct Ingestor {
     embedder: Arc<dyn Embedder>,
     splitter: Arc<ChunkSplitter>,
     options: IngestOptions,
+    /// Access groups given on the command line for this run (`kb ingest --groups`, the admin
+    /// route's `groups`); `None` if none were given.
+    cli_groups: Option<Vec<String>>,
 }
 
 /// A file found by walking an input, with its document id.
 #[derive(Debug, Clone)]
 struct Input {
+    /// The path walked to it (a link's own path if it is one): reported, and cited.
     path: PathBuf,
+    /// The file itself, links resolved (canonical): what is read, sidecar included.
+    real: PathBuf,
+    /// The canonical ingest root it was found under (the input named on the command line).
+    root: PathBuf,
     id: DocumentId,
     /// Given by name on the command line (so an unsupported type is an error, not a skip).
     explicit: bool,
+    /// Groups given for it on the command line: this run's, else those an earlier run gave
+    /// (see [`DocumentSource::cli_groups`]); `None`: the configured defaults apply.
+    cli_groups: Option<Vec<String>>,
+}
+
+impl Input {
+    /// Where the document comes from, as the catalog records it.
+    fn source(&self) -> DocumentSource {
+        DocumentSource {
+            path: self.real.display().to_string(),
+            root: self.root.display().to_string(),
+            cli_groups: self.cli_groups.clone(),
+        }
+    }
 }
 
 impl Ingestor {
@@ -232,6 +265,7 @@ impl Ingestor {
             embedder,
             splitter,
             options,
+            cli_groups: None,
         })
     }
 
@@ -240,6 +274,14 @@ impl Ingestor {
         let mut this = self.clone();
         this.options.prune = prune;
         this.options.dry_run = dry_run;
+        this
+    }
+
+    /// The same ingestor following symbolic links that leave the folder being ingested
+    /// (`kb ingest --follow-symlinks`; see [`IngestOptions::follow_symlinks`]).
+    pub fn with_symlinks_followed(&self) -> Self {
+        let mut this = self.clone();
+        this.options.follow_symlinks = true;
         this
     }
 
@@ -308,8 +350,16 @@ impl Ingestor {
             dry_run: self.options.dry_run,
             ..IngestReport::default()
         };
+        if let Some(given) = &self.cli_groups
+            && (given.is_empty() || given.iter().any(|g| g.trim().is_empty()))
+        {
+            return Err(IngestError::EmptyGroups {
+                given: given.clone(),
+            });
+        }
         let mut tracker = Tracker::new(progress);
-        let files = collect_inputs(inputs, &mut report.failures)?;
+        let files = collect_inputs(inputs, self.options.follow_symlinks, &mut report.failures)?;
+        let files = self.resolve_identities(files, &mut report.failures).await?;
         tracker.snapshot.files_total = files.len() as u64;
         tracker.phase(Phase::Starting);
         if !self.options.dry_run {
@@ -400,7 +450,7 @@ impl Ingestor {
                         let file = file.expect("BUG: reading a file panicked");
                         tracker.snapshot.current = Some(file.input.id.clone());
                         tracker.emit();
-                        self.read_file(file, &mut work, report, tracker)?;
+                        self.read_file(file, &mut work, report, tracker).await?;
                     }
                     None => {
                         reading = false;
@@ -452,7 +502,7 @@ impl Ingestor {
 
     /// Take a file that was read, compared and split: queue its chunks for embedding.
     /// Unchanged and skipped files are settled here.
-    fn read_file(
+    async fn read_file(
         &self,
         file: PreparedFile,
         work: &mut Work,
@@ -469,6 +519,12 @@ impl Ingestor {
         report.timings.split_ms += split_ms;
         let outcome = match outcome {
             Ok(Prepared::Done(action)) => Ok(action),
+            Ok(Prepared::Moved(source)) => {
+                let t = Instant::now();
+                self.catalog.set_document_source(&input.id, &source).await?;
+                report.timings.catalog_ms += t.elapsed().as_millis() as u64;
+                Ok(DocumentAction::Unchanged)
+            }
             Ok(Prepared::Ignored) => {
                 tracker.snapshot.files_done += 1;
                 tracker.emit();
@@ -545,7 +601,8 @@ impl Ingestor {
         split_ms: &mut u64,
     ) -> Result<Prepared, FileError> {
         let t = Instant::now();
-        let path = input.path.clone();
+        // The real file, so that the sidecar read is the one beside it, not beside a link.
+        let path = input.real.clone();
         let max = self.options.max_file_bytes;
         let loaded = tokio::task::spawn_blocking(move || load_file(&path, max))
             .await
@@ -558,9 +615,16 @@ impl Ingestor {
         };
         let existing = self.catalog.get_document(&input.id).await?;
         if let Some(existing) = &existing
-            && self.is_unchanged(existing, &doc)
+            && self.is_unchanged(existing, &doc, input)
         {
-            return Ok(Prepared::Done(DocumentAction::Unchanged));
+            let source = input.source();
+            return Ok(
+                if self.options.dry_run || existing.source.as_ref() == Some(&source) {
+                    Prepared::Done(DocumentAction::Unchanged)
+                } else {
+                    Prepared::Moved(source)
+                },
+            );
         }
         let action = if existing.is_some() {
             DocumentAction::Updated
@@ -583,7 +647,7 @@ impl Ingestor {
         if pieces.is_empty() {
             return Err(FileError::Skip(LoadError::NoText.to_string()));
         }
-        let (groups, meta) = self.document_meta(&doc);
+        let (groups, meta) = self.document_meta(&doc, input);
         Ok(Prepared::Split(Box::new(OpenDocument {
             input: input.clone(),
             action,
@@ -753,10 +817,14 @@ impl Ingestor {
     }
 
     /// A document's access groups and metadata: its own (front matter, then sidecar) field by
-    /// field, else this run's defaults (`kb ingest --groups/--tags/--owner`,
-    /// `ingest.default_groups`).
-    fn document_meta(&self, doc: &LoadedDocument) -> (Vec<String>, DocumentMeta) {
+    /// field, else this run's defaults (`kb ingest --groups/--tags/--owner`; groups given on
+    /// the command line by an earlier run for it; `ingest.default_groups`).
+    fn document_meta(&self, doc: &LoadedDocument, input: &Input) -> (Vec<String>, DocumentMeta) {
         let own = &doc.front_matter;
+        let default_groups = input
+            .cli_groups
+            .as_ref()
+            .unwrap_or(&self.options.default_groups);
         let or_default = |own: &Vec<String>, default: &Vec<String>| {
             if own.is_empty() { default } else { own }.clone()
         };
@@ -768,21 +836,24 @@ impl Ingestor {
             effective_date: own.effective_date,
             tags: or_default(&own.tags, &self.options.default_tags),
         };
-        (or_default(&own.groups, &self.options.default_groups), meta)
+        (or_default(&own.groups, default_groups), meta)
     }
 
     /// Whether the catalogued version is this one: same bytes, and same title, groups and
     /// metadata (a changed sidecar or `--groups` re-indexes the document).
-    fn is_unchanged(&self, existing: &DocumentRecord, doc: &LoadedDocument) -> bool {
-        let (groups, meta) = self.document_meta(doc);
+    fn is_unchanged(&self, existing: &DocumentRecord, doc: &LoadedDocument, input: &Input) -> bool {
+        let (groups, meta) = self.document_meta(doc, input);
         existing.content_hash == doc.content_hash
             && existing.title == doc.title
             && existing.groups == groups
             && existing.meta == meta
     }
 
-    /// The same ingestor with other defaults for documents that name no groups, tags or owner
-    /// (`None` keeps the configured default groups).
+    /// The same ingestor with other defaults for documents that name no groups, tags or owner.
+    /// `groups` are the groups given on the command line: they are remembered for each
+    /// document and reused by later runs that give none; `None` gives none (documents keep
+    /// the groups an earlier run gave them, else get `ingest.default_groups`). A list that is
+    /// empty or holds an empty name makes the run fail ([`IngestError::EmptyGroups`]).
     pub fn with_default_metadata(
         &self,
         groups: Option<Vec<String>>,
@@ -790,15 +861,73 @@ impl Ingestor {
         owner: Option<String>,
     ) -> Self {
         let mut this = self.clone();
-        if let Some(groups) = groups.filter(|g| !g.is_empty()) {
-            this.options.default_groups = groups;
-        }
+        this.cli_groups = groups;
         this.options.default_tags = tags;
         this.options.default_owner = owner;
         this
     }
 
-    /// Remove catalogued documents under the ingested folders whose files are gone.
+    /// Give each file its document id: the id of the document already catalogued for the
+    /// same real file, whatever folder it was ingested from (so it keeps its id, and the groups
+    /// an earlier run gave it on the command line), else the id computed from its path. A file
+    /// whose computed id belongs to another file is refused, never let replace it.
+    async fn resolve_identities(
+        &self,
+        files: Vec<Input>,
+        failures: &mut Vec<FileFailure>,
+    ) -> Result<Vec<Input>, IngestError> {
+        let catalogued = self.catalog.list_documents().await?;
+        let by_id: HashMap<&DocumentId, &DocumentRecord> =
+            catalogued.iter().map(|d| (&d.id, d)).collect();
+        let by_source: HashMap<&str, &DocumentRecord> = catalogued
+            .iter()
+            .filter_map(|d| Some((d.source.as_ref()?.path.as_str(), d)))
+            .collect();
+        let mut ids = HashSet::new();
+        let mut resolved = Vec::with_capacity(files.len());
+        for mut input in files {
+            let real = input.real.display().to_string();
+            let known = match by_source.get(real.as_str()) {
+                Some(doc) => {
+                    input.id = doc.id.clone();
+                    Some(*doc)
+                }
+                None => match by_id.get(&input.id) {
+                    Some(doc) => match other_file(doc, &input.real) {
+                        Some(other) => {
+                            failures.push(FileFailure {
+                                path: input.path.display().to_string(),
+                                reason: id_taken(&input, &other, doc),
+                            });
+                            continue;
+                        }
+                        None => Some(*doc),
+                    },
+                    None => None,
+                },
+            };
+            let remembered = known
+                .and_then(|doc| doc.source.as_ref())
+                .and_then(|source| source.cli_groups.clone());
+            input.cli_groups = self.cli_groups.clone().or(remembered);
+            if !ids.insert(input.id.clone()) {
+                failures.push(FileFailure {
+                    path: input.path.display().to_string(),
+                    reason: format!(
+                        "another input already has document id {}; ingest it separately",
+                        input.id
+                    ),
+                });
+                continue;
+            }
+            resolved.push(input);
+        }
+        Ok(resolved)
+    }
+
+    /// Remove catalogued documents of the ingested folders (recorded source file, or path
+    /// walked to it, under one of them) that this run did not find. Documents of other folders
+    /// are never removed.
     async fn prune(
         &self,
         roots: &[PathBuf],
@@ -811,7 +940,10 @@ impl Ingestor {
             .filter_map(|r| r.canonicalize().ok())
             .collect();
         for doc in self.catalog.list_documents().await? {
-            let under_root = roots.iter().any(|r| Path::new(&doc.path).starts_with(r));
+            let source = doc.source.as_ref().map(|s| Path::new(&s.path));
+            let under_root = roots.iter().any(|r| {
+                Path::new(&doc.path).starts_with(r) || source.is_some_and(|s| s.starts_with(r))
+            });
             if under_root && !seen.contains(&doc.id) {
                 if !self.options.dry_run {
                     self.remove_document(&doc.id).await?;
@@ -853,6 +985,9 @@ enum Prepared {
     Ignored,
     /// Settled without embedding: unchanged, or a dry run.
     Done(DocumentAction),
+    /// Unchanged, but found at another path or under another root, or with other
+    /// command-line groups: record its new source.
+    Moved(DocumentSource),
     /// Split into chunks that now need embedding.
     Split(Box<OpenDocument>),
 }
@@ -925,6 +1060,7 @@ impl OpenDocument {
             meta: self.meta.clone(),
             created_at: 0,
             updated_at: 0,
+            source: Some(self.input.source()),
         }
     }
 }
@@ -1003,13 +1139,16 @@ impl Work {
     }
 }
 
-/// Expand the command-line inputs into files with their document ids, sorted by id.
+/// Expand the command-line inputs into files with their document ids (paths relative to the
+/// input, in walk order). Symbolic links that lead outside the input are skipped with a reason
+/// unless `follow_symlinks`; a file reached twice (through a link inside the input) is taken
+/// once, under the id of its real path.
 fn collect_inputs(
     inputs: &[PathBuf],
+    follow_symlinks: bool,
     failures: &mut Vec<FileFailure>,
 ) -> Result<Vec<Input>, IngestError> {
-    let mut files = Vec::new();
-    let mut ids = HashSet::new();
+    let mut found = Found::default();
     for input in inputs {
         let meta = std::fs::metadata(input).map_err(|_| IngestError::NotFound {
             path: input.display().to_string(),
@@ -1022,39 +1161,83 @@ fn collect_inputs(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            push_input(
-                &mut files,
-                &mut ids,
-                root,
-                DocumentId::new(name),
-                true,
+            found.push(
+                Input {
+                    path: root.clone(),
+                    real: root.clone(),
+                    root: root.clone(),
+                    id: DocumentId::new(name),
+                    explicit: true,
+                    cli_groups: None,
+                },
                 failures,
             );
             continue;
         }
+        // Links leaving the root, found while walking (the filter cannot borrow `failures`).
+        let outside = RefCell::new(Vec::new());
         let walker = walkdir::WalkDir::new(&root)
             .follow_links(true)
             .sort_by_file_name()
             .into_iter()
-            .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+            .filter_entry(|e| {
+                if e.depth() == 0 {
+                    return true;
+                }
+                if e.file_name().to_string_lossy().starts_with('.') {
+                    return false;
+                }
+                if follow_symlinks || !e.path_is_symlink() {
+                    return true;
+                }
+                match e.path().canonicalize() {
+                    Ok(target) if !target.starts_with(&root) => {
+                        outside.borrow_mut().push(FileFailure {
+                            path: e.path().display().to_string(),
+                            reason: format!(
+                                "symbolic link to {} leaves the ingest root {}; set ingest.follow_symlinks = true or `kb ingest --follow-symlinks` to follow it",
+                                target.display(),
+                                root.display()
+                            ),
+                        });
+                        false
+                    }
+                    // Inside the root, or broken (which the walk reports).
+                    _ => true,
+                }
+            });
         for entry in walker {
             match entry {
                 Ok(entry) if entry.file_type().is_file() => {
-                    let rel = entry
-                        .path()
+                    let real = match entry.path().canonicalize() {
+                        Ok(real) => real,
+                        Err(e) => {
+                            failures.push(FileFailure {
+                                path: entry.path().display().to_string(),
+                                reason: e.to_string(),
+                            });
+                            continue;
+                        }
+                    };
+                    // A file inside the root is named by its real path, however it was reached.
+                    let rel = real
                         .strip_prefix(&root)
+                        .or_else(|_| entry.path().strip_prefix(&root))
                         .expect("BUG: walked paths are under their root");
                     let id = rel
                         .components()
                         .map(|c| c.as_os_str().to_string_lossy())
                         .collect::<Vec<_>>()
                         .join("/");
-                    push_input(
-                        &mut files,
-                        &mut ids,
-                        entry.into_path(),
-                        DocumentId::new(id),
-                        false,
+                    found.push(
+                        Input {
+                            path: entry.path().to_path_buf(),
+                            real,
+                            root: root.clone(),
+                            id: DocumentId::new(id),
+                            explicit: false,
+                            cli_groups: None,
+                        },
                         failures,
                     );
                 }
@@ -1074,29 +1257,67 @@ fn collect_inputs(
                 }),
             }
         }
+        failures.extend(outside.into_inner());
     }
-    Ok(files)
+    Ok(found.files)
 }
 
-fn push_input(
-    files: &mut Vec<Input>,
-    ids: &mut HashSet<DocumentId>,
-    path: PathBuf,
-    id: DocumentId,
-    explicit: bool,
-    failures: &mut Vec<FileFailure>,
-) {
-    if !explicit && DocumentFormat::from_path(&path).is_none() {
-        return;
+/// Files collected so far, with their ids and real paths.
+#[derive(Default)]
+struct Found {
+    files: Vec<Input>,
+    ids: HashSet<DocumentId>,
+    reals: HashSet<PathBuf>,
+}
+
+impl Found {
+    fn push(&mut self, input: Input, failures: &mut Vec<FileFailure>) {
+        if !input.explicit && DocumentFormat::from_path(&input.real).is_none() {
+            return;
+        }
+        if !self.reals.insert(input.real.clone()) {
+            // The same file again, through a link: one document.
+            return;
+        }
+        if !self.ids.insert(input.id.clone()) {
+            failures.push(FileFailure {
+                path: input.path.display().to_string(),
+                reason: format!(
+                    "another input already has document id {}; ingest it separately",
+                    input.id
+                ),
+            });
+            return;
+        }
+        self.files.push(input);
     }
-    if !ids.insert(id.clone()) {
-        failures.push(FileFailure {
-            path: path.display().to_string(),
-            reason: format!("another input already has document id {id}; ingest it separately"),
-        });
-        return;
+}
+
+/// The file a catalogued document comes from, if it is another one than `real`: its recorded
+/// source; for a document catalogued before sources were recorded, the path it was ingested
+/// as, if that is still a file elsewhere.
+fn other_file(doc: &DocumentRecord, real: &Path) -> Option<String> {
+    match &doc.source {
+        Some(source) => (Path::new(&source.path) != real).then(|| source.path.clone()),
+        None => {
+            let old = Path::new(&doc.path).canonicalize().ok()?;
+            (old.is_file() && old != real).then(|| old.display().to_string())
+        }
     }
-    files.push(Input { path, id, explicit });
+}
+
+/// Why a file whose id belongs to another file is not ingested, and what to do.
+fn id_taken(input: &Input, other: &str, doc: &DocumentRecord) -> String {
+    let root = doc
+        .source
+        .as_ref()
+        .map(|s| format!(" (ingested from {})", s.root))
+        .unwrap_or_default();
+    format!(
+        "document id {id} already belongs to {other}{root}; {this} was not ingested so as not to replace it: if it is the same document moved, delete the old one with `kb docs delete {id}` and ingest again; otherwise ingest {this} from another folder, where its id differs",
+        id = input.id,
+        this = input.real.display(),
+    )
 }
 
 /// A short human summary of a run's time.
@@ -1182,6 +1403,13 @@ pub(crate) mod test_support {
             Self {
                 faults,
                 ..Self::default()
+            }
+        }
+
+        /// Drop every document's recorded source (as catalogued before sources existed).
+        pub(crate) fn forget_sources(&self) {
+            for doc in self.state.lock().unwrap().documents.values_mut() {
+                doc.source = None;
             }
         }
 
@@ -1283,6 +1511,20 @@ pub(crate) mod test_support {
                 s.tombstones.extend(old.iter().copied());
                 old
             })
+        }
+
+        async fn set_document_source(
+            &self,
+            id: &DocumentId,
+            source: &DocumentSource,
+        ) -> Result<(), CatalogError> {
+            self.write(|s| {
+                let doc = s.documents.get_mut(id).ok_or_else(|| {
+                    CatalogError::Database(format!("document {id} is not catalogued"))
+                })?;
+                doc.source = Some(source.clone());
+                Ok(())
+            })?
         }
 
         async fn orphan_candidates(&self) -> Result<Vec<Uuid>, CatalogError> {
@@ -2099,5 +2341,317 @@ mod tests {
             ["finance"],
             "the last good version stays"
         );
+    }
+
+    /// Ingest `roots` with `ingestor`, and the catalogued documents afterwards.
+    async fn ingest_roots(
+        ingestor: &Ingestor,
+        catalog: &FakeCatalog,
+        roots: &[PathBuf],
+    ) -> (IngestReport, Vec<DocumentRecord>) {
+        let report = ingestor
+            .ingest(roots, &CancellationToken::new())
+            .await
+            .unwrap();
+        (report, catalog.list_documents().await.unwrap())
+    }
+
+    fn write_file(path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn ids(docs: &[DocumentRecord]) -> Vec<&str> {
+        docs.iter().map(|d| d.id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_link_leaving_the_ingest_root_is_skipped_with_a_reason() {
+        let kb = Kb::new(FakeEmbedder::default(), 4);
+        let outside = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("salaries.md");
+        write_file(
+            &secret,
+            "# Salaries\n\nThe salary bands of every employee.\n",
+        );
+        kb.write("public.md", "# Public\n\nThe canteen opens at noon.\n");
+        std::os::unix::fs::symlink(&secret, kb.docs.path().join("salaries.md")).unwrap();
+
+        let (report, docs) = ingest_roots(&kb.ingestor, &kb.catalog, &kb.roots()).await;
+
+        assert_eq!(ids(&docs), ["public.md"]);
+        assert_eq!(report.failures.len(), 1, "{report:?}");
+        let failure = &report.failures[0];
+        assert_eq!(
+            failure.path,
+            kb.docs.path().join("salaries.md").display().to_string()
+        );
+        assert_eq!(
+            failure.reason,
+            format!(
+                "symbolic link to {} leaves the ingest root {}; set ingest.follow_symlinks = true or `kb ingest --follow-symlinks` to follow it",
+                secret.canonicalize().unwrap().display(),
+                kb.docs.path().canonicalize().unwrap().display()
+            )
+        );
+        assert!(
+            !kb.index
+                .snapshot()
+                .values()
+                .any(|p| p.payload.text.contains("salary")),
+            "the target's text is not indexed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_followed_link_takes_the_sidecar_beside_the_real_file() {
+        let kb = Kb::new(FakeEmbedder::default(), 4);
+        let outside = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("salaries.md");
+        write_file(
+            &secret,
+            "# Salaries\n\nThe salary bands of every employee.\n",
+        );
+        write_file(
+            &outside.path().join("salaries.md.meta.yaml"),
+            "groups: [finance]\n",
+        );
+        std::os::unix::fs::symlink(&secret, kb.docs.path().join("pay.md")).unwrap();
+
+        let (report, docs) = ingest_roots(
+            &kb.ingestor.with_symlinks_followed(),
+            &kb.catalog,
+            &kb.roots(),
+        )
+        .await;
+
+        assert!(report.failures.is_empty(), "{report:?}");
+        assert_eq!(ids(&docs), ["pay.md"], "named by the link inside the root");
+        assert_eq!(docs[0].groups, ["finance"], "the real file's sidecar");
+        let source = docs[0].source.clone().expect("source recorded");
+        assert_eq!(
+            source.path,
+            secret.canonicalize().unwrap().display().to_string()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_link_inside_the_root_is_one_document_with_the_real_files_sidecar() {
+        let kb = Kb::new(FakeEmbedder::default(), 4);
+        let real = kb.docs.path().join("hr/reviews.md");
+        write_file(&real, "# Reviews\n\nPerformance reviews happen in March.\n");
+        write_file(
+            &kb.docs.path().join("hr/reviews.md.meta.yaml"),
+            "groups: [hr]\n",
+        );
+        std::os::unix::fs::symlink(&real, kb.docs.path().join("a-reviews.md")).unwrap();
+
+        let (report, docs) = ingest_roots(&kb.ingestor, &kb.catalog, &kb.roots()).await;
+
+        assert!(report.failures.is_empty(), "{report:?}");
+        assert_eq!(
+            ids(&docs),
+            ["hr/reviews.md"],
+            "one document, named by its real path"
+        );
+        assert_eq!(docs[0].groups, ["hr"]);
+        assert!(
+            kb.index
+                .snapshot()
+                .values()
+                .all(|p| p.payload.groups == ["hr"]),
+            "no public copy through the link"
+        );
+    }
+
+    #[tokio::test]
+    async fn ingesting_the_parent_folder_keeps_the_ids_and_groups_a_subfolder_ingest_gave() {
+        let kb = Kb::new(FakeEmbedder::default(), 4);
+        let finance = kb.docs.path().join("finance");
+        write_file(
+            &finance.join("budget.md"),
+            "# Budget\n\nThe budget for next year.\n",
+        );
+        write_file(
+            &kb.docs.path().join("canteen.md"),
+            "# Canteen\n\nLunch at noon.\n",
+        );
+        let finance_only =
+            kb.ingestor
+                .with_default_metadata(Some(vec!["finance".into()]), Vec::new(), None);
+        ingest_roots(&finance_only, &kb.catalog, std::slice::from_ref(&finance)).await;
+
+        let (report, docs) = ingest_roots(&kb.ingestor, &kb.catalog, &kb.roots()).await;
+
+        assert!(report.failures.is_empty(), "{report:?}");
+        assert_eq!(
+            (report.stats.added, report.stats.unchanged),
+            (1, 1),
+            "{report:?}"
+        );
+        assert_eq!(ids(&docs), ["budget.md", "canteen.md"], "no second copy");
+        assert_eq!(docs[0].groups, ["finance"]);
+        assert_eq!(docs[1].groups, ["all"]);
+        let source = docs[0].source.clone().unwrap();
+        assert_eq!(
+            source.root,
+            kb.docs.path().canonicalize().unwrap().display().to_string(),
+            "the root it was last ingested from"
+        );
+        assert_eq!(source.cli_groups, Some(vec!["finance".to_owned()]));
+
+        let opened = kb
+            .ingestor
+            .with_default_metadata(Some(vec!["all".into()]), Vec::new(), None);
+        let (report, docs) = ingest_roots(&opened, &kb.catalog, &kb.roots()).await;
+
+        assert_eq!(report.stats.updated, 1, "explicit --groups win: {report:?}");
+        assert_eq!(docs[0].groups, ["all"]);
+    }
+
+    #[tokio::test]
+    async fn a_different_file_with_a_taken_id_is_refused_and_the_original_kept() {
+        let kb = Kb::new(FakeEmbedder::default(), 4);
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write_file(
+            &a.path().join("letter.md"),
+            "# Letter\n\nA dismissal letter.\n",
+        );
+        write_file(
+            &b.path().join("letter.md"),
+            "# Letter\n\nA welcome letter.\n",
+        );
+        let hr = kb
+            .ingestor
+            .with_default_metadata(Some(vec!["hr".into()]), Vec::new(), None);
+        ingest_roots(&hr, &kb.catalog, &[a.path().to_path_buf()]).await;
+        let before = kb.index.snapshot();
+
+        let (report, docs) =
+            ingest_roots(&kb.ingestor, &kb.catalog, &[b.path().to_path_buf()]).await;
+
+        assert_eq!(report.stats.updated, 0, "{report:?}");
+        let [failure] = &report.failures[..] else {
+            panic!("one failure: {report:?}");
+        };
+        let (old, new) = (
+            a.path().join("letter.md").canonicalize().unwrap(),
+            b.path().join("letter.md").canonicalize().unwrap(),
+        );
+        assert!(
+            failure.reason.contains(&old.display().to_string()),
+            "{failure:?}"
+        );
+        assert!(
+            failure.reason.contains(&new.display().to_string()),
+            "{failure:?}"
+        );
+        assert!(
+            failure.reason.contains("kb docs delete letter.md"),
+            "{failure:?}"
+        );
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0].groups, ["hr"]);
+        assert_eq!(
+            docs[0].source.as_ref().unwrap().path,
+            old.display().to_string()
+        );
+        assert_eq!(kb.index.snapshot(), before, "the index is untouched");
+    }
+
+    #[tokio::test]
+    async fn a_document_catalogued_without_a_source_is_refused_to_another_file_and_adopted_by_its_own()
+     {
+        let kb = Kb::new(FakeEmbedder::default(), 4);
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write_file(
+            &a.path().join("letter.md"),
+            "# Letter\n\nA dismissal letter.\n",
+        );
+        write_file(
+            &b.path().join("letter.md"),
+            "# Letter\n\nA welcome letter.\n",
+        );
+        ingest_roots(&kb.ingestor, &kb.catalog, &[a.path().to_path_buf()]).await;
+        // As catalogued before sources were recorded.
+        kb.catalog.forget_sources();
+
+        let (refused, _) = ingest_roots(&kb.ingestor, &kb.catalog, &[b.path().to_path_buf()]).await;
+        let (adopted, docs) =
+            ingest_roots(&kb.ingestor, &kb.catalog, &[a.path().to_path_buf()]).await;
+
+        assert_eq!(refused.failures.len(), 1, "{refused:?}");
+        assert_eq!(
+            (adopted.stats.unchanged, adopted.failures.len()),
+            (1, 0),
+            "{adopted:?}"
+        );
+        let source = docs[0].source.clone().expect("recorded by the re-ingest");
+        assert_eq!(
+            source.path,
+            a.path()
+                .join("letter.md")
+                .canonicalize()
+                .unwrap()
+                .display()
+                .to_string()
+        );
+    }
+
+    #[tokio::test]
+    async fn prune_never_removes_documents_of_another_folder() {
+        let kb = Kb::new(FakeEmbedder::default(), 4);
+        let finance = kb.docs.path().join("finance");
+        write_file(&finance.join("budget.md"), "# Budget\n\nThe budget.\n");
+        write_file(
+            &kb.docs.path().join("canteen.md"),
+            "# Canteen\n\nLunch at noon.\n",
+        );
+        let other = tempfile::tempdir().unwrap();
+        write_file(
+            &other.path().join("travel.md"),
+            "# Travel\n\nBook trains.\n",
+        );
+        ingest_roots(&kb.ingestor, &kb.catalog, &kb.roots()).await;
+        ingest_roots(&kb.ingestor, &kb.catalog, &[other.path().to_path_buf()]).await;
+
+        let pruning = kb.ingestor.with_run_flags(true, false);
+        let (report, docs) =
+            ingest_roots(&pruning, &kb.catalog, std::slice::from_ref(&finance)).await;
+
+        assert_eq!(report.stats.removed, 0, "{report:?}");
+        assert_eq!(ids(&docs), ["canteen.md", "finance/budget.md", "travel.md"]);
+
+        std::fs::remove_file(finance.join("budget.md")).unwrap();
+        let (report, docs) = ingest_roots(&pruning, &kb.catalog, &kb.roots()).await;
+
+        assert_eq!(report.stats.removed, 1, "{report:?}");
+        assert_eq!(ids(&docs), ["canteen.md", "travel.md"]);
+    }
+
+    #[tokio::test]
+    async fn an_empty_groups_list_is_refused_before_anything_is_read() {
+        let kb = Kb::new(FakeEmbedder::default(), 4);
+        kb.write("a.md", "# A\n\nText.\n");
+        for given in [
+            vec![],
+            vec![String::new()],
+            vec!["finance".into(), " ".into()],
+        ] {
+            let ingestor = kb
+                .ingestor
+                .with_default_metadata(Some(given.clone()), Vec::new(), None);
+
+            let result = ingestor
+                .ingest(&kb.roots(), &CancellationToken::new())
+                .await;
+
+            assert!(
+                matches!(&result, Err(IngestError::EmptyGroups { given: g }) if *g == given),
+                "{result:?}"
+            );
+        }
+        assert!(kb.catalog.list_documents().await.unwrap().is_empty());
+        assert!(kb.catalog.list_runs(10).await.unwrap().is_empty());
     }
 }

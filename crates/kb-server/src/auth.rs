@@ -14,7 +14,8 @@
 //! `key_cache_secs`. Rate limits are counted per process, so N replicas behind a load balancer
 //! let a key make up to N times `server.rate_limit_per_minute`.
 //!
-//! Handlers take [`Caller`] (any valid credential) or [`Admin`] (admins only: a reader gets 403).
+//! Handlers take [`Caller`] (any valid credential) or [`Admin`] (admins only: a reader gets 403;
+//! it also says whether the server token or an API key was used, see [`Credential`]).
 //! A reader's searches are restricted to its groups inside the index query filter
 //! ([`Principal::readable_groups`]).
 
@@ -44,17 +45,40 @@ pub struct Caller(pub Principal);
 
 /// An authenticated admin; a reader is refused with 403.
 #[derive(Debug, Clone)]
-pub struct Admin(pub Principal);
+pub struct Admin {
+    pub principal: Principal,
+    /// What the admin authenticated with: some admin routes treat the server's own token,
+    /// which only the server's machine can read, differently from an admin API key.
+    pub credential: Credential,
+}
+
+/// The kind of credential a request carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// The admin token of this server process (`{data_dir}/server.json`).
+    ServerToken,
+    /// An API key from the key store.
+    ApiKey,
+}
+
+/// The principal and credential kind of the request, after the rate limit.
+async fn authenticated(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<(Principal, Credential), ApiError> {
+    let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+    let (principal, credential) = state.auth.identify(token).await?;
+    // The request span (see `crate::router`) names the key in every log line of the request.
+    tracing::Span::current().record("key", principal.name.as_str());
+    state.auth.check_rate(&principal)?;
+    Ok((principal, credential))
+}
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        let principal = state.auth.authenticate(token).await?;
-        // The request span (see `crate::router`) names the key in every log line of the request.
-        tracing::Span::current().record("key", principal.name.as_str());
-        state.auth.check_rate(&principal)?;
+        let (principal, _) = authenticated(parts, state).await?;
         Ok(Caller(principal))
     }
 }
@@ -63,9 +87,12 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Caller(principal) = Caller::from_request_parts(parts, state).await?;
+        let (principal, credential) = authenticated(parts, state).await?;
         if principal.is_admin() {
-            Ok(Admin(principal))
+            Ok(Admin {
+                principal,
+                credential,
+            })
         } else {
             tracing::info!(key = %principal.name, "reader key refused on an admin route");
             Err(ApiError::Forbidden)
@@ -129,10 +156,16 @@ impl Authenticator {
 
     /// Who `credential` belongs to, or [`ApiError::Unauthorized`].
     pub async fn authenticate(&self, credential: &str) -> Result<Principal, ApiError> {
+        Ok(self.identify(credential).await?.0)
+    }
+
+    /// Who `credential` belongs to and what kind of credential it is, or
+    /// [`ApiError::Unauthorized`].
+    pub async fn identify(&self, credential: &str) -> Result<(Principal, Credential), ApiError> {
         // Compared by digest, so the comparison's timing says nothing about the token.
         let digest: [u8; 32] = Sha256::digest(credential.as_bytes()).into();
         if digest == self.admin_token_hash {
-            return Ok(Principal::local_admin());
+            return Ok((Principal::local_admin(), Credential::ServerToken));
         }
         let hash = key_hash(credential);
         let principal = match self.cached(&hash) {
@@ -144,7 +177,9 @@ impl Authenticator {
                 principal
             }
         };
-        principal.ok_or(ApiError::Unauthorized)
+        principal
+            .map(|p| (p, Credential::ApiKey))
+            .ok_or(ApiError::Unauthorized)
     }
 
     /// Count one request of `principal` against its key's limit.
@@ -257,6 +292,17 @@ mod tests {
                 Err(ApiError::Unauthorized)
             ));
         }
+    }
+
+    #[tokio::test]
+    async fn the_server_token_and_an_api_key_are_told_apart() {
+        let auth = authenticator(Arc::default(), 30, 0);
+
+        let (_, token) = auth.identify("admin-token").await.unwrap();
+        let (_, key) = auth.identify("kbk_reader").await.unwrap();
+
+        assert_eq!(token, Credential::ServerToken);
+        assert_eq!(key, Credential::ApiKey);
     }
 
     #[tokio::test]

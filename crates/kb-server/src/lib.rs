@@ -8,8 +8,11 @@
 
 pub mod auth;
 pub mod error;
+pub mod host;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod private_files;
 pub mod routes;
 pub mod state;
 pub mod wiring;
@@ -96,10 +99,19 @@ pub struct Application {
 
 impl Application {
     /// Bind `server.host:server.port` (port 0 picks a free one) over already-built state.
+    /// On a loopback address, requests whose `Host` names another server are refused
+    /// ([`host`]: DNS rebinding).
     pub async fn build(settings: &Settings, state: AppState) -> std::io::Result<Self> {
         let listener =
             TcpListener::bind((settings.server.host.as_str(), settings.server.port)).await?;
-        let router = router(state.clone(), settings);
+        let mut router = router(state.clone(), settings);
+        let bound = listener.local_addr()?.ip();
+        if let Some(allowed) = host::AllowedHosts::for_listener(bound, &settings.server.host) {
+            router = router.layer(axum::middleware::from_fn_with_state(
+                std::sync::Arc::new(allowed),
+                host::check,
+            ));
+        }
         Ok(Self {
             listener,
             router,

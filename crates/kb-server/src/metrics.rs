@@ -74,6 +74,8 @@ pub fn record_answer(answer: &Answer) {
         metrics::counter!("kb_refusals_total").increment(1);
     }
     metrics::counter!("kb_citations_removed_total").increment(answer.removed_citations as u64);
+    // Links, images and raw HTML neutralised in answers (off `answer.allowed_link_hosts`).
+    metrics::counter!("kb_answer_links_removed_total").increment(answer.removed_links as u64);
     let t = &answer.timings;
     metrics::histogram!("kb_retrieval_seconds").record((t.embed_ms + t.search_ms) / 1000.0);
     if answer.mode != Mode::NotFound {

@@ -1,7 +1,7 @@
 //! Builds the concrete adapters named by the settings. Shared by `kb serve` and the CLI.
 
 use crate::auth::Authenticator;
-use crate::state::AppState;
+use crate::state::{AppState, IngestRootError, IngestRoots};
 use kb_answer::Answerer;
 use kb_catalog::SqliteCatalog;
 use kb_config::{EmbedderProvider, Settings};
@@ -28,6 +28,8 @@ pub enum WiringError {
     Ingest(#[from] IngestError),
     #[error("usage ledger: {0}")]
     Usage(#[from] UsageError),
+    #[error(transparent)]
+    IngestRoots(#[from] IngestRootError),
 }
 
 /// The adapters behind the boundary traits.
@@ -208,20 +210,31 @@ impl Components {
         )
     }
 
-    /// The HTTP state over these components.
+    /// The HTTP state over these components. Fails if a folder of `ingest.roots` cannot be
+    /// resolved. With roots, the server's ingests never follow links out of the folders they
+    /// ingest, whatever `ingest.follow_symlinks` says: such a link could lead out of the roots.
     pub fn app_state(
         &self,
         settings: &Settings,
         admin_token: &SecretString,
-    ) -> Result<AppState, IngestError> {
+    ) -> Result<AppState, WiringError> {
+        let roots = IngestRoots::resolve(&settings.ingest.roots)?;
+        let mut options = ingest_options(settings);
+        if !roots.is_empty() && options.follow_symlinks {
+            tracing::warn!(
+                "ingest.follow_symlinks is ignored by ingests over HTTP while ingest.roots is set"
+            );
+            options.follow_symlinks = false;
+        }
         Ok(AppState::new(
             self.answerer(settings),
             self.catalog.clone(),
             self.index.clone(),
-            self.ingestor(ingest_options(settings))?,
+            self.ingestor(options)?,
             Authenticator::new(self.catalog.clone(), admin_token, &settings.server),
         )
-        .with_engine(self.engine.clone()))
+        .with_engine(self.engine.clone())
+        .with_ingest_roots(roots))
     }
 }
 
@@ -251,6 +264,7 @@ pub fn ingest_options(settings: &Settings) -> IngestOptions {
         default_tags: Vec::new(),
         default_owner: None,
         prune: false,
+        follow_symlinks: i.follow_symlinks,
         dry_run: false,
         group_commit: GroupCommit::default(),
     }

@@ -1,7 +1,7 @@
 //! The fake OpenAI-compatible engine: an axum server on loopback with switchable faults.
 
 use crate::fault::{Fault, Route};
-use crate::text::{fake_answer, fake_embedding, word_count};
+use crate::text::{fake_answer, fake_embedding, obedient_answer, word_count};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -115,6 +115,7 @@ impl FakeEngineBuilder {
             mutable: Mutex::new(Mutable {
                 dimensions: self.dimensions,
                 chat_reply: None,
+                obey_injections: false,
                 next_chat_replies: VecDeque::new(),
                 requests: [Vec::new(), Vec::new()],
                 chunk_delay: Duration::ZERO,
@@ -203,6 +204,13 @@ impl FakeEngine {
     /// back), e.g. to test an answer citing a source that does not exist.
     pub fn set_chat_reply(&self, reply: Option<String>) {
         self.state.lock().chat_reply = reply;
+    }
+
+    /// Play a model that obeys instructions planted in its sources (see
+    /// [`obedient_answer`](crate::obedient_answer)): when a message holds one, the answer is
+    /// what it asks for; otherwise the usual answer.
+    pub fn set_obey_injections(&self, obey: bool) {
+        self.state.lock().obey_injections = obey;
     }
 
     /// Answer the next chat request with this text (one-shot replies are used in order, before
@@ -335,6 +343,7 @@ impl Drop for InFlight<'_> {
 struct Mutable {
     dimensions: usize,
     chat_reply: Option<String>,
+    obey_injections: bool,
     next_chat_replies: VecDeque<String>,
     requests: [Vec<Value>; 2],
     chunk_delay: Duration,
@@ -432,6 +441,11 @@ async fn apply_early_fault(state: &AppState, fault: &Option<Fault>) -> Option<Re
                 &format!("fake engine: injected {code}"),
             ))
         }
+        Fault::ErrorBody { status, message } => Some(error_response(
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "server_error",
+            message,
+        )),
         Fault::ContextLengthExceeded => Some(error_response(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
@@ -542,15 +556,20 @@ async fn chat_completions(
             )
         })
         .collect();
-    let (reply, chunk_delay) = {
+    let (reply, chunk_delay, obey) = {
         let mut m = state.lock();
         let reply = m
             .next_chat_replies
             .pop_front()
             .or_else(|| m.chat_reply.clone());
-        (reply, m.chunk_delay)
+        (reply, m.chunk_delay, m.obey_injections)
     };
-    let answer = reply.unwrap_or_else(|| fake_answer(messages.iter().copied()));
+    let answer = reply
+        .or_else(|| {
+            obey.then(|| obedient_answer(messages.iter().copied()))
+                .flatten()
+        })
+        .unwrap_or_else(|| fake_answer(messages.iter().copied()));
     let prompt_tokens: usize = messages.iter().map(|(_, c)| word_count(c)).sum();
     let completion_tokens = word_count(&answer);
     let usage = json!({

@@ -31,6 +31,9 @@ pub enum Fault {
     RateLimited { retry_after: Option<Duration> },
     /// This status (e.g. 500, 502, 503, 504, or 400) with an OpenAI-style JSON error body.
     Status(u16),
+    /// This status with an OpenAI-style JSON error body whose `error.message` is `message`:
+    /// words of the engine's own (a marker, a context-length complaint) to follow through kb.
+    ErrorBody { status: u16, message: String },
     /// `400` whose body says the input exceeds the model's maximum context length.
     ContextLengthExceeded,
     /// Wait this long, then answer normally.

@@ -27,4 +27,4 @@ mod text;
 pub use fake::{EmbeddingRequest, FakeEngine, FakeEngineBuilder};
 pub use fault::{Fault, Route};
 pub use logs::{CaptureGuard, CapturedLogs};
-pub use text::{fake_answer, fake_embedding, word_count};
+pub use text::{fake_answer, fake_embedding, obedient_answer, word_count};

@@ -1,6 +1,7 @@
 //! The SQLite file the ledger lives in: the catalog's own (`{data_dir}/kb.db`).
 
 use crate::error::UsageError;
+use kb_catalog::files;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
@@ -18,7 +19,8 @@ pub struct UsageDb {
 
 impl UsageDb {
     /// Open (creating if missing) the SQLite file at `path` in WAL mode and apply pending
-    /// migrations. Readers (`kb usage`) and a running server may have it open together.
+    /// migrations. Readers (`kb usage`) and a running server may have it open together. The
+    /// file and its `-wal`/`-shm` are made private to this user ([`files`]).
     pub async fn open(path: &Path) -> Result<Self, UsageError> {
         Self::connect(path, true).await
     }
@@ -33,9 +35,11 @@ impl UsageDb {
             path: path.display().to_string(),
             source,
         };
+        // The catalog's file: private to this user, as `kb-catalog` makes it.
         if create && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| open_err(sqlx::Error::Io(e)))?;
+            files::create_private_dir(parent).map_err(|e| open_err(sqlx::Error::Io(e)))?;
         }
+        files::secure_database_files(path, create).map_err(|e| open_err(sqlx::Error::Io(e)))?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(create)

@@ -1,9 +1,14 @@
 //! Admin routes (an admin key or the server's admin token): documents and ingest.
+//!
+//! Ingest reads files on the server's machine, so it is confined: with `ingest.roots` set,
+//! every path (after `..` and symbolic links) must lie inside one of them, whoever asks; with
+//! none, only the server's own admin token (the `kb` CLI beside the server) may ingest, and
+//! admin API keys may not. A refused path gets one answer whether or not it exists.
 
-use crate::auth::Admin;
+use crate::auth::{Admin, Credential};
 use crate::error::ApiError;
 use crate::routes::ApiJson;
-use crate::state::AppState;
+use crate::state::{AppState, IngestRoots, PathRefused};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -26,16 +31,20 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/admin/ingest", post(ingest))
 }
 
-/// Catalogued documents (admin).
+/// Catalogued documents, and the number of chunks in the index (admin; the open probes
+/// publish no counts). The index should hold exactly the catalogued documents' chunks.
 #[utoipa::path(get, path = "/v1/documents", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, body = Object, description = "`{documents: [document record]}`"),
+    responses((status = 200, body = Object, description = "`{documents: [document record], index_points}`"),
         (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody)))]
 pub async fn list_documents(
     _: Admin,
     State(state): State<AppState>,
 ) -> Result<ApiJson<Value>, ApiError> {
     let documents = state.catalog.list_documents().await?;
-    Ok(ApiJson(json!({ "documents": documents })))
+    let index_points = state.index.count().await?;
+    Ok(ApiJson(
+        json!({ "documents": documents, "index_points": index_points }),
+    ))
 }
 
 /// One document and its chunks (admin).
@@ -80,14 +89,16 @@ pub async fn delete_document(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IngestBody {
-    /// Files or folders on the server's machine.
+    /// Files or folders on the server's machine, by absolute path; with `ingest.roots` set,
+    /// inside them.
     #[schema(value_type = Vec<String>)]
     pub paths: Vec<PathBuf>,
     #[serde(default)]
     pub prune: bool,
     #[serde(default)]
     pub dry_run: bool,
-    /// Access groups of documents that name none (default `ingest.default_groups`).
+    /// Access groups of documents that name none (default: the groups an earlier run gave,
+    /// else `ingest.default_groups`). An empty list is refused: it never means everyone.
     #[serde(default)]
     pub groups: Option<Vec<String>>,
     /// Tags of documents that name none.
@@ -96,36 +107,123 @@ pub struct IngestBody {
     /// Owner of documents that name none.
     #[serde(default)]
     pub owner: Option<String>,
+    /// Follow symbolic links that leave the folders being ingested (`kb ingest
+    /// --follow-symlinks`). Refused when `ingest.roots` is set: such a link may lead out of them.
+    #[serde(default)]
+    pub follow_symlinks: bool,
 }
 
-/// Run an ingest inside the server (which holds the embedded index).
+/// Whether `admin` may ingest over HTTP at all, following links out of the ingested folders
+/// or not: without roots only the server token may; with roots, nobody may follow such links.
+fn check_caller(roots: &IngestRoots, admin: &Admin, follow_symlinks: bool) -> Result<(), ApiError> {
+    match (roots.is_empty(), admin.credential) {
+        (true, Credential::ServerToken) => Ok(()),
+        (true, Credential::ApiKey) => {
+            tracing::info!(key = %admin.principal.name, "admin key refused: no ingest.roots");
+            Err(ApiError::Refused(
+                "an admin key may ingest over HTTP only inside ingest.roots, and none is set; \
+                 list the folders keys may ingest in the server's ingest.roots, or run \
+                 `kb ingest` on the server's machine"
+                    .into(),
+            ))
+        }
+        (false, _) if follow_symlinks => Err(ApiError::Refused(
+            "follow_symlinks: links that leave the ingested folders could lead outside \
+             ingest.roots, so they are not followed over HTTP while ingest.roots is set"
+                .into(),
+        )),
+        (false, _) => Ok(()),
+    }
+}
+
+/// The paths to hand the ingestor: with roots, each resolved to its real path inside one of
+/// them (or refused); without, as given (only the server token gets here).
+fn confine_paths(
+    roots: &IngestRoots,
+    admin: &Admin,
+    paths: Vec<PathBuf>,
+) -> Result<Vec<PathBuf>, ApiError> {
+    if roots.is_empty() {
+        return Ok(paths);
+    }
+    paths
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
+            roots.confine(path).map_err(|refused| match refused {
+                PathRefused::Outside => {
+                    tracing::info!(
+                        key = %admin.principal.name,
+                        path = %path.display(),
+                        "ingest path outside ingest.roots refused"
+                    );
+                    ApiError::Refused(format!("paths[{i}]: {refused}"))
+                }
+                PathRefused::Missing(_)
+                | PathRefused::Relative(_)
+                | PathRefused::Unreadable { .. } => {
+                    ApiError::InvalidRequest(format!("paths[{i}]: {refused}"))
+                }
+            })
+        })
+        .collect()
+}
+
+/// `groups` of an ingest request: absent, or at least one valid group name.
+fn check_groups(groups: Option<&[String]>) -> Result<(), ApiError> {
+    let Some(groups) = groups else {
+        return Ok(());
+    };
+    if groups.is_empty() {
+        return Err(ApiError::InvalidRequest(
+            "groups: an empty list would give the documents to no one (it never means everyone); \
+             name at least one group, or leave groups out for the default"
+                .into(),
+        ));
+    }
+    for group in groups {
+        kb_core::access::validate_name("groups: access group", group)
+            .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Run an ingest inside the server (which holds the embedded index). With `ingest.roots` set,
+/// every path must lie inside them (after `..` and links): else 403, the same answer whether or
+/// not the path exists. Without roots, only the server's admin token may ingest (403 for an
+/// admin key).
 #[utoipa::path(post, path = "/v1/admin/ingest", tag = "admin", security(("bearer" = [])),
     request_body = IngestBody,
     responses((status = 200, body = Object, description = "the ingest report"),
-        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody)))]
+        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
+        (status = 403, body = crate::openapi::ErrorBody,
+            description = "a reader key, a path outside `ingest.roots`, or an admin key while `ingest.roots` is empty")))]
 pub async fn ingest(
-    _: Admin,
+    admin: Admin,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<IngestBody>,
 ) -> Result<ApiJson<IngestReport>, ApiError> {
+    check_caller(&state.ingest_roots, &admin, body.follow_symlinks)?;
     if body.paths.is_empty() {
         return Err(ApiError::InvalidRequest(
             "paths: name at least one file or folder".into(),
         ));
     }
+    check_groups(body.groups.as_deref())?;
+    let paths = confine_paths(&state.ingest_roots, &admin, body.paths)?;
     let _guard = state.ingest_lock.lock().await;
-    let ingestor = state
+    let mut ingestor = state
         .ingestor
         .with_run_flags(body.prune, body.dry_run)
         .with_default_metadata(body.groups, body.tags, body.owner);
+    if body.follow_symlinks {
+        ingestor = ingestor.with_symlinks_followed();
+    }
     // The run goes on if the client disconnects: a half-done ingest is safe, but finishing
     // it is better than leaving it for the next run.
-    let report = tokio::spawn(async move {
-        ingestor
-            .ingest(&body.paths, &CancellationToken::new())
+    let report =
+        tokio::spawn(async move { ingestor.ingest(&paths, &CancellationToken::new()).await })
             .await
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("ingest task failed: {e}")))??;
+            .map_err(|e| ApiError::Internal(format!("ingest task failed: {e}")))??;
     Ok(ApiJson(report))
 }

@@ -80,6 +80,7 @@ impl SearchFilter {
     /// The index filter for `caller`: the request's own conditions and, for a reader, its
     /// access groups.
     fn into_filter(self, caller: &Principal) -> Result<Filter, ApiError> {
+        crate::limits::check_filter_lists(&self.documents, &self.tags)?;
         let range = self.effective_date.unwrap_or_default();
         if let (Some(from), Some(to)) = (range.from, range.to)
             && from > to
@@ -180,8 +181,10 @@ pub struct SearchBody {
     pub retrieval: Option<Retrieval>,
 }
 
+/// One passage of a search: its rank and cosine for everyone, the mode's raw score for admins.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SearchResult {
+    /// Position in the results, from 1: the order of the retrieval mode.
     pub rank: usize,
     pub document: String,
     pub title: String,
@@ -190,13 +193,17 @@ pub struct SearchResult {
     pub chunk: u32,
     pub byte_range: [usize; 2],
     pub text: String,
-    /// The score the retrieval mode ranked by (cosine, BM25 or RRF).
-    pub score: f32,
     pub owner: Option<String>,
     pub effective_date: Option<NaiveDate>,
     pub tags: Vec<String>,
-    /// Cosine similarity of the chunk to the query, whatever the mode.
+    /// Cosine similarity of the chunk to the query, whatever the mode: it depends on the
+    /// passage and the query alone.
     pub cosine: f32,
+    /// Admins only: the score the retrieval mode ranked by (cosine, BM25 or RRF). BM25 and RRF
+    /// scores depend on the whole collection (a word's rarity counts documents the caller may
+    /// not read), so a reader never gets them: they would tell what restricted documents say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_score: Option<f32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -205,7 +212,8 @@ pub struct SearchResponse {
     pub timings: kb_answer::Timings,
 }
 
-/// The best passages for a query, without an answer.
+/// The best passages for a query, without an answer. Each result carries its `rank` and its
+/// `cosine`; only admins also get `raw_score`, the mode's own score.
 #[utoipa::path(post, path = "/v1/search", tag = "ask", request_body = SearchBody, security(("bearer" = [])),
     responses((status = 200, body = SearchResponse),
         (status = "4XX", body = crate::openapi::ErrorBody),
@@ -216,6 +224,7 @@ pub async fn search(
     ApiJson(body): ApiJson<SearchBody>,
 ) -> Result<ApiJson<SearchResponse>, ApiError> {
     let filter = body.filter.into_filter(&caller)?;
+    let raw_scores = caller.is_admin();
     let (hits, _, timings) = state
         .answerer
         .search(&body.query, &filter, body.top_k, body.retrieval)
@@ -232,11 +241,11 @@ pub async fn search(
             chunk: h.payload.ordinal,
             byte_range: [h.payload.byte_start, h.payload.byte_end],
             text: h.payload.text,
-            score: h.score,
             owner: h.payload.meta.owner,
             effective_date: h.payload.meta.effective_date,
             tags: h.payload.meta.tags,
             cosine: h.cosine,
+            raw_score: raw_scores.then_some(h.score),
         })
         .collect();
     Ok(ApiJson(SearchResponse { results, timings }))
