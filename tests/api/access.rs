@@ -4,7 +4,8 @@
 //! each holding a codeword of its own, and a key for every combination of groups. Whatever a
 //! key asks, searches or streams, nothing of a document outside its groups may come back: not
 //! in the results, the sources, the citations, the answer, the stream, nor in the prompt the
-//! chat model receives.
+//! chat model receives. The OpenAI-compatible facade (`/v1/chat/completions`, plain and
+//! streamed) builds its own filter, so it is in the same matrix.
 
 use crate::helpers::{ADMIN_TOKEN, TestApp, spawn_app, spawn_app_with, use_fake_chat};
 use crate::stream::stream_as;
@@ -62,6 +63,15 @@ impl Key {
             .map(|(_, _, codeword, _)| *codeword)
     }
 
+    /// The codewords of the documents this key may read.
+    fn readable_codewords(&self) -> BTreeSet<&'static str> {
+        DOCUMENTS
+            .iter()
+            .filter(|(file, ..)| self.readable.contains(file))
+            .map(|(_, _, codeword, _)| *codeword)
+            .collect()
+    }
+
     /// Fails if `text` names a document or codeword this key may not read.
     fn assert_clean(&self, what: &str, text: &str) {
         for (file, _, codeword, _) in DOCUMENTS {
@@ -105,9 +115,20 @@ async fn keys_for_every_combination(app: &TestApp) -> Vec<Key> {
             readable: readable(&[]),
         },
         Key {
+            label: "reader of all only",
+            key: app.create_key("public", "reader", "all"),
+            readable: readable(&[]),
+        },
+        Key {
             label: "hr reader",
             key: app.create_key("hr", "reader", "hr"),
             readable: readable(&["bonus-hr.md", "bonus-joint.md"]),
+        },
+        Key {
+            // Group names are compared exactly: `HR` is not `hr`.
+            label: "HR (upper case) reader",
+            key: app.create_key("upper-hr", "reader", "HR"),
+            readable: readable(&[]),
         },
         Key {
             label: "finance reader",
@@ -204,8 +225,94 @@ async fn no_key_ever_sees_a_document_outside_its_groups() {
                 .last_request(Route::Chat)
                 .expect("the model was asked");
             key.assert_clean("the streamed chat prompt", &prompt.to_string());
+
+            let (status, completion) = complete_as(&app, &key.key, question).await;
+            assert_eq!(status, 200, "{context}: {completion}");
+            assert!(
+                documents(&completion["sources"]).is_subset(&set(&key.readable)),
+                "{context}: the facade's sources: {completion}"
+            );
+            key.assert_clean("/v1/chat/completions", &completion.to_string());
+            let prompt = engine
+                .last_request(Route::Chat)
+                .expect("the model was asked");
+            assert_eq!(
+                codewords(&prompt.to_string()),
+                key.readable_codewords(),
+                "{context}: the facade's prompt holds exactly the readable documents: {prompt}"
+            );
+
+            let (status, chunks) = complete_stream_as(&app, &key.key, question).await;
+            assert_eq!(status, 200, "{context}: {chunks:?}");
+            assert_eq!(
+                chunks.last(),
+                Some(&Value::String("[DONE]".into())),
+                "{context}: {chunks:?}"
+            );
+            let sources = chunks
+                .iter()
+                .find_map(|chunk| chunk.get("sources"))
+                .unwrap_or_else(|| panic!("{context}: no chunk carries sources: {chunks:?}"));
+            assert!(
+                documents(sources).is_subset(&set(&key.readable)),
+                "{context}: the facade stream's sources: {sources}"
+            );
+            for chunk in &chunks {
+                key.assert_clean("/v1/chat/completions stream chunk", &chunk.to_string());
+            }
+            let prompt = engine
+                .last_request(Route::Chat)
+                .expect("the model was asked");
+            assert_eq!(
+                codewords(&prompt.to_string()),
+                key.readable_codewords(),
+                "{context}: the facade stream's prompt holds exactly the readable documents: \
+                 {prompt}"
+            );
         }
     }
+}
+
+/// The test documents' codewords that `text` contains.
+fn codewords(text: &str) -> BTreeSet<&'static str> {
+    DOCUMENTS
+        .iter()
+        .map(|(_, _, codeword, _)| *codeword)
+        .filter(|codeword| text.contains(codeword))
+        .collect()
+}
+
+/// The question as an OpenAI chat completion (`stream: false`), with `credential`.
+async fn complete_as(app: &TestApp, credential: &str, question: &str) -> (u16, Value) {
+    app.post_as(
+        credential,
+        "/v1/chat/completions",
+        &json!({"model": "kb", "messages": [{"role": "user", "content": question}]}),
+    )
+    .await
+}
+
+/// The question as a streamed OpenAI chat completion, with `credential`: the status and every
+/// `data:` payload (JSON chunks, then the string `[DONE]`).
+async fn complete_stream_as(app: &TestApp, credential: &str, question: &str) -> (u16, Vec<Value>) {
+    let response = app
+        .post_request("/v1/chat/completions", credential)
+        .json(&json!({
+            "model": "kb",
+            "stream": true,
+            "messages": [{"role": "user", "content": question}],
+        }))
+        .send()
+        .await
+        .expect("request failed");
+    let status = response.status().as_u16();
+    let body = response.text().await.expect("stream body");
+    let chunks = body
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .map(|data| serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.into())))
+        .collect();
+    (status, chunks)
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@
 //! carry a rank and the cosine, never the BM25/RRF score, which depends on documents the reader
 //! cannot see; `/readyz` publishes no counts.
 
-use crate::helpers::{ADMIN_TOKEN, TestApp, spawn_app_with};
+use crate::helpers::{ADMIN_TOKEN, TestApp, catalogued_chunks, spawn_app_with};
 use serde_json::{Value, json};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -164,10 +164,8 @@ fn layout() -> Layout {
     }
 }
 
-#[tokio::test]
-async fn with_roots_paths_outside_them_get_one_answer_whether_or_not_they_exist() {
-    // Arrange
-    let layout = layout();
+/// A server whose `ingest.roots` is the layout's root, and an admin key for it.
+async fn confined_app(layout: &Layout) -> (TestApp, String) {
     let root = layout.root.clone();
     let app = spawn_app_with(move |s| {
         s.server.rate_limit_per_minute = 0;
@@ -175,6 +173,14 @@ async fn with_roots_paths_outside_them_get_one_answer_whether_or_not_they_exist(
     })
     .await;
     let key = app.create_key("ops", "admin", "");
+    (app, key)
+}
+
+#[tokio::test]
+async fn with_roots_paths_outside_them_get_one_answer_whether_or_not_they_exist() {
+    // Arrange
+    let layout = layout();
+    let (app, key) = confined_app(&layout).await;
     let (root, outside) = (&layout.root, &layout.outside);
     let mut attempts: Vec<(&str, PathBuf)> = vec![
         ("an existing file outside", outside.join("salaries.md")),
@@ -250,13 +256,7 @@ async fn with_roots_paths_outside_them_get_one_answer_whether_or_not_they_exist(
 async fn with_roots_everyone_may_ingest_inside_them_and_a_missing_path_there_says_so() {
     // Arrange
     let layout = layout();
-    let root = layout.root.clone();
-    let app = spawn_app_with(move |s| {
-        s.server.rate_limit_per_minute = 0;
-        s.ingest.roots = vec![root];
-    })
-    .await;
-    let key = app.create_key("ops", "admin", "");
+    let (app, key) = confined_app(&layout).await;
     let docs = layout.root.join("docs");
 
     // Act
@@ -515,12 +515,7 @@ async fn the_open_probes_publish_no_counts_which_admins_find_with_the_documents(
     }
     let (status, listing) = app.get("/v1/documents", Some(ADMIN_TOKEN)).await;
     assert_eq!(status, 200, "{listing}");
-    let catalog_chunks: u64 = listing["documents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["chunk_count"].as_u64().unwrap())
-        .sum();
+    let catalog_chunks = catalogued_chunks(&listing);
     assert_eq!(
         listing["index_points"].as_u64(),
         Some(catalog_chunks),

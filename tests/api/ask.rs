@@ -1,7 +1,65 @@
 //! Questions with known answering documents, over the shared ingested handbook.
 
-use crate::helpers::{cited_documents, scores, shared_app};
-use serde_json::json;
+use crate::helpers::{cited_documents, samples_dir, scores, shared_app, test_settings};
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// `answer.min_score` of the settings the test servers run with.
+pub fn min_score() -> f64 {
+    f64::from(test_settings(Path::new("unused")).answer.min_score)
+}
+
+/// The text kb indexed for the sample document `document` (an id such as `hr/salary-bands.md`),
+/// which `byte_range`s index into: the file with a leading byte-order mark, Markdown front
+/// matter (through its closing `---` line, then blank lines) and trailing whitespace removed,
+/// as `kb_ingest::loader` reads a Markdown or text file.
+pub fn document_text(document: &str) -> String {
+    let path = samples_dir().join(document);
+    let raw = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let raw = raw.trim_start_matches('\u{feff}');
+    let lines: Vec<&str> = raw.lines().collect();
+    let body = if path.extension().is_some_and(|e| e == "md")
+        && lines.first().map(|l| l.trim_end()) == Some("---")
+    {
+        let close = 1 + lines[1..]
+            .iter()
+            .position(|l| l.trim_end() == "---")
+            .unwrap_or_else(|| panic!("{document}: front matter never closed"));
+        lines[close + 1..]
+            .join("\n")
+            .trim_start_matches('\n')
+            .to_owned()
+    } else {
+        raw.to_owned()
+    };
+    body.trim_end().to_owned()
+}
+
+/// Checks that `passage` (a citation or a search result) names a passage of its document:
+/// the document's indexed text at `byte_range` is exactly the passage's text (`text_key`).
+pub fn assert_byte_range_locates(passage: &Value, text_key: &str) {
+    let document = passage["document"].as_str().expect("document");
+    let text = document_text(document);
+    let range = passage["byte_range"].as_array().expect("byte_range");
+    let (start, end) = (
+        range[0].as_u64().unwrap() as usize,
+        range[1].as_u64().unwrap() as usize,
+    );
+    let expected = passage[text_key].as_str().expect("passage text");
+    assert!(
+        start < end && end <= text.len(),
+        "{document}: byte_range {start}..{end} outside its {} bytes: {passage}",
+        text.len()
+    );
+    let at_range = text.get(start..end).unwrap_or_else(|| {
+        panic!("{document}: byte_range {start}..{end} cuts a character: {passage}")
+    });
+    assert_eq!(
+        at_range, expected,
+        "{document}: the text at byte_range {start}..{end} is not the passage"
+    );
+}
 
 /// (question, document that answers it). Phrased unlike the documents on purpose.
 const QUESTIONS: &[(&str, &str)] = &[
@@ -57,9 +115,15 @@ async fn answers_cite_the_document_that_holds_the_answer() {
         let answer = app.ask(question).await;
         assert_eq!(answer["mode"], "extractive", "{answer}");
         let cited = cited_documents(&answer);
-        if !cited.iter().any(|d| d == expected) {
+        for c in answer["citations"].as_array().unwrap() {
+            assert_byte_range_locates(c, "snippet");
+            let score = c["score"].as_f64().unwrap();
+            assert!(score >= min_score(), "{question:?}: score {score}: {c}");
+        }
+        // The first source the answer cites, not just any of them.
+        if cited.first() != Some(&expected.to_string()) {
             misses.push(format!(
-                "{question:?}: expected {expected}, cited {cited:?}; answer: {}",
+                "{question:?}: expected {expected} first, cited {cited:?}; answer: {}",
                 answer["answer"]
             ));
         }
@@ -78,20 +142,25 @@ async fn answers_carry_numbered_citations_with_passages() {
     let text = answer["answer"].as_str().unwrap();
     assert!(text.contains("25"), "answer should state 25 days: {text}");
     let citations = answer["citations"].as_array().unwrap();
-    assert!(!citations.is_empty());
+    assert_eq!(citations[0]["n"], 1, "the best source is cited: {answer}");
+    assert_eq!(citations[0]["document"], "leave-policy.md", "{answer}");
+    let min_score = min_score();
     for c in citations {
         let n = c["n"].as_u64().unwrap();
         assert!(text.contains(&format!("[{n}]")), "[{n}] not in {text}");
-        let range = c["byte_range"].as_array().unwrap();
-        assert!(range[0].as_u64().unwrap() < range[1].as_u64().unwrap());
         assert!(!c["snippet"].as_str().unwrap().is_empty());
+        assert_byte_range_locates(c, "snippet");
         assert!(
             c["path"]
                 .as_str()
                 .unwrap()
                 .ends_with(c["document"].as_str().unwrap())
         );
-        assert!(c["score"].as_f64().unwrap() > 0.0);
+        let score = c["score"].as_f64().unwrap();
+        assert!(
+            (min_score..=1.0).contains(&score),
+            "score {score} below answer.min_score {min_score}: {c}"
+        );
     }
     assert_eq!(answer["removed_citations"], 0);
     assert!(answer["timings"]["total_ms"].as_f64().unwrap() > 0.0);

@@ -4,12 +4,17 @@
 //! with every route failing the user gets a quick 503 with `Retry-After`; API keys appear in no
 //! log, error body or ledger row; a flaky endpoint under concurrent asks shows no user-visible
 //! error; `kb usage --json` sums the ledger.
+//!
+//! Time: these tests run the whole server in the test's runtime on real time (its ledger writer,
+//! SQLite threads and timers would stall on a frozen clock); exact timing of the client's
+//! timeouts, `Retry-After` and breakers is tested on a frozen clock in kb-engine's own tests.
+//! What is timed here has bounds many times the usual run, each saying why.
 
 use crate::helpers::{ADMIN_TOKEN, TestApp, spawn_app_with};
 use futures::StreamExt;
 use kb_config::{EmbedderProvider, Settings};
 use kb_engine::{EndpointConfig, RetryConfig, TimeoutConfig};
-use kb_testkit::{CapturedLogs, FakeEngine, Fault, Route};
+use kb_testkit::{CapturedLogs, FakeEngine, Fault, PromptSource, Route};
 use serde_json::{Value, json};
 use sqlx::Row;
 use std::path::{Path, PathBuf};
@@ -23,6 +28,22 @@ const REVOKED_KEY: &str = "sk-revoked-SECRET-3333333333";
 /// Pieces of the keys that must never be shown.
 const KEY_PARTS: &[&str] = &["SECRET", "1111111111", "2222222222", "3333333333"];
 const QUESTION: &str = "Where is my locker?";
+
+/// Documents that all match [`QUESTION`], so that an answer has several sources to cite.
+const LOCKER_DOCUMENTS: &[(&str, &str)] = &[
+    (
+        "lockers.md",
+        "# Lockers\n\nEvery employee gets a personal locker on the second floor. Keys are issued by reception.\n",
+    ),
+    (
+        "gym-lockers.md",
+        "# Gym lockers\n\nThe gym locker is yours for the day: where the showers are, take any free locker.\n",
+    ),
+    (
+        "locker-rules.md",
+        "# Locker rules\n\nNo food in a locker. Facilities open any locker left locked over the summer.\n",
+    ),
+];
 
 /// The app, its two engines, and its data and documents folders.
 struct Failover {
@@ -87,11 +108,12 @@ impl Failover {
         })
         .await;
         let docs = tempfile::tempdir().unwrap();
-        std::fs::write(
-            docs.path().join("lockers.md"),
-            "# Lockers\n\nEvery employee gets a personal locker on the second floor. Keys are issued by reception.\n",
-        )
-        .unwrap();
+        for (name, text) in LOCKER_DOCUMENTS {
+            std::fs::write(docs.path().join(name), text).unwrap();
+        }
+        // Whichever engine answers, the model cites the second source only.
+        bad.set_cited_source(2);
+        good.set_cited_source(2);
         Self {
             app,
             bad,
@@ -119,13 +141,40 @@ impl Failover {
             .unwrap()
     }
 
-    /// Ask, expecting a generated answer citing the locker document.
+    /// Ask, expecting a generated answer that cites exactly the source the model saw as [2]
+    /// of the locker documents (`good` never fails while asked here, so when it got a chat call
+    /// it gave the answer; else `bad` did).
     async fn ask_ok(&self) -> Value {
+        let good_before = self.good.calls(Route::Chat);
         let answer = self.app.ask(QUESTION).await;
+        let answered_by = if self.good.calls(Route::Chat) > good_before {
+            &self.good
+        } else {
+            &self.bad
+        };
+        let request = answered_by
+            .last_request(Route::Chat)
+            .expect("a chat request");
+        let sources = sources_of(&request);
         assert_eq!(answer["mode"], "generative", "{answer}");
-        assert_eq!(answer["citations"][0]["document"], "lockers.md", "{answer}");
+        let citations = answer["citations"].as_array().expect("citations");
+        let cited: Vec<(u64, &str)> = citations
+            .iter()
+            .map(|c| (c["n"].as_u64().unwrap(), c["document"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            cited,
+            [(2, sources[1].document.as_str())],
+            "only source [2] is cited: {answer}"
+        );
         answer
     }
+}
+
+/// The sources of a chat request's prompt: every locker document, numbered 1 to 3.
+fn sources_of(request: &Value) -> Vec<PromptSource> {
+    let documents: Vec<&str> = LOCKER_DOCUMENTS.iter().map(|(d, _)| *d).collect();
+    crate::helpers::checked_prompt_sources(request, &documents)
 }
 
 /// One row of the ledger.
@@ -209,7 +258,7 @@ async fn survives(fault: Fault, routes: &[Route], outcome: &str) {
     f.ask_ok().await;
 
     // Assert
-    assert_eq!(report["stats"]["added"], 1, "{report}");
+    assert_eq!(report["stats"]["added"], LOCKER_DOCUMENTS.len(), "{report}");
     let kinds: Vec<&str> = routes
         .iter()
         .map(|r| match r {
@@ -230,6 +279,8 @@ async fn survives(fault: Fault, routes: &[Route], outcome: &str) {
             .all(|c| c.endpoint == "good" || c.outcome == outcome),
         "{fault:?}: {calls:#?}"
     );
+    // Real time (see the module's doc): a stall bound, not a measure. The slowest case (a
+    // hanging `bad`: a 500 ms timeout per attempt on it) takes about 2 s; 10 s is five times that.
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "{fault:?}: {:?}",
@@ -355,11 +406,19 @@ async fn every_route_failing_is_a_quick_503_with_retry_after_and_a_clear_message
     assert_eq!(body["error"]["code"], "upstream_unavailable", "{body}");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(!message.is_empty(), "{body}");
+    // Real time (see the module's doc): a stall bound. What makes the 503 quick is counted
+    // below: at most retry.max_attempts (4) chat attempts, each ended by a 500 or a 500 ms
+    // timeout, so about 2 s; 10 s is five times that.
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
     let (calls, _) = ledger_when(&f.db(), |calls| {
         has(calls, "bad", "chat", "500") && has(calls, "good", "chat", "timeout")
     })
     .await;
+    let chat_attempts = calls.iter().filter(|c| c.kind == "chat").count();
+    assert!(
+        (2..=4).contains(&chat_attempts),
+        "one ask, at most retry.max_attempts chat attempts: {calls:#?}"
+    );
     assert!(
         calls
             .iter()
@@ -451,6 +510,8 @@ async fn concurrent_asks_with_one_endpoint_failing_a_fifth_of_calls_all_succeed(
             .any(|c| c.endpoint == "bad" && c.outcome == "500"),
         "the soak met failures: {calls:#?}"
     );
+    // Real time (see the module's doc): the soak is about real concurrency; a stall bound.
+    // 80 asks, 8 at a time, take a few seconds; 30 s leaves a loaded runner many times that.
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "{:?}",

@@ -296,3 +296,34 @@ pub fn scores(results: &[Value]) -> Vec<f64> {
         })
         .collect()
 }
+
+/// The chunks the catalog lists, summed over a `GET /v1/documents` listing.
+pub fn catalogued_chunks(listing: &Value) -> u64 {
+    listing["documents"]
+        .as_array()
+        .expect("documents array")
+        .iter()
+        .map(|d| d["chunk_count"].as_u64().expect("chunk_count"))
+        .sum()
+}
+
+/// The numbered sources of a chat request's prompt (its last message), checked to be exactly
+/// `documents` (in any order), numbered from 1.
+#[track_caller]
+pub fn checked_prompt_sources(
+    request: &Value,
+    documents: &[&str],
+) -> Vec<kb_testkit::PromptSource> {
+    let messages = request["messages"].as_array().expect("chat messages");
+    let prompt = messages.last().unwrap()["content"].as_str().unwrap();
+    let sources = kb_testkit::prompt_sources(prompt);
+    let mut found: Vec<&str> = sources.iter().map(|s| s.document.as_str()).collect();
+    found.sort_unstable();
+    let mut expected = documents.to_vec();
+    expected.sort_unstable();
+    assert_eq!(found, expected, "the sources of this prompt: {prompt}");
+    let numbers: Vec<u32> = sources.iter().map(|s| s.n).collect();
+    let want: Vec<u32> = (1..=documents.len() as u32).collect();
+    assert_eq!(numbers, want, "{prompt}");
+    sources
+}

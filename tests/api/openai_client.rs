@@ -1,6 +1,7 @@
 //! The OpenAI-compatible facade: the official `openai` Python package calls kb (non-streamed,
 //! streamed, an unknown model), and follow-ups through `messages` are rewritten.
 
+use crate::generative::{assert_cites_only, first_sentence, ingest_more_lockers, locker_sources};
 use crate::helpers::{TestApp, app_with_chat, workspace_root};
 use kb_testkit::{FakeEngine, Route};
 use serde_json::{Value, json};
@@ -32,17 +33,19 @@ async fn the_official_openai_client_gets_answers_citations_and_sources() {
         eprintln!("skipped: {reason} (pip install openai, or set KB_REQUIRE_OPENAI=1)");
         return;
     }
+    // Three locker documents are retrieved; the model cites the second source only.
     let engine = FakeEngine::builder().chat_model("fake-chat").start().await;
     let (app, _dir) = app_with_chat(&engine).await;
+    let _more = ingest_more_lockers(&app).await;
+    engine.set_cited_source(2);
 
     let output = tokio::process::Command::new("python3")
         .arg(workspace_root().join("tests/openai_client.py"))
         .env("KB_BASE_URL", &app.address)
-        // A reader key, as an employee's client would have (the document is readable by `all`).
+        // A reader key, as an employee's client would have (the documents are readable by `all`).
         .env("KB_API_KEY", app.create_key("openai-client", "reader", ""))
         .env("KB_QUESTION", "Where is my locker?")
-        .env("KB_EXPECT", "personal locker on the second floor")
-        .env("KB_EXPECT_DOCUMENT", "lockers.md")
+        .env("KB_EXPECT_N", "2")
         .output()
         .await
         .expect("python3 runs");
@@ -55,8 +58,30 @@ async fn the_official_openai_client_gets_answers_citations_and_sources() {
         output.status
     );
     assert!(stdout.contains("ok"), "{stdout}");
-    // Three answers asked (completion, stream, and none for the unknown model).
+    // Three answers asked (completion, stream, and none for the unknown model) ...
     assert_eq!(engine.calls(Route::Chat), 2);
+    // ... and each cites the document the model was shown as [2], with its first sentence.
+    let cited: Value = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("cited: "))
+        .map(|json| serde_json::from_str(json).expect("the cited line is JSON"))
+        .unwrap_or_else(|| panic!("no cited line: {stdout}"));
+    let requests = engine.requests(Route::Chat);
+    assert_eq!(requests.len(), 2);
+    for (request, kind) in requests.iter().zip(["completion", "stream"]) {
+        let second = &locker_sources(request)[1];
+        let seen = &cited[kind];
+        assert_eq!(
+            (&seen["document"], &seen["title"]),
+            (&json!(second.document), &json!(second.title)),
+            "{kind}: {stdout}"
+        );
+        let quoted = format!("{} [2]", first_sentence(&second.document));
+        assert!(
+            seen["answer"].as_str().unwrap().ends_with(&quoted),
+            "{kind}: expected an answer ending {quoted:?}: {stdout}"
+        );
+    }
 }
 
 async fn complete(app: &TestApp, body: Value) -> (u16, Value) {
@@ -72,9 +97,11 @@ async fn complete(app: &TestApp, body: Value) -> (u16, Value) {
 
 #[tokio::test]
 async fn earlier_messages_make_the_last_one_a_rewritten_follow_up() {
-    // Arrange
+    // Arrange: three locker documents; the model cites the second source only.
     let engine = FakeEngine::builder().chat_model("fake-chat").start().await;
     let (app, _dir) = app_with_chat(&engine).await;
+    let _more = ingest_more_lockers(&app).await;
+    engine.set_cited_source(2);
     engine.push_chat_reply("Where is my personal locker?");
 
     // Act
@@ -110,9 +137,26 @@ async fn earlier_messages_make_the_last_one_a_rewritten_follow_up() {
         answer_prompt.ends_with("Question: Where is my personal locker?"),
         "{answer_prompt}"
     );
+    // The answer cites [2] only: in its text, in the `Sources:` list and in `sources`.
+    let second = &locker_sources(&engine.last_request(Route::Chat).unwrap())[1];
     let content = body["choices"][0]["message"]["content"].as_str().unwrap();
-    assert!(content.contains("second floor. [1]"), "{content}");
-    assert_eq!(body["sources"][0]["document"], "lockers.md");
+    let (answer, footer) = content
+        .split_once("\n\nSources:\n")
+        .unwrap_or_else(|| panic!("no Sources list: {content:?}"));
+    let quoted = format!("{} [2]", first_sentence(&second.document));
+    assert!(
+        answer.ends_with(&quoted),
+        "expected an answer ending {quoted:?}: {content:?}"
+    );
+    assert_eq!(
+        footer,
+        format!(
+            "[2] {} ({}, {})",
+            second.title, second.document, second.title
+        ),
+        "one line for the one cited source (its section is its title): {content:?}"
+    );
+    assert_cites_only(&body["sources"], second);
 }
 
 #[tokio::test]

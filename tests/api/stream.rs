@@ -1,5 +1,6 @@
 //! `POST /v1/ask/stream`: server-sent events.
 
+use crate::generative::{assert_cites_only, first_sentence, ingest_more_lockers, locker_sources};
 use crate::helpers::{TestApp, app_with_chat, shared_app};
 use kb_testkit::{FakeEngine, Fault, Route};
 use serde_json::{Value, json};
@@ -15,9 +16,18 @@ pub async fn stream_as(
     credential: &str,
     question: &str,
 ) -> (u16, String, Vec<(String, Value)>) {
+    stream_body_as(app, credential, &json!({ "question": question })).await
+}
+
+/// [`stream_as`] with a whole request body (`question`, `retrieval`, `top_k`, ...).
+pub async fn stream_body_as(
+    app: &TestApp,
+    credential: &str,
+    body: &Value,
+) -> (u16, String, Vec<(String, Value)>) {
     let response = app
         .post_request("/v1/ask/stream", credential)
-        .json(&json!({ "question": question }))
+        .json(body)
         .send()
         .await
         .unwrap();
@@ -82,15 +92,32 @@ async fn extractive_answers_stream_sources_then_text_then_the_checked_answer() {
 
 #[tokio::test]
 async fn generated_answers_stream_deltas_and_end_with_citations_and_usage() {
+    // Arrange: three locker documents; the model cites the second source only.
     let engine = FakeEngine::builder().chat_model("fake-chat").start().await;
     let (app, _dir) = app_with_chat(&engine).await;
+    let _more = ingest_more_lockers(&app).await;
+    engine.set_cited_source(2);
 
+    // Act
     let (status, _, events) = stream(&app, "Where is my locker?").await;
 
+    // Assert: `sources` lists every retrieved source, numbered as the model saw them ...
     assert_eq!(status, 200);
     let names = names(&events);
     assert_eq!(names.first(), Some(&"sources"));
     assert_eq!(names.last(), Some(&"done"), "{events:?}");
+    let prompt_sources = locker_sources(&engine.last_request(Route::Chat).unwrap());
+    let sources = events[0].1["sources"].as_array().unwrap();
+    let listed: Vec<(u64, &str)> = sources
+        .iter()
+        .map(|s| (s["n"].as_u64().unwrap(), s["document"].as_str().unwrap()))
+        .collect();
+    let shown: Vec<(u64, &str)> = prompt_sources
+        .iter()
+        .map(|s| (u64::from(s.n), s.document.as_str()))
+        .collect();
+    assert_eq!(listed, shown, "{:#}", events[0].1);
+    // ... the text arrives in pieces ...
     let deltas: String = events
         .iter()
         .filter(|(n, _)| n == "delta")
@@ -100,11 +127,51 @@ async fn generated_answers_stream_deltas_and_end_with_citations_and_usage() {
         names.iter().filter(|n| **n == "delta").count() > 1,
         "{events:?}"
     );
+    // ... and `done` cites [2] only: the very source listed second.
     let done = &events.last().unwrap().1;
     assert_eq!(done["mode"], "generative");
     assert_eq!(done["answer"], deltas.trim());
-    assert_eq!(done["citations"][0]["document"], "lockers.md");
+    let quoted = format!("{} [2]", first_sentence(&prompt_sources[1].document));
+    assert!(
+        deltas.trim().ends_with(&quoted),
+        "expected an answer ending {quoted:?}: {deltas:?}"
+    );
+    assert_cites_only(&done["citations"], &prompt_sources[1]);
+    assert_eq!(done["citations"], json!([sources[1]]), "{done:#}");
+    assert_eq!(done["removed_citations"], 0, "{done}");
     assert!(done["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn a_streamed_answer_drops_markers_naming_no_source_and_counts_them() {
+    // Arrange: three sources retrieved; the model cites [2] and a [9] that names none.
+    let engine = FakeEngine::builder().chat_model("fake-chat").start().await;
+    let (app, _dir) = app_with_chat(&engine).await;
+    let _more = ingest_more_lockers(&app).await;
+    engine.set_chat_reply(Some(
+        "Lockers are on the second floor [2]. Also see [9].".into(),
+    ));
+
+    // Act
+    let (status, _, events) = stream(&app, "Where is my locker?").await;
+
+    // Assert
+    assert_eq!(status, 200);
+    let prompt_sources = locker_sources(&engine.last_request(Route::Chat).unwrap());
+    assert_eq!(
+        events[0].1["sources"].as_array().unwrap().len(),
+        3,
+        "{:#}",
+        events[0].1
+    );
+    let (last, done) = events.last().unwrap();
+    assert_eq!(last, "done", "{events:?}");
+    assert_eq!(
+        done["answer"], "Lockers are on the second floor [2]. Also see.",
+        "{done}"
+    );
+    assert_eq!(done["removed_citations"], 1, "{done}");
+    assert_cites_only(&done["citations"], &prompt_sources[1]);
 }
 
 #[tokio::test]

@@ -153,6 +153,9 @@ pub struct Answer {
     pub answer: String,
     pub citations: Vec<Citation>,
     pub mode: Mode,
+    /// How the sources were retrieved: the request's `retrieval`, or `answer.retrieval` when
+    /// it named none (also when nothing relevant was found).
+    pub retrieval: Retrieval,
     pub usage: Usage,
     pub timings: Timings,
     /// Citation markers removed because they named no retrieved source.
@@ -183,10 +186,12 @@ pub enum AnswerError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum AskEvent {
-    /// Every retrieved source, numbered as the answer will cite them, and the standalone
-    /// question they were retrieved with when the question was a follow-up.
+    /// Every retrieved source, numbered as the answer will cite them, the retrieval mode that
+    /// ranked them, and the standalone question they were retrieved with when the question was
+    /// a follow-up.
     Sources {
         sources: Vec<Citation>,
+        retrieval: Retrieval,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rewrite: Option<Rewrite>,
     },
@@ -268,6 +273,11 @@ impl Answerer {
         Ok(k)
     }
 
+    /// The retrieval mode a request runs with: its own, or [`AnswerOptions::retrieval`].
+    pub fn retrieval_for(&self, requested: Option<Retrieval>) -> Retrieval {
+        requested.unwrap_or(self.options.retrieval)
+    }
+
     /// Retrieve the best chunks for a query, deduplicated, best first, ranked by `retrieval`
     /// (default: [`AnswerOptions::retrieval`]).
     pub async fn search(
@@ -293,7 +303,7 @@ impl Answerer {
             })?;
         timings.embed_ms = ms(t);
         let t = Instant::now();
-        let retrieval = retrieval.unwrap_or(self.options.retrieval);
+        let retrieval = self.retrieval_for(retrieval);
         let hits = self
             .index
             .search(&SearchQuery {
@@ -335,6 +345,7 @@ impl Answerer {
                     &standalone.question,
                     &question_vector,
                     &relevant,
+                    self.retrieval_for(req.retrieval),
                     timings,
                     started,
                 )
@@ -447,12 +458,14 @@ impl Answerer {
             .collect()
     }
 
-    /// Answer (not streamed) from retrieved sources: refuse, generate or extract.
+    /// Answer (not streamed) from sources retrieved in `retrieval` mode: refuse, generate or
+    /// extract.
     async fn answer_from(
         &self,
         question: &str,
         question_vector: &[f32],
         relevant: &[Hit],
+        retrieval: Retrieval,
         mut timings: Timings,
         started: Instant,
     ) -> Result<Answer, AnswerError> {
@@ -462,6 +475,7 @@ impl Answerer {
                 answer: prompt::NOT_FOUND_ANSWER.to_owned(),
                 citations: Vec::new(),
                 mode: Mode::NotFound,
+                retrieval,
                 usage: Usage::default(),
                 timings: Timings::default(),
                 removed_citations: 0,
@@ -471,8 +485,11 @@ impl Answerer {
         } else {
             let t = Instant::now();
             let answer = match self.answer_model() {
-                Some(chat) => self.generate(chat.as_ref(), question, relevant).await?,
-                None => self.extract(question_vector, relevant).await?,
+                Some(chat) => {
+                    self.generate(chat.as_ref(), question, relevant, retrieval)
+                        .await?
+                }
+                None => self.extract(question_vector, relevant, retrieval).await?,
             };
             timings.generate_ms = ms(t);
             answer
@@ -481,6 +498,7 @@ impl Answerer {
         answer.timings = timings;
         info!(
             mode = ?answer.mode,
+            %retrieval,
             citations = answer.citations.len(),
             removed_citations = answer.removed_citations,
             removed_links = answer.removed_links,
@@ -520,6 +538,7 @@ impl Answerer {
                 .search(&question, &req.filter, req.top_k, req.retrieval)
                 .await?;
             timings.rewrite_ms = rewrite_ms;
+            let retrieval = self.retrieval_for(req.retrieval);
             let relevant = self.relevant(hits);
             let sources: Vec<Citation> = relevant
                 .iter()
@@ -531,12 +550,23 @@ impl Answerer {
                 _ => {
                     // Not found or extractive: the answer is complete at once.
                     let mut answer = self
-                        .answer_from(&question, &question_vector, &relevant, timings, started)
+                        .answer_from(
+                            &question,
+                            &question_vector,
+                            &relevant,
+                            retrieval,
+                            timings,
+                            started,
+                        )
                         .await?;
                     answer.usage += rewrite_usage;
                     answer.rewrite = rewrite.clone();
                     let events = vec![
-                        Ok(AskEvent::Sources { sources, rewrite }),
+                        Ok(AskEvent::Sources {
+                            sources,
+                            retrieval,
+                            rewrite,
+                        }),
                         Ok(AskEvent::Delta {
                             text: answer.answer.clone(),
                         }),
@@ -554,7 +584,7 @@ impl Answerer {
             let mut deltas = chat.stream(&request).await.map_err(AnswerError::Chat)?;
             let hosts = self.options.allowed_link_hosts.clone();
             let stream = async_stream::stream! {
-                yield Ok(AskEvent::Sources { sources, rewrite: rewrite.clone() });
+                yield Ok(AskEvent::Sources { sources, retrieval, rewrite: rewrite.clone() });
                 let mut text = String::new();
                 let mut usage = rewrite_usage;
                 // Pieces go out as soon as they cannot be part of a link or image; a URL
@@ -600,6 +630,7 @@ impl Answerer {
                             .map(|n| Citation::from_hit(*n, &relevant[n - 1]))
                             .collect(),
                         mode: Mode::Generative,
+                        retrieval,
                         usage,
                         timings,
                         removed_citations: checked.removed,
@@ -619,6 +650,7 @@ impl Answerer {
         chat: &dyn ChatModel,
         question: &str,
         hits: &[Hit],
+        retrieval: Retrieval,
     ) -> Result<Answer, AnswerError> {
         let request = ChatRequest {
             messages: prompt::build_messages(question, hits),
@@ -643,6 +675,7 @@ impl Answerer {
                 .map(|n| Citation::from_hit(*n, &hits[n - 1]))
                 .collect(),
             mode: Mode::Generative,
+            retrieval,
             usage: response.usage,
             timings: Timings::default(),
             removed_citations: checked.removed,
@@ -651,7 +684,12 @@ impl Answerer {
         })
     }
 
-    async fn extract(&self, question: &[f32], hits: &[Hit]) -> Result<Answer, AnswerError> {
+    async fn extract(
+        &self,
+        question: &[f32],
+        hits: &[Hit],
+        retrieval: Retrieval,
+    ) -> Result<Answer, AnswerError> {
         let sources = &hits[..hits.len().min(3)];
         let sentences = extractive::candidate_sentences(sources);
         let texts: Vec<String> = sentences.iter().map(|s| s.text.clone()).collect();
@@ -695,6 +733,7 @@ impl Answerer {
                 .map(|n| Citation::from_hit(*n, &hits[n - 1]))
                 .collect(),
             mode: Mode::Extractive,
+            retrieval,
             usage: Usage::default(),
             timings: Timings::default(),
             removed_citations: 0,

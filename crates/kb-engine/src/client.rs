@@ -5,6 +5,7 @@ use crate::breaker::{Breaker, CircuitState, Gate, Transition};
 use crate::budget::Budget;
 use crate::chat::RemoteChat;
 use crate::classify::{Action, Failure, Outcome};
+use crate::clock;
 use crate::config::{EngineConfig, RetryConfig, TimeoutConfig};
 use crate::embed::{RemoteEmbedder, RemoteEmbedderOptions};
 use crate::error::EngineError;
@@ -242,7 +243,7 @@ impl EngineClient {
     /// The state of each endpoint, in configuration order.
     pub fn health(&self) -> Vec<EndpointHealth> {
         let inner = &self.inner;
-        let now = Instant::now();
+        let now = clock::now();
         let routing = inner.routing();
         inner
             .endpoints
@@ -373,7 +374,7 @@ impl Attempt {
     /// Time left until the call's deadline, capped at `cap`.
     pub fn budget(&self, cap: Duration) -> Duration {
         self.deadline
-            .saturating_duration_since(Instant::now())
+            .saturating_duration_since(clock::now())
             .min(cap)
     }
 }
@@ -431,13 +432,18 @@ impl Ticket {
             if let (Some(id), Some(usage)) = (self.budget_id, usage) {
                 routing.budgets[self.endpoint].correct(id, usage.total());
             }
-            routing.breakers[self.endpoint].record(outcome.health(), self.probe, Instant::now())
+            routing.breakers[self.endpoint].record(outcome.health(), self.probe, clock::now())
         };
         if let Some(transition) = transition {
             inner.log_transition(endpoint, transition);
         }
 
-        let latency_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let latency_ms = u64::try_from(
+            clock::now()
+                .saturating_duration_since(self.started)
+                .as_millis(),
+        )
+        .unwrap_or(u64::MAX);
         let usage = usage.unwrap_or_default();
         let c = &inner.counters;
         c.prompt_tokens
@@ -565,13 +571,13 @@ impl Inner {
                 "no engine endpoint serves the {kind} model {name:?}: {how}"
             )));
         }
-        let deadline = Instant::now() + Duration::from_millis(self.retry.deadline_ms);
+        let deadline = clock::now() + Duration::from_millis(self.retry.deadline_ms);
         let mut tried: Vec<usize> = Vec::new();
         let mut excluded: Vec<usize> = Vec::new();
         let mut attempts = 0;
         let mut last: Option<ModelError> = None;
         let mut stop = Stop::OutOfAttemptsOrTime;
-        while attempts < self.retry.max_attempts && Instant::now() < deadline {
+        while attempts < self.retry.max_attempts && clock::now() < deadline {
             let attempt = match self.pick(kind, name, &tried, &excluded, cost, deadline) {
                 Pick::Go(attempt) => attempt,
                 Pick::Wait { at, budget } if at >= deadline => {
@@ -618,7 +624,7 @@ impl Inner {
                             let rest = self
                                 .backoff(attempts)
                                 .max(error.retry_after().unwrap_or_default());
-                            self.routes[ticket.route].cool_down(Instant::now() + rest);
+                            self.routes[ticket.route].cool_down(clock::now() + rest);
                             attempts += 1;
                         }
                     }
@@ -663,7 +669,7 @@ impl Inner {
             1 => format!("gave up after 1 attempt: {message}"),
             n => format!("gave up after {n} attempts: {message}"),
         };
-        let now = Instant::now();
+        let now = clock::now();
         let soonest = self
             .soonest_ready(name, cost, excluded)
             .map(|at| at.saturating_duration_since(now));
@@ -702,7 +708,7 @@ impl Inner {
         cost: u64,
         deadline: Instant,
     ) -> Pick {
-        let now = Instant::now();
+        let now = clock::now();
         let mut guard = self.routing();
         let routing = &mut *guard;
         let mut usable: Vec<(usize, Vec<usize>)> = Vec::new();
@@ -833,7 +839,7 @@ impl Inner {
             kind,
             model: model.clone(),
             at: SystemTime::now(),
-            started: Instant::now(),
+            started: clock::now(),
             probe,
             budget_id,
             done: AtomicBool::new(false),
@@ -851,7 +857,7 @@ impl Inner {
     /// When the first route serving the model `name` may take a call of `cost` tokens (cooldown, budget,
     /// open breaker); `None` if every key left is disabled.
     fn soonest_ready(&self, name: &str, cost: u64, excluded: &[usize]) -> Option<Instant> {
-        let now = Instant::now();
+        let now = clock::now();
         let mut routing = self.routing();
         let mut soonest: Option<Instant> = None;
         for (e, endpoint) in self.endpoints.iter().enumerate() {

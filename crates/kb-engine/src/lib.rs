@@ -41,6 +41,7 @@ mod budget;
 mod chat;
 mod classify;
 mod client;
+mod clock;
 mod config;
 mod embed;
 mod error;

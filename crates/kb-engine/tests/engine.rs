@@ -1,12 +1,14 @@
 //! The engine client against kb-testkit's fake engine: retries, failover, classification,
-//! streaming and secrecy. Delays and timeouts are small so that each test takes well under 3 s.
+//! streaming and secrecy. Delays and timeouts are small so that each test takes well under 3 s;
+//! the tests that say how long something takes run on a frozen clock (see `common`).
 
 use futures::StreamExt;
 use kb_core::{ChatDelta, ChatModel, Embedder, InputKind, ModelError};
 use kb_engine::{EngineClient, EngineConfig, INTERRUPTED, RemoteEmbedderOptions};
 use kb_testkit::{FakeEngine, Fault, Route, fake_embedding};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::pin::pin;
+use std::time::Duration;
 
 mod common;
 use common::*;
@@ -40,9 +42,10 @@ async fn drain(
     (text, usage, errors, texts)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retries_after_429_and_honours_retry_after() {
     // Arrange
+    let clock = Frozen::hold();
     let fake = engine().await;
     fake.push_fault(
         Route::Embeddings,
@@ -50,21 +53,36 @@ async fn retries_after_429_and_honours_retry_after() {
             retry_after: Some(Duration::from_secs(1)),
         },
     );
-    let embedder = client(vec![endpoint("only", &fake)]).embedder(options());
-    let started = Instant::now();
+    let client = client(vec![endpoint("only", &fake)]);
+    let embedder = client.embedder(options());
+    let resting = || client.health()[0].keys_cooling == 1;
+    let inputs = texts(&["leave"]);
 
-    // Act
-    let vectors = embedder.embed(&texts(&["leave"]), InputKind::Query).await;
+    // Act: the 429, then the clock up to 1 ms before the Retry-After is over, then to its end.
+    let mut call = pin!(embedder.embed(&inputs, InputKind::Query));
+    drive_until(&mut call, "the 429 came back and the key rests", || {
+        fake.calls(Route::Embeddings) == 1 && resting()
+    })
+    .await;
+    clock.advance(Duration::from_millis(999)).await;
+    still_pending(&mut call, "retried before the Retry-After was over").await;
+    let before_the_end = (fake.calls(Route::Embeddings), resting());
+    clock.advance(Duration::from_millis(1)).await;
+    let vectors = finish(&mut call).await;
 
     // Assert
-    let elapsed = started.elapsed();
+    assert_eq!(
+        before_the_end,
+        (1, true),
+        "1 ms before the Retry-After was over"
+    );
     assert_eq!(vectors.expect("second attempt succeeds").len(), 1);
     assert_eq!(fake.calls(Route::Embeddings), 2);
-    assert!(
-        elapsed >= Duration::from_secs(1),
-        "retried after {elapsed:?}"
+    assert_eq!(
+        clock.elapsed(),
+        Duration::from_secs(1),
+        "retried when the rest was over"
     );
-    assert!(elapsed < Duration::from_millis(1_800), "took {elapsed:?}");
 }
 
 #[tokio::test]
@@ -86,27 +104,38 @@ async fn retries_500_then_succeeds() {
     assert_eq!((stats.calls, stats.failures), (3, 2));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn slow_response_beyond_timeout_is_retried_then_fails_over() {
     // Arrange
+    let clock = Frozen::hold();
     let slow = engine().await;
     let healthy = engine().await;
     slow.push_fault(Route::Embeddings, Fault::Delay(Duration::from_secs(2)));
     let embedder =
         client(vec![endpoint("slow", &slow), endpoint("healthy", &healthy)]).embedder(options());
-    let started = Instant::now();
+    let inputs = texts(&["leave"]);
 
-    // Act
-    let vectors = embedder.embed(&texts(&["leave"]), InputKind::Query).await;
+    // Act: the clock up to 1 ms before the request timeout, then to it.
+    let mut call = pin!(embedder.embed(&inputs, InputKind::Query));
+    drive_until(&mut call, "the slow engine has the request", || {
+        slow.calls(Route::Embeddings) == 1
+    })
+    .await;
+    clock.advance(TIMEOUT - Duration::from_millis(1)).await;
+    still_pending(&mut call, "gave up on the slow engine before the timeout").await;
+    let healthy_before = healthy.calls(Route::Embeddings);
+    clock.advance(Duration::from_millis(1)).await;
+    let vectors = finish(&mut call).await;
 
     // Assert
     assert!(vectors.is_ok(), "{vectors:?}");
     assert_eq!(slow.calls(Route::Embeddings), 1);
+    assert_eq!(healthy_before, 0, "failed over before the timeout");
     assert_eq!(healthy.calls(Route::Embeddings), 1);
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
+    assert_eq!(
+        clock.elapsed(),
+        TIMEOUT,
+        "the request timeout cut the slow call"
     );
 }
 
@@ -292,9 +321,10 @@ async fn every_key_refused_is_a_permanent_error() {
     assert_eq!(fake.calls(Route::Embeddings), 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn all_routes_failing_returns_retryable_error_with_retry_after() {
     // Arrange
+    let clock = Frozen::hold();
     let a = engine().await;
     let b = engine().await;
     let limited = Fault::RateLimited {
@@ -303,26 +333,18 @@ async fn all_routes_failing_returns_retryable_error_with_retry_after() {
     a.set_failure_rate(Route::Embeddings, 1.0, limited.clone());
     b.set_failure_rate(Route::Embeddings, 1.0, limited);
     let embedder = client(vec![endpoint("a", &a), endpoint("b", &b)]).embedder(options());
-    let started = Instant::now();
+    let inputs = texts(&["leave"]);
 
-    // Act
-    let err = embedder
-        .embed(&texts(&["leave"]), InputKind::Query)
+    // Act: the clock stands still: the call must not wait for a route.
+    let err = finish(&mut pin!(embedder.embed(&inputs, InputKind::Query)))
         .await
         .unwrap_err();
 
     // Assert
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_eq!(clock.elapsed(), Duration::ZERO, "waited for a route");
     assert!(matches!(err, ModelError::RateLimited { .. }), "{err:?}");
     let after = err.retry_after().expect("retry_after is set");
-    assert!(
-        after > Duration::from_secs(28) && after <= Duration::from_secs(30),
-        "{after:?}"
-    );
+    assert_eq!(after, Duration::from_secs(30), "the engines' Retry-After");
     assert_eq!(
         (a.calls(Route::Embeddings), b.calls(Route::Embeddings)),
         (1, 1)
@@ -415,9 +437,10 @@ async fn stream_cut_before_first_token_fails_over() {
     assert_eq!(healthy.calls(Route::Chat), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn stream_without_first_token_in_time_fails_over() {
     // Arrange
+    let clock = Frozen::hold();
     let silent = engine().await;
     let healthy = engine().await;
     silent.push_fault(Route::Chat, Fault::StallStream { after_chunks: 0 });
@@ -426,16 +449,29 @@ async fn stream_without_first_token_in_time_fails_over() {
         endpoint("healthy", &healthy),
     ])
     .chat(None);
-    let started = Instant::now();
+    let question = question();
 
-    // Act
-    let stream = chat.stream(&question()).await.unwrap();
-    let (text, _, errors, _) = drain(stream).await;
+    // Act: the clock up to 1 ms before the first-token timeout, then to it.
+    let mut call = pin!(async { drain(chat.stream(&question).await.unwrap()).await });
+    drive_until(&mut call, "the silent engine has the request", || {
+        silent.calls(Route::Chat) == 1
+    })
+    .await;
+    clock.advance(TIMEOUT - Duration::from_millis(1)).await;
+    still_pending(&mut call, "gave up on the silent engine before the timeout").await;
+    let healthy_before = healthy.calls(Route::Chat);
+    clock.advance(Duration::from_millis(1)).await;
+    let (text, _, errors, _) = finish(&mut call).await;
 
     // Assert
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(text, expected_answer());
-    assert_took(started, Duration::from_millis(400)..Duration::from_secs(1));
+    assert_eq!(healthy_before, 0, "failed over before the timeout");
+    assert_eq!(
+        clock.elapsed(),
+        TIMEOUT,
+        "the first-token timeout cut the silent stream"
+    );
 }
 
 #[tokio::test]
@@ -467,22 +503,33 @@ async fn stream_cut_after_first_token_ends_with_incomplete_error() {
     assert_eq!(client.stats().failures, 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn stream_silent_after_first_token_ends_after_the_idle_timeout() {
     // Arrange
+    let clock = Frozen::hold();
     let fake = engine().await;
     fake.push_fault(Route::Chat, Fault::StallStream { after_chunks: 1 });
     let chat = client(vec![endpoint("stalls", &fake)]).chat(None);
-    let started = Instant::now();
 
-    // Act
-    let stream = chat.stream(&question()).await.unwrap();
-    let (_, _, errors, pieces) = drain(stream).await;
+    // Act: the first token, then the clock up to 1 ms before the idle timeout, then to it.
+    let mut stream = chat.stream(&question()).await.unwrap();
+    let first = stream.next().await;
+    let mut rest = pin!(drain(stream));
+    still_pending(&mut rest, "the stream ended before the idle timeout").await;
+    clock.advance(IDLE_TIMEOUT - Duration::from_millis(1)).await;
+    still_pending(&mut rest, "the stream ended before the idle timeout").await;
+    clock.advance(Duration::from_millis(1)).await;
+    let (_, _, errors, more) = finish(&mut rest).await;
 
     // Assert
-    assert_eq!(pieces, 1);
+    assert!(matches!(first, Some(Ok(ChatDelta::Text(_)))), "{first:?}");
+    assert_eq!(more, 0);
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert_took(started, Duration::from_millis(300)..Duration::from_secs(1));
+    assert_eq!(
+        clock.elapsed(),
+        IDLE_TIMEOUT,
+        "the idle timeout ended the stream"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Routing and resilience against two fake engines: endpoint `a` misbehaves, endpoint `b` is
 //! healthy. Calls must still succeed, and the usage records must show what happened on which
-//! endpoint. Timeouts are small so that each test takes well under 3 s (the soak test under 30).
+//! endpoint. Timeouts are small so that each test takes well under 3 s (the soak test under 30);
+//! the tests that say how long something takes run on a frozen clock (see `common`).
 
 use futures::StreamExt;
 use kb_core::{ChatDelta, ChatModel, Embedder, InputKind, ModelError};
@@ -9,6 +10,7 @@ use kb_engine::{
     MemoryRecorder, ModelKind,
 };
 use kb_testkit::{FakeEngine, Fault, Route};
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -145,43 +147,74 @@ impl Call {
 }
 
 /// With `fault` on every request of endpoint `a`, each call succeeds through `b`, and the
-/// records show exactly one failed attempt on `a` (`outcome`) then one success on `b`.
+/// records show exactly one failed attempt on `a` (`outcome`) then one success on `b`: exactly
+/// at the timeout when `a` keeps silent (hangs, or is slower than the timeout), else before it.
+///
+/// Runs on a frozen clock: the test must be `#[tokio::test(start_paused = true)]`.
 async fn survives(fault: Fault, calls: &[Call], outcome: &str) {
-    let runs = calls.iter().map(|&call| {
-        let fault = fault.clone();
-        async move {
-            // Arrange: a fresh pair per call, as a failure rests the route for the next one.
-            let pair = Pair::start().await;
-            pair.a.set_failure_rate(call.route(), 1.0, fault.clone());
-            let started = Instant::now();
+    let silent = matches!(fault, Fault::Hang | Fault::Delay(_));
+    for &call in calls {
+        // Arrange: a fresh pair per call, as a failure rests the route for the next one.
+        let clock = Frozen::hold();
+        let pair = Pair::start().await;
+        pair.a.set_failure_rate(call.route(), 1.0, fault.clone());
+        let what = format!("{call:?} with {fault:?} on a");
 
-            // Act
-            let result = call.succeeds(&pair.client).await;
-
-            // Assert
-            let elapsed = started.elapsed();
-            assert!(result.is_ok(), "{call:?} with {fault:?} on a: {result:?}");
-            let records = pair.records.records();
-            assert_eq!(
-                outcomes(&records),
-                pairs(&[("a", outcome), ("b", "ok")]),
-                "{call:?} with {fault:?} on a: {records:#?}"
-            );
-            assert!(records.iter().all(|r| r.kind == call.kind()), "{records:?}");
-            assert!(records[1].prompt_tokens > 0, "{records:?}");
-            assert_eq!(
-                (pair.a.calls(call.route()), pair.b.calls(call.route())),
-                (1, 1)
-            );
-            assert!(elapsed < Duration::from_secs(1), "{call:?}: {elapsed:?}");
+        // Act: for a silent `a`, the clock up to 1 ms before the timeout, then to it.
+        let mut run = pin!(call.succeeds(&pair.client));
+        let mut b_before_the_timeout = 0;
+        if silent {
+            drive_until(&mut run, "a has the request", || {
+                pair.a.calls(call.route()) == 1
+            })
+            .await;
+            clock.advance(TIMEOUT - Duration::from_millis(1)).await;
+            still_pending(&mut run, "gave up on a before the timeout").await;
+            b_before_the_timeout = pair.b.calls(call.route());
+            clock.advance(Duration::from_millis(1)).await;
         }
-    });
-    futures::future::join_all(runs).await;
+        // The clock moves while a holds the request and b has not got one (a cut body comes
+        // after a pause of the fake's own).
+        let a_has_it = || pair.a.calls(call.route()) == 1 && pair.b.calls(call.route()) == 0;
+        let result = if silent {
+            finish(&mut run).await
+        } else {
+            finish_advancing(&mut run, a_has_it).await
+        };
+
+        // Assert
+        assert!(result.is_ok(), "{what}: {result:?}");
+        let records = pair.records.records();
+        assert_eq!(
+            outcomes(&records),
+            pairs(&[("a", outcome), ("b", "ok")]),
+            "{what}: {records:#?}"
+        );
+        assert!(records.iter().all(|r| r.kind == call.kind()), "{records:?}");
+        assert!(records[1].prompt_tokens > 0, "{records:?}");
+        assert_eq!(
+            (pair.a.calls(call.route()), pair.b.calls(call.route())),
+            (1, 1)
+        );
+        assert_eq!(
+            b_before_the_timeout, 0,
+            "{what}: failed over before the timeout"
+        );
+        if silent {
+            assert_eq!(clock.elapsed(), TIMEOUT, "{what}: time to fail over");
+        } else {
+            assert!(
+                clock.elapsed() < TIMEOUT,
+                "{what}: waited {:?}",
+                clock.elapsed()
+            );
+        }
+    }
 }
 
 const ALL: &[Call] = &[Call::Embed, Call::Complete, Call::Stream];
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn rate_limited_endpoint_429_with_retry_after_fails_over() {
     let fault = Fault::RateLimited {
         retry_after: Some(Duration::from_secs(1)),
@@ -189,37 +222,37 @@ async fn rate_limited_endpoint_429_with_retry_after_fails_over() {
     survives(fault, ALL, "429").await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn endpoint_answering_500_fails_over() {
     survives(Fault::Status(500), ALL, "500").await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn endpoint_answering_502_fails_over() {
     survives(Fault::Status(502), ALL, "502").await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn endpoint_answering_504_fails_over() {
     survives(Fault::Status(504), ALL, "504").await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn hanging_endpoint_times_out_and_fails_over() {
     survives(Fault::Hang, ALL, "timeout").await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn endpoint_slower_than_the_timeout_fails_over() {
     survives(Fault::Delay(Duration::from_secs(2)), ALL, "timeout").await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn stream_cut_before_the_first_token_and_cut_bodies_fail_over() {
     survives(Fault::CutStream { after_chunks: 0 }, ALL, "transport_error").await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn plain_answer_cut_after_n_chunks_fails_over() {
     // A plain (non-streamed) body is cut halfway whatever N: nothing reached the caller yet.
     survives(
@@ -230,12 +263,12 @@ async fn plain_answer_cut_after_n_chunks_fails_over() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn malformed_json_fails_over() {
     survives(Fault::MalformedJson, ALL, "malformed").await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn wrong_vector_dimensions_fail_over() {
     survives(
         Fault::WrongDimensions(3),
@@ -286,9 +319,10 @@ async fn dropped_stream_is_recorded_as_cancelled_and_releases_its_load() {
     assert_eq!(pair.outcomes(), pairs(&[("a", "cancelled")]));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn cooldown_after_429_respects_retry_after_while_the_other_endpoint_carries_on() {
     // Arrange
+    let clock = Frozen::hold();
     let pair = Pair::start().await;
     pair.a.push_fault(
         Route::Embeddings,
@@ -296,25 +330,22 @@ async fn cooldown_after_429_respects_retry_after_while_the_other_endpoint_carrie
             retry_after: Some(Duration::from_secs(1)),
         },
     );
-    let started = Instant::now();
 
-    // Act: calls during the second a rests, then after it.
+    // Act: calls during the second a rests (every 200 ms, the last 1 ms before its end), then
+    // after it.
     embed(&pair.client).await.unwrap();
-    let mut during = 0;
-    while started.elapsed() < Duration::from_millis(800) {
+    for step in [200, 200, 200, 200, 199] {
+        clock.advance(Duration::from_millis(step)).await;
         embed(&pair.client).await.unwrap();
-        during += 1;
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let a_during = pair.a.calls(Route::Embeddings);
     let health_during = pair.client.health();
-    tokio::time::sleep_until((started + Duration::from_millis(1_050)).into()).await;
+    clock.advance(Duration::from_millis(1)).await;
     for _ in 0..4 {
         embed(&pair.client).await.unwrap();
     }
 
     // Assert
-    assert!(during >= 5, "{during}");
     assert_eq!(a_during, 1, "a got calls while resting");
     assert_eq!(health_during[0].keys_cooling, 1);
     assert_eq!(health_during[0].circuit, CircuitState::Closed);
@@ -325,9 +356,10 @@ async fn cooldown_after_429_respects_retry_after_while_the_other_endpoint_carrie
     assert_eq!(pair.outcomes()[0], ("a".to_owned(), "429".to_owned()));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn breaker_opens_after_consecutive_failures_then_probes_and_closes() {
     // Arrange
+    let clock = Frozen::hold();
     let logs = CapturedLogs::default();
     let _guard = logs.install();
     let pair = Pair::with(|c| {
@@ -340,27 +372,29 @@ async fn breaker_opens_after_consecutive_failures_then_probes_and_closes() {
     pair.a
         .set_failure_rate(Route::Embeddings, 1.0, Fault::Status(500));
 
-    // Act + Assert: opens after 3 failures on a; every call succeeds through b.
+    // Act + Assert: opens after 3 failures on a; every call succeeds through b. Between calls,
+    // 15 ms: longer than a's rest after a failure (base_delay_ms 10), so a is tried again.
     for _ in 0..30 {
+        embed(&pair.client).await.unwrap();
         if pair.circuit(0) == CircuitState::Open {
             break;
         }
-        embed(&pair.client).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(15)).await;
+        clock.advance(Duration::from_millis(15)).await;
     }
     assert_eq!(pair.circuit(0), CircuitState::Open);
     assert_eq!(pair.a.calls(Route::Embeddings), 3);
-    let opened_at = Instant::now();
 
-    // Open: no call reaches a.
+    // Open: no call reaches a, until the last millisecond of the cooldown (300 ms).
     for _ in 0..6 {
         embed(&pair.client).await.unwrap();
     }
+    clock.advance(Duration::from_millis(299)).await;
+    embed(&pair.client).await.unwrap();
     assert_eq!(pair.a.calls(Route::Embeddings), 3, "a called while open");
-    assert!(opened_at.elapsed() < Duration::from_millis(300));
+    assert_eq!(pair.circuit(0), CircuitState::Open);
 
     // Half-open after the cooldown: one probe, which fails: open again.
-    tokio::time::sleep(Duration::from_millis(320)).await;
+    clock.advance(Duration::from_millis(1)).await;
     assert_eq!(pair.circuit(0), CircuitState::HalfOpen);
     for _ in 0..4 {
         embed(&pair.client).await.unwrap();
@@ -370,7 +404,7 @@ async fn breaker_opens_after_consecutive_failures_then_probes_and_closes() {
 
     // a recovers: the next probe succeeds and closes the breaker; a gets calls again.
     pair.a.clear_faults();
-    tokio::time::sleep(Duration::from_millis(320)).await;
+    clock.advance(Duration::from_millis(300)).await;
     for _ in 0..4 {
         embed(&pair.client).await.unwrap();
     }
@@ -396,9 +430,10 @@ async fn breaker_opens_after_consecutive_failures_then_probes_and_closes() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn calls_go_to_the_endpoint_with_fewer_requests_in_flight() {
     // Arrange: a answers in 500 ms, b at once; equal weights.
+    let clock = Frozen::hold();
     let pair = Pair::with(|c| c.timeouts.request_ms = 2_000).await;
     pair.a.set_failure_rate(
         Route::Embeddings,
@@ -407,15 +442,23 @@ async fn calls_go_to_the_endpoint_with_fewer_requests_in_flight() {
     );
     let client = pair.client.clone();
 
-    // Act
-    let results: Vec<_> = futures::stream::iter(0..24)
-        .map(|_| {
-            let client = client.clone();
-            async move { embed(&client).await }
-        })
-        .buffer_unordered(4)
-        .collect()
-        .await;
+    // Act: 24 calls, 4 at a time; a's answers come when the clock reaches 500 ms, once every
+    // call has been sent (b carried all the others meanwhile).
+    let mut all = pin!(
+        futures::stream::iter(0..24)
+            .map(|_| {
+                let client = client.clone();
+                async move { embed(&client).await }
+            })
+            .buffer_unordered(4)
+            .collect::<Vec<_>>()
+    );
+    drive_until(&mut all, "every call was sent", || {
+        pair.a.calls(Route::Embeddings) + pair.b.calls(Route::Embeddings) == 24
+    })
+    .await;
+    clock.advance(Duration::from_millis(500)).await;
+    let results = finish(&mut all).await;
 
     // Assert
     assert!(results.iter().all(Result::is_ok), "{results:?}");
@@ -462,47 +505,52 @@ async fn token_budget_counts_the_reported_usage_not_the_estimate() {
     assert_eq!(pair.records.records()[0].prompt_tokens, 20);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn used_up_budget_on_every_endpoint_is_a_quick_rate_limited_error() {
     // Arrange
+    let clock = Frozen::hold();
     let a = engine().await;
     let mut ep = endpoint("a", &a);
     ep.requests_per_minute = Some(1);
     let client = EngineClient::new(config(vec![ep])).unwrap();
     embed(&client).await.unwrap();
-    let started = Instant::now();
 
-    // Act
-    let err = embed(&client).await.unwrap_err();
+    // Act: the clock stands still: the call must not wait for the budget.
+    let err = finish(&mut pin!(embed(&client))).await.unwrap_err();
 
     // Assert
-    assert!(started.elapsed() < Duration::from_millis(500));
+    assert_eq!(clock.elapsed(), Duration::ZERO, "waited for the budget");
     assert!(matches!(err, ModelError::RateLimited { .. }), "{err:?}");
     assert!(err.to_string().contains("requests_per_minute"), "{err}");
     let after = err.retry_after().expect("retry_after is set");
-    assert!(after > Duration::from_secs(55), "{after:?}");
+    assert_eq!(
+        after,
+        Duration::from_secs(60),
+        "the budget's window after the first call"
+    );
     assert_eq!(a.calls(Route::Embeddings), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn all_routes_failing_is_a_quick_retryable_error_with_retry_after() {
     // Arrange
+    let clock = Frozen::hold();
     let pair = Pair::start().await;
     pair.a
         .set_failure_rate(Route::Embeddings, 1.0, Fault::Status(500));
     pair.b
         .set_failure_rate(Route::Embeddings, 1.0, Fault::Status(502));
-    let started = Instant::now();
+    let resting = || pair.client.health().iter().all(|h| h.in_flight == 0);
 
-    // Act
-    let err = embed(&pair.client).await.unwrap_err();
+    // Act: the clock moves while both routes rest between attempts.
+    let err = finish_advancing(&mut pin!(embed(&pair.client)), resting)
+        .await
+        .unwrap_err();
 
-    // Assert
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
+    // Assert: at most the backoff caps of the 4 rests between 5 attempts (10, 20, 40 and 80
+    // ms; the clock moves 1 ms at a time, so up to 1 ms more each).
+    let most = Duration::from_millis(10 + 20 + 40 + 80 + 4);
+    assert!(clock.elapsed() <= most, "{:?}", clock.elapsed());
     assert!(matches!(err, ModelError::Transient { .. }), "{err:?}");
     assert!(err.retry_after().is_some(), "{err:?}");
     assert!(
@@ -519,9 +567,10 @@ async fn all_routes_failing_is_a_quick_retryable_error_with_retry_after() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_breaker_open_fails_at_once_with_retry_after_and_no_engine_call() {
     // Arrange
+    let clock = Frozen::hold();
     let pair = Pair::with(|c| {
         c.breaker = BreakerConfig {
             failures: 2,
@@ -532,17 +581,31 @@ async fn every_breaker_open_fails_at_once_with_retry_after_and_no_engine_call() 
     pair.a
         .set_failure_rate(Route::Chat, 1.0, Fault::Status(503));
     pair.b.set_failure_rate(Route::Chat, 1.0, Fault::Hang);
-    let first = complete(&pair.client).await.unwrap_err();
+    // The clock moves while nothing is on its way: a has answered, and b holds every request
+    // sent to it (b's were sent, ended in the records, or are in flight).
+    let settled = || {
+        let health = pair.client.health();
+        let b_ended = pair
+            .records
+            .records()
+            .iter()
+            .filter(|r| r.endpoint == "b")
+            .count();
+        health[0].in_flight == 0 && pair.b.calls(Route::Chat) == b_ended + health[1].in_flight
+    };
+    let first = finish_advancing(&mut pin!(complete(&pair.client)), settled)
+        .await
+        .unwrap_err();
     let calls = (pair.a.calls(Route::Chat), pair.b.calls(Route::Chat));
-    let started = Instant::now();
+    let opened = clock.elapsed();
 
-    // Act
-    let err = complete(&pair.client).await.unwrap_err();
+    // Act: the clock stands still: the call must not wait.
+    let err = finish(&mut pin!(complete(&pair.client))).await.unwrap_err();
 
     // Assert
     assert!(first.is_retryable(), "{first:?}");
     assert_eq!(calls, (2, 2));
-    assert!(started.elapsed() < Duration::from_millis(100));
+    assert_eq!(clock.elapsed(), opened, "waited for an endpoint");
     assert!(matches!(err, ModelError::Transient { .. }), "{err:?}");
     assert!(err.to_string().contains("circuit breaker open"), "{err}");
     let after = err.retry_after().expect("retry_after is set");
@@ -642,6 +705,9 @@ async fn soak_concurrent_calls_with_one_flaky_endpoint_show_no_errors() {
         engine.set_stream_chunk_delay(Duration::from_millis(2));
     }
     let client = pair.client.clone();
+    // Real time, not a frozen clock: the soak is about real concurrency. Its bound only catches
+    // a stall: 200 calls take under 1 s on an idle 2-core machine (the time is printed), so
+    // 30 s leaves a loaded runner thirty times that.
     let started = Instant::now();
 
     // Act

@@ -552,8 +552,28 @@ mod cases {
             .search(&dense(&[1.0, 0.0], &Filter::default(), 1))
             .await;
 
-        assert!(upsert.is_err(), "{upsert:?}");
-        assert!(search.is_err(), "{search:?}");
+        // `expected` is what the caller brought, `found` what the index holds: the message
+        // then says "holds 4-dimensional vectors but the embedder makes 5".
+        assert!(
+            matches!(
+                upsert,
+                Err(IndexError::DimensionMismatch {
+                    expected: 5,
+                    found: 4
+                })
+            ),
+            "{upsert:?}"
+        );
+        assert!(
+            matches!(
+                search,
+                Err(IndexError::DimensionMismatch {
+                    expected: 2,
+                    found: 4
+                })
+            ),
+            "{search:?}"
+        );
         assert_eq!(index.count().await.expect("count"), 1);
     }
 

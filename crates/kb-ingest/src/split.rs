@@ -799,6 +799,124 @@ mod tests {
             }
         }
 
+        /// Markdown-ish blocks for the coverage property: everything [`block`] makes, plus list
+        /// items, block quotes, fenced code, a table row and runs of spaces, tabs and line breaks.
+        fn markdown_block() -> impl Strategy<Value = String> {
+            prop_oneof![
+                4 => block(),
+                1 => proptest::collection::vec("[a-z]{1,12}( [a-z]{1,12}){0,6}", 1..6)
+                    .prop_map(|items| items.iter().map(|i| format!("- {i}\n")).collect()),
+                1 => proptest::collection::vec("[a-z公司]{1,12}", 1..6).prop_map(|items| {
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(n, i)| format!("{}. {i}\n", n + 1))
+                        .collect()
+                }),
+                1 => "> [a-z ]{1,60}",
+                1 => "```\n[a-z =;(){}\n]{0,80}\n```",
+                1 => "\\| [a-z]{1,8} \\| [0-9]{1,4} \\|",
+                1 => "[ \t\n]{1,40}",
+            ]
+        }
+
+        /// Documents of [`markdown_block`]s with any separator, possibly starting and ending
+        /// with whitespace.
+        fn markdown_document() -> impl Strategy<Value = String> {
+            (
+                "[ \n]{0,3}",
+                proptest::collection::vec(
+                    (
+                        markdown_block(),
+                        prop_oneof!["\n\n", "\n", " ", "", "\t\t\n   \n"],
+                    ),
+                    1..25,
+                ),
+            )
+                .prop_map(|(lead, parts)| {
+                    lead + &parts
+                        .into_iter()
+                        .map(|(b, sep)| b + &sep)
+                        .collect::<String>()
+                })
+        }
+
+        /// The bytes of `text` that are not whitespace and that no chunk's byte range covers,
+        /// as (offset, character) pairs.
+        fn uncovered(text: &str, chunks: &[SplitChunk]) -> Vec<(usize, char)> {
+            text.char_indices()
+                .filter(|(_, c)| !c.is_whitespace())
+                .filter(|(i, _)| {
+                    !chunks
+                        .iter()
+                        .any(|c| c.chunk.byte_start <= *i && *i < c.chunk.byte_end)
+                })
+                .collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(96))]
+
+            #[test]
+            fn chunks_cover_every_non_whitespace_byte_of_the_document(
+                text in markdown_document(),
+                title in "[A-Za-z ]{0,40}",
+                chunk in 16usize..120,
+                overlap in 0usize..8,
+                markdown in any::<bool>(),
+                by_spans in any::<bool>(),
+            ) {
+                let format = if markdown { DocumentFormat::Markdown } else { DocumentFormat::Text };
+                let options = SplitOptions { chunk_tokens: chunk, overlap_tokens: overlap };
+                // Both ways of sizing: the engine's estimate (counted) and whitespace-run tokens
+                // with spans (the document tokenized once).
+                let embedder: Arc<dyn Embedder> = if by_spans {
+                    Arc::new(run_counter(160, true))
+                } else {
+                    Arc::new(estimator(160))
+                };
+                let s = ChunkSplitter::new(embedder, options).unwrap();
+
+                let chunks = s.split(&text, format, &title);
+
+                let missing = uncovered(&text, &chunks);
+                prop_assert!(
+                    missing.is_empty(),
+                    "{} non-whitespace characters in no chunk, first {:?}; chunks {:?}",
+                    missing.len(),
+                    &missing[..missing.len().min(10)],
+                    chunks.iter().map(|c| (c.chunk.byte_start, c.chunk.byte_end)).collect::<Vec<_>>()
+                );
+                for c in &chunks {
+                    prop_assert!(c.chunk.byte_start < c.chunk.byte_end, "empty chunk {:?}", c.chunk);
+                    prop_assert_eq!(&text[c.chunk.byte_start..c.chunk.byte_end], c.chunk.text.as_str());
+                }
+            }
+        }
+
+        #[test]
+        fn the_coverage_check_finds_a_character_no_chunk_holds() {
+            let text = "alpha beta 公司";
+            let chunk = |start: usize, end: usize| SplitChunk {
+                chunk: Chunk {
+                    ordinal: 0,
+                    text: text[start..end].to_owned(),
+                    heading_path: Vec::new(),
+                    byte_start: start,
+                    byte_end: end,
+                    token_count: 0,
+                },
+                embedding_text: String::new(),
+            };
+
+            assert!(uncovered(text, &[chunk(0, 5), chunk(6, text.len())]).is_empty());
+            assert_eq!(
+                uncovered(text, &[chunk(0, 5), chunk(6, 14)]),
+                [(14, '司')],
+                "the last character is outside both ranges"
+            );
+        }
+
         #[test]
         fn overlap_is_used_when_configured() {
             let text = (0..400)

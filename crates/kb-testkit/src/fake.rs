@@ -1,7 +1,7 @@
 //! The fake OpenAI-compatible engine: an axum server on loopback with switchable faults.
 
 use crate::fault::{Fault, Route};
-use crate::text::{fake_answer, fake_embedding, obedient_answer, word_count};
+use crate::text::{fake_answer_citing, fake_embedding, obedient_answer, word_count};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -115,6 +115,7 @@ impl FakeEngineBuilder {
             mutable: Mutex::new(Mutable {
                 dimensions: self.dimensions,
                 chat_reply: None,
+                cited_source: 1,
                 obey_injections: false,
                 next_chat_replies: VecDeque::new(),
                 requests: [Vec::new(), Vec::new()],
@@ -204,6 +205,13 @@ impl FakeEngine {
     /// back), e.g. to test an answer citing a source that does not exist.
     pub fn set_chat_reply(&self, reply: Option<String>) {
         self.state.lock().chat_reply = reply;
+    }
+
+    /// Play a model that quotes and cites source `[n]` only (default `[1]`; see
+    /// [`fake_answer_citing`](crate::fake_answer_citing)), e.g. to test that an answer lists
+    /// exactly the sources it cites when several were retrieved.
+    pub fn set_cited_source(&self, n: u32) {
+        self.state.lock().cited_source = n;
     }
 
     /// Play a model that obeys instructions planted in its sources (see
@@ -343,6 +351,7 @@ impl Drop for InFlight<'_> {
 struct Mutable {
     dimensions: usize,
     chat_reply: Option<String>,
+    cited_source: u32,
     obey_injections: bool,
     next_chat_replies: VecDeque<String>,
     requests: [Vec<Value>; 2],
@@ -556,20 +565,20 @@ async fn chat_completions(
             )
         })
         .collect();
-    let (reply, chunk_delay, obey) = {
+    let (reply, chunk_delay, obey, cited) = {
         let mut m = state.lock();
         let reply = m
             .next_chat_replies
             .pop_front()
             .or_else(|| m.chat_reply.clone());
-        (reply, m.chunk_delay, m.obey_injections)
+        (reply, m.chunk_delay, m.obey_injections, m.cited_source)
     };
     let answer = reply
         .or_else(|| {
             obey.then(|| obedient_answer(messages.iter().copied()))
                 .flatten()
         })
-        .unwrap_or_else(|| fake_answer(messages.iter().copied()));
+        .unwrap_or_else(|| fake_answer_citing(messages.iter().copied(), cited));
     let prompt_tokens: usize = messages.iter().map(|(_, c)| word_count(c)).sum();
     let completion_tokens = word_count(&answer);
     let usage = json!({
@@ -929,6 +938,28 @@ mod tests {
             .map(|r| r["messages"][0]["content"].clone())
             .collect();
         assert_eq!(contents, [json!("a"), json!("b")]);
+    }
+
+    #[tokio::test]
+    async fn the_cited_source_can_be_chosen() {
+        // Arrange
+        let engine = FakeEngine::start().await;
+        engine.set_cited_source(2);
+        let body = json!({"model": "m", "messages": [{"role": "user",
+            "content": "[1] Leave is 25 days.\n[2] Lockers are upstairs. More.\nQuestion: x"}]});
+
+        // Act
+        let answer: Value = post(&engine, "/chat/completions", body)
+            .await
+            .json()
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(
+            answer["choices"][0]["message"]["content"],
+            "Lockers are upstairs. [2]"
+        );
     }
 
     #[tokio::test]

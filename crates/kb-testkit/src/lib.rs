@@ -27,4 +27,7 @@ mod text;
 pub use fake::{EmbeddingRequest, FakeEngine, FakeEngineBuilder};
 pub use fault::{Fault, Route};
 pub use logs::{CaptureGuard, CapturedLogs};
-pub use text::{fake_answer, fake_embedding, obedient_answer, word_count};
+pub use text::{
+    PromptSource, fake_answer, fake_answer_citing, fake_embedding, obedient_answer, prompt_sources,
+    word_count,
+};

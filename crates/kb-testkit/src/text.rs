@@ -1,5 +1,5 @@
 //! The fake engine's deterministic "models": a hashed bag-of-words embedder and an extractive
-//! answerer that quotes source `[1]`.
+//! answerer that quotes one source (`[1]` unless told otherwise).
 
 /// Words too common to say anything about a text; left out so that texts are similar only when
 /// they share meaningful words.
@@ -39,25 +39,72 @@ pub fn fake_embedding(text: &str, dims: usize) -> Vec<f32> {
     vector
 }
 
-/// The answer the fake engine gives to a conversation of `(role, content)` pairs.
-///
-/// Looks, from the last message backwards, for the first message that holds a `[1]` marker
-/// (preferably at the start of a line), takes the text after it up to the next line that starts
-/// with a `[n]` marker, reads newlines as spaces, and answers with its first sentence followed
-/// by ` [1]`. When the marker's own line has no sentence end and more lines follow
-/// (`[1] Leave Policy (leave-policy.md)` over the text), that line is a title and is skipped.
-/// Without any source: `I don't know.`
+/// The answer the fake engine gives to a conversation of `(role, content)` pairs: the one of
+/// [`fake_answer_citing`] source `[1]`.
 pub fn fake_answer<'a>(messages: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    fake_answer_citing(messages, 1)
+}
+
+/// The answer of a model that quotes and cites source `[n]` only.
+///
+/// Looks, from the last message backwards, for the first message that holds an `[n]` marker
+/// (at the start of a line; for `[1]` anywhere, too), takes the text after it up to the next
+/// line that starts with a `[m]` marker, reads newlines as spaces, and answers with its first
+/// sentence followed by ` [n]`. When the marker's own line has no sentence end and more lines
+/// follow (`[1] Leave Policy (leave-policy.md)` over the text), that line is a title and is
+/// skipped. Without such a source: `I don't know.`
+pub fn fake_answer_citing<'a>(
+    messages: impl IntoIterator<Item = (&'a str, &'a str)>,
+    n: u32,
+) -> String {
     let messages: Vec<(&str, &str)> = messages.into_iter().collect();
     let source = messages
         .iter()
         .rev()
         .filter(|(role, _)| *role != "assistant")
-        .find_map(|(_, content)| first_source(content));
+        .find_map(|(_, content)| source_text(content, n));
     match source.map(|s| first_sentence(&s)) {
-        Some(sentence) if !sentence.is_empty() => format!("{sentence} [1]"),
+        Some(sentence) if !sentence.is_empty() => format!("{sentence} [{n}]"),
         _ => "I don't know.".to_owned(),
     }
+}
+
+/// A source as kb's answer prompt labels it, on the line after its `<source KEY>` fence:
+/// `[n] Title (document)`, then ` — Heading > Heading` when the passage has a section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptSource {
+    /// The number the model is told to cite it by.
+    pub n: u32,
+    pub title: String,
+    /// The document id (its path under the ingested folder).
+    pub document: String,
+}
+
+/// Every source of a kb answer prompt (the user message of a chat request), in prompt order,
+/// so that a test can tell which document the model saw as `[n]`. A document id is read up to
+/// the last `)` of its label, so an id holding `(` is not told apart from its title.
+pub fn prompt_sources(prompt: &str) -> Vec<PromptSource> {
+    let lines: Vec<&str> = prompt.lines().collect();
+    lines
+        .windows(2)
+        .filter(|pair| pair[0].trim_start().starts_with("<source "))
+        .filter_map(|pair| {
+            let line = pair[1].trim();
+            let (len, n) = marker_at(line)?;
+            let rest = line[len..].trim();
+            let label = match rest.find(") — ") {
+                Some(at) => &rest[..=at],
+                None => rest,
+            };
+            let label = label.strip_suffix(')')?;
+            let open = label.rfind(" (")?;
+            Some(PromptSource {
+                n,
+                title: label[..open].to_owned(),
+                document: label[open + 2..].to_owned(),
+            })
+        })
+        .collect()
 }
 
 /// What a model that obeys instructions planted in its sources answers, if a source holds
@@ -163,10 +210,6 @@ fn marker_at(s: &str) -> Option<(usize, u32)> {
     let end = rest.find(']')?;
     let n = rest[..end].trim().parse().ok()?;
     Some((end + 2, n))
-}
-
-fn first_source(content: &str) -> Option<String> {
-    source_text(content, 1)
 }
 
 /// A line that fences a source in kb's prompt (`<source KEY>`, `</source KEY>`).
@@ -307,6 +350,46 @@ mod tests {
 
         // Assert
         assert_eq!(answer, "Twenty-five days [1]");
+    }
+
+    #[test]
+    fn answer_citing_two_quotes_source_two_and_cites_only_it() {
+        // Arrange
+        let prompt = "Sources (KEY k):\n\n<source k>\n[1] Leave (leave.md)\nTwenty-five days.\n</source k>\n\n\
+            <source k>\n[2] Remote (remote.md) — Remote > Approval\nRemote work needs approval. Ask.\n</source k>\n\n\
+            Question: leave?";
+
+        // Act
+        let answer = fake_answer_citing([("user", prompt)], 2);
+
+        // Assert
+        assert_eq!(answer, "Remote work needs approval. [2]");
+        assert_eq!(fake_answer_citing([("user", prompt)], 3), "I don't know.");
+    }
+
+    #[test]
+    fn prompt_sources_reads_each_fenced_label_in_order() {
+        // Arrange: a passage line that looks like a label is not one (no fence before it).
+        let prompt = "Sources (KEY k):\n\n<source k>\n[1] Leave Policy (hr/leave.md) — Leave > Vacation\n\
+            [7] Not a label (x.md)\n</source k>\n\n<source k>\n[2] Lockers (lockers.md)\nText.\n</source k>\n\n\
+            Question: leave?";
+
+        // Act
+        let sources = prompt_sources(prompt);
+
+        // Assert
+        let source = |n: u32, title: &str, document: &str| PromptSource {
+            n,
+            title: title.into(),
+            document: document.into(),
+        };
+        assert_eq!(
+            sources,
+            [
+                source(1, "Leave Policy", "hr/leave.md"),
+                source(2, "Lockers", "lockers.md")
+            ]
+        );
     }
 
     #[test]

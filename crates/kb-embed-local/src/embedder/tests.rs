@@ -1,5 +1,6 @@
 //! Tests against the real model are skipped, with the reason printed, when its folder is
-//! missing; `KB_TEST_MODEL_DIR` points them at another copy.
+//! missing, unless `KB_REQUIRE_MODEL=1` (set by scripts/test.sh) makes that a failure;
+//! `KB_TEST_MODEL_DIR` points them at another copy.
 
 use super::*;
 use std::sync::OnceLock;
@@ -14,6 +15,11 @@ fn test_model_dir() -> PathBuf {
 fn test_config() -> Option<LocalEmbedderConfig> {
     let dir = test_model_dir();
     if !dir.join(WEIGHTS_FILE).is_file() {
+        assert!(
+            std::env::var("KB_REQUIRE_MODEL").as_deref() != Ok("1"),
+            "KB_REQUIRE_MODEL=1 but there is no model at {}: run scripts/fetch-model.sh or set KB_TEST_MODEL_DIR",
+            dir.display()
+        );
         eprintln!(
             "skipped: no model at {}; run scripts/fetch-model.sh or set KB_TEST_MODEL_DIR",
             dir.display()

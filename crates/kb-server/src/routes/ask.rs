@@ -12,7 +12,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::post;
 use chrono::NaiveDate;
 use futures::{Stream, StreamExt};
-use kb_answer::{Answer, AskEvent, AskRequest, Turn};
+use kb_answer::{Answer, AskEvent, AskRequest, Citation, Rewrite, Turn};
 use kb_core::{DocumentId, Filter, Principal, Retrieval};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
@@ -99,7 +99,8 @@ impl SearchFilter {
     }
 }
 
-/// Answer a question (or a follow-up, with the prior `messages`) with checked citations.
+/// Answer a question (or a follow-up, with the prior `messages`) with checked citations. The
+/// answer's `retrieval` names the mode that ran: the request's, or `answer.retrieval`.
 #[utoipa::path(post, path = "/v1/ask", tag = "ask", request_body = AskBody, security(("bearer" = [])),
     responses((status = 200, body = Answer), (status = "4XX", body = crate::openapi::ErrorBody),
         (status = "5XX", body = crate::openapi::ErrorBody)))]
@@ -117,15 +118,18 @@ pub async fn ask(
     Ok(ApiJson(answer))
 }
 
-/// `POST /v1/ask/stream`: server-sent events. `sources` (every retrieved source, numbered),
-/// then `delta` events (`{"text"}`), then `done` (the complete answer with checked citations).
+/// `POST /v1/ask/stream`: server-sent events. `sources` (every retrieved source, numbered,
+/// and the `retrieval` mode that ranked them), then `delta` events (`{"text"}`), then `done`
+/// (the complete answer with checked citations).
 /// A failure after the first byte is an `error` event (`{"code", "message"}`) that ends the
 /// stream; an answer cut that way is incomplete. Dropping the connection cancels the engine
 /// call (the chat stream is dropped with the response).
 #[utoipa::path(post, path = "/v1/ask/stream", tag = "ask", request_body = AskBody, security(("bearer" = [])),
     responses((status = 200, content_type = "text/event-stream", body = String,
-        description = "events `sources` (`{sources, rewrite?}`), `delta` (`{text}`), `done` (an \
-            `Answer`); a failure after the first byte is an `error` event (`ErrorBody`)"),
+        description = "events `sources` (`{sources, retrieval, rewrite?}`: `retrieval` is the \
+            mode that ran, `dense`, `sparse` or `hybrid`), `delta` (`{text}`), `done` (an \
+            `Answer`, whose `retrieval` names the same mode); a failure after the first byte is \
+            an `error` event (`ErrorBody`)"),
         (status = "4XX", body = crate::openapi::ErrorBody),
         (status = "5XX", body = crate::openapi::ErrorBody)))]
 pub async fn ask_stream(
@@ -146,17 +150,27 @@ pub async fn ask_stream(
                     AskEvent::Delta { .. } => "delta",
                     AskEvent::Done { .. } => "done",
                 };
+                // Serialised straight to text: through a `serde_json::Value` the f32 scores
+                // would widen to f64 and read differently from `/v1/ask`'s (0.437076 became
+                // 0.43707600235939026).
                 let data = match event {
-                    AskEvent::Sources { sources, rewrite } => {
-                        serde_json::json!({ "sources": sources, "rewrite": rewrite })
-                    }
-                    AskEvent::Delta { text } => serde_json::json!({ "text": text }),
+                    AskEvent::Sources {
+                        sources,
+                        retrieval,
+                        rewrite,
+                    } => serde_json::to_string(&SourcesData {
+                        sources,
+                        retrieval,
+                        rewrite,
+                    }),
+                    AskEvent::Delta { text } => serde_json::to_string(&DeltaData { text }),
                     AskEvent::Done { answer } => {
                         crate::metrics::record_answer(&answer);
-                        serde_json::to_value(answer).expect("BUG: answers serialise")
+                        serde_json::to_string(&answer)
                     }
-                };
-                Event::default().event(name).data(data.to_string())
+                }
+                .expect("BUG: stream events serialise");
+                Event::default().event(name).data(data)
             }
             Err(e) => {
                 let error = ApiError::from(e);
@@ -168,6 +182,21 @@ pub async fn ask_stream(
         })
     });
     Ok(Sse::new(sse).keep_alive(KeepAlive::default()))
+}
+
+/// The data of a `sources` event.
+#[derive(Serialize)]
+struct SourcesData {
+    sources: Vec<Citation>,
+    retrieval: Retrieval,
+    /// `null` without prior messages.
+    rewrite: Option<Rewrite>,
+}
+
+/// The data of a `delta` event.
+#[derive(Serialize)]
+struct DeltaData {
+    text: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
