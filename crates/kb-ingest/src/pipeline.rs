@@ -2509,9 +2509,8 @@ mod tests {
         assert_eq!(docs[0].groups, ["all"]);
     }
 
-    #[tokio::test]
-    async fn a_different_file_with_a_taken_id_is_refused_and_the_original_kept() {
-        let kb = Kb::new(FakeEmbedder::default(), 4);
+    /// Two folders, each holding a different `letter.md`: the same document id for two files.
+    fn two_letters() -> (tempfile::TempDir, tempfile::TempDir) {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         write_file(
             &a.path().join("letter.md"),
@@ -2521,6 +2520,13 @@ mod tests {
             &b.path().join("letter.md"),
             "# Letter\n\nA welcome letter.\n",
         );
+        (a, b)
+    }
+
+    #[tokio::test]
+    async fn a_different_file_with_a_taken_id_is_refused_and_the_original_kept() {
+        let kb = Kb::new(FakeEmbedder::default(), 4);
+        let (a, b) = two_letters();
         let hr = kb
             .ingestor
             .with_default_metadata(Some(vec!["hr".into()]), Vec::new(), None);
@@ -2563,15 +2569,7 @@ mod tests {
     async fn a_document_catalogued_without_a_source_is_refused_to_another_file_and_adopted_by_its_own()
      {
         let kb = Kb::new(FakeEmbedder::default(), 4);
-        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        write_file(
-            &a.path().join("letter.md"),
-            "# Letter\n\nA dismissal letter.\n",
-        );
-        write_file(
-            &b.path().join("letter.md"),
-            "# Letter\n\nA welcome letter.\n",
-        );
+        let (a, b) = two_letters();
         ingest_roots(&kb.ingestor, &kb.catalog, &[a.path().to_path_buf()]).await;
         // As catalogued before sources were recorded.
         kb.catalog.forget_sources();
