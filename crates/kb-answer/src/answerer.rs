@@ -692,7 +692,10 @@ impl Answerer {
     ) -> Result<Answer, AnswerError> {
         let sources = &hits[..hits.len().min(3)];
         let sentences = extractive::candidate_sentences(sources);
-        let texts: Vec<String> = sentences.iter().map(|s| s.text.clone()).collect();
+        let texts: Vec<String> = sentences
+            .iter()
+            .map(extractive::Sentence::embedding_text)
+            .collect();
         let vectors = if texts.is_empty() {
             Vec::new()
         } else {

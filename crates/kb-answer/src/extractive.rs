@@ -13,6 +13,20 @@ pub struct Sentence {
     /// Order within the source.
     pub position: usize,
     pub text: String,
+    /// The heading of the section the sentence is in, if its source shows one: part of what
+    /// the sentence means ("When promotions happen" above "They are decided in October").
+    pub heading: Option<String>,
+}
+
+impl Sentence {
+    /// What is compared with the question: the sentence in its section, as chunks are
+    /// embedded with their headings.
+    pub fn embedding_text(&self) -> String {
+        match &self.heading {
+            Some(heading) => format!("{heading}: {}", self.text),
+            None => self.text.clone(),
+        }
+    }
 }
 
 /// Split the top sources into clean, quotable sentences (headings dropped, list markers and
@@ -22,7 +36,11 @@ pub fn candidate_sentences(hits: &[Hit]) -> Vec<Sentence> {
     for (source, hit) in hits.iter().enumerate() {
         let mut position = 0;
         let mut header: Option<Vec<String>> = None;
+        let mut heading = hit.payload.heading_path.last().cloned();
         for line in hit.payload.text.lines() {
+            if let Some(title) = heading_text(line) {
+                heading = Some(title);
+            }
             let Some(line) = clean_line(line, &mut header) else {
                 continue;
             };
@@ -33,6 +51,7 @@ pub fn candidate_sentences(hits: &[Hit]) -> Vec<Sentence> {
                         source,
                         position,
                         text: sentence.to_owned(),
+                        heading: heading.clone(),
                     });
                     position += 1;
                 }
@@ -40,6 +59,14 @@ pub fn candidate_sentences(hits: &[Hit]) -> Vec<Sentence> {
         }
     }
     out
+}
+
+/// The text of an ATX heading line (`## When promotions happen`).
+fn heading_text(line: &str) -> Option<String> {
+    let rest = line.trim().strip_prefix('#')?.trim_start_matches('#');
+    (rest.starts_with(' ') || rest.is_empty())
+        .then(|| strip_emphasis(rest.trim().trim_end_matches('#').trim()))
+        .filter(|t| !t.is_empty())
 }
 
 /// One line as quotable text. Table rows are read against their header row
@@ -193,6 +220,29 @@ mod tests {
     }
 
     #[test]
+    fn sentences_are_compared_in_their_section() {
+        let mut source = hit(
+            "Intro text without a heading here.\n### When promotions happen\n\nThey are decided in the October cycle.",
+        );
+        source.payload.heading_path = vec!["Reviews".into(), "Promotions".into()];
+
+        let s: Vec<String> = candidate_sentences(&[source])
+            .iter()
+            .map(Sentence::embedding_text)
+            .collect();
+
+        assert_eq!(
+            s,
+            vec![
+                "Promotions: Intro text without a heading here.",
+                "When promotions happen: They are decided in the October cycle.",
+            ]
+        );
+        assert_eq!(heading_text("#hashtag"), None);
+        assert_eq!(heading_text("## **Bold** ##"), Some("Bold".into()));
+    }
+
+    #[test]
     fn chinese_sentences_are_split_on_full_stops() {
         let hits = vec![hit(
             "公司为上海员工发放每月五百元的通勤补贴。补贴随当月工资一起发放，无需提供发票。",
@@ -207,6 +257,7 @@ mod tests {
                 source: 0,
                 position: i,
                 text: format!("s{i}"),
+                heading: None,
             })
             .collect();
         let vectors = vec![vec![0.0, 1.0], vec![1.0, 0.0], vec![0.96, 0.28]];

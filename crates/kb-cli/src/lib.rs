@@ -39,7 +39,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Load files and folders (Markdown, text) into the knowledge base.
+    /// Load files and folders (Markdown, text, HTML, PDF, DOCX) into the knowledge base.
     Ingest(commands::IngestArgs),
     /// Serve the HTTP API.
     Serve(commands::ServeArgs),

@@ -571,6 +571,12 @@ pub struct LoadedDocument {
     /// `encoding_rs` names it ("UTF-8", "UTF-16LE", "GBK", "windows-1252", …); `None` for PDF
     /// and DOCX.
     pub encoding: Option<&'static str>,
+    /// Where [`Self::text`] starts in the source file, in bytes, when the text is the file's own
+    /// bytes from there on (a UTF-8 Markdown or text file: the byte-order mark and front matter
+    /// are what comes before it), so that a chunk's byte range plus this offset locates the
+    /// chunk in the file. `None` when the text was decoded from another encoding or made from
+    /// the file (HTML, PDF, DOCX): byte ranges then index the text itself.
+    pub source_offset: Option<usize>,
     /// Size of the source file in bytes.
     pub size_bytes: u64,
     /// sha256 of the source bytes.
@@ -702,6 +708,12 @@ pub fn parse_bytes_with_limits(
     let extracted = std::panic::catch_unwind(|| extract(format, bytes, limits))
         .unwrap_or(Err(LoadError::ReaderCrashed { format }))?;
     let text = extracted.text.trim_end().to_owned();
+    // The text is a verbatim tail of the file (up to trailing whitespace) only when it was
+    // read as UTF-8 and not converted; then its offset in the file is what precedes it.
+    let source_offset = (matches!(format, SourceFormat::Markdown | SourceFormat::Text)
+        && extracted.encoding == Some(encoding_rs::UTF_8.name())
+        && bytes.ends_with(extracted.text.as_bytes()))
+    .then(|| bytes.len() - extracted.text.len());
     if text.trim().is_empty() {
         return Err(if extracted.decoded_empty {
             LoadError::Empty
@@ -730,6 +742,7 @@ pub fn parse_bytes_with_limits(
         title: title.trim().to_owned(),
         front_matter,
         encoding: extracted.encoding,
+        source_offset,
         size_bytes: size,
         content_hash: kb_core::content_hash(bytes),
     })
@@ -777,7 +790,7 @@ fn extract(
                 }
                 _ => {
                     check_no_access_front_matter(&decoded.text, format)?;
-                    out.text = decoded.text;
+                    out.text = decoded.text.trim_start_matches(BOM).to_owned();
                 }
             }
         }
@@ -827,8 +840,15 @@ fn split_front_matter(raw: &str) -> Result<(FrontMatter, String), LoadError> {
             message,
         }
     })?;
-    let body = lines[close + 1..].join("\n");
-    Ok((front, body.trim_start_matches('\n').to_owned()))
+    // The body is the file's own text after the closing line (not re-joined lines), so byte
+    // ranges in it stay byte ranges in the file.
+    let body_start: usize = raw
+        .split_inclusive('\n')
+        .take(close + 1)
+        .map(str::len)
+        .sum();
+    let body = raw[body_start..].trim_start_matches(['\n', '\r']);
+    Ok((front, body.to_owned()))
 }
 
 /// The line number of a `---` that opens metadata but not at the start of the file: a
@@ -944,6 +964,51 @@ mod tests {
         assert_eq!(doc.front_matter.groups, vec!["hr", "finance"]);
         assert_eq!(doc.front_matter.tags, vec!["leave"]);
         assert!(doc.text.starts_with("# Leave"));
+    }
+
+    #[test]
+    fn the_text_of_a_utf8_markdown_or_text_file_says_where_it_starts_in_the_file() {
+        let cases: &[(SourceFormat, &str, &str)] = &[
+            (SourceFormat::Markdown, "# Leave\n\nBody.\n", "# Leave"),
+            (
+                SourceFormat::Markdown,
+                "\u{feff}---\ntitle: Leave\n---\n\n# Leave\n\nBody.\n",
+                "# Leave",
+            ),
+            (
+                SourceFormat::Markdown,
+                "---\r\ngroups: [hr]\r\n---\r\n\r\n# Leave\r\n\r\nBody.\r\n",
+                "# Leave",
+            ),
+            (
+                SourceFormat::Text,
+                "\u{feff}\u{feff}Plain text.\n",
+                "Plain text.",
+            ),
+        ];
+        for (format, file, first) in cases {
+            let doc = parse_bytes(Path::new("doc"), *format, file.as_bytes()).unwrap();
+            let offset = doc.source_offset.expect("a UTF-8 file's text is its own");
+            assert!(doc.text.starts_with(first), "{file:?}: {:?}", doc.text);
+            assert_eq!(
+                &file.as_bytes()[offset..offset + doc.text.len()],
+                doc.text.as_bytes(),
+                "{file:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn converted_or_re_encoded_text_has_no_offset_in_the_file() {
+        let (gbk, _, _) = encoding_rs::GBK.encode("年假规定：新员工每年十五天年假。\n");
+        let html = b"<html><body><h1>Leave</h1><p>Body.</p></body></html>";
+        for (format, bytes) in [
+            (SourceFormat::Text, &gbk[..]),
+            (SourceFormat::Html, &html[..]),
+        ] {
+            let doc = parse_bytes(Path::new("doc"), format, bytes).unwrap();
+            assert_eq!(doc.source_offset, None, "{format}");
+        }
     }
 
     #[test]

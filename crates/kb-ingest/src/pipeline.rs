@@ -640,9 +640,16 @@ impl Ingestor {
         let text = std::mem::take(&mut doc.text);
         let text_bytes = text.len() as u64;
         let (format, title) = (doc.format, doc.title.clone());
-        let pieces = tokio::task::spawn_blocking(move || splitter.split(&text, format, &title))
+        let mut pieces = tokio::task::spawn_blocking(move || splitter.split(&text, format, &title))
             .await
             .expect("BUG: splitting panicked");
+        // Byte ranges are kept in the source file's terms where the text is the file's own.
+        if let Some(offset) = doc.source_offset {
+            for piece in &mut pieces {
+                piece.chunk.byte_start += offset;
+                piece.chunk.byte_end += offset;
+            }
+        }
         *split_ms += t.elapsed().as_millis() as u64;
         if pieces.is_empty() {
             return Err(FileError::Skip(LoadError::NoText.to_string()));
