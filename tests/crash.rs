@@ -766,7 +766,8 @@ fn check_finds_damage_and_repair_fixes_it() {
         ..kb_config::Settings::default()
     };
     let (lost, stray) = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let index = kb_server::wiring::open_index(&settings, 0).unwrap();
+        let index = kb_app::IndexGenerations::open(&kb_app::SettingsGenerations::new(&settings), 0)
+            .unwrap();
         let mut ids = index.point_ids().await.unwrap();
         ids.sort();
         let lost = ids[..3].to_vec();

@@ -356,11 +356,8 @@ async fn a_root_that_does_not_exist_fails_start_up_naming_the_setting_and_the_pa
     let mut settings = crate::helpers::test_settings(data.path());
     let missing = data.path().join("no-such-root");
     settings.ingest.roots = vec![missing.clone()];
-    let components = kb_server::wiring::Components::build(&settings)
-        .await
-        .expect("components");
-
-    let result = components.app_state(&settings, &secrecy::SecretString::from(ADMIN_TOKEN));
+    let result =
+        kb_server::Server::start(&settings, &secrecy::SecretString::from(ADMIN_TOKEN)).await;
 
     let error = match result {
         Ok(_) => panic!("a missing root was accepted"),
@@ -368,7 +365,6 @@ async fn a_root_that_does_not_exist_fails_start_up_naming_the_setting_and_the_pa
     };
     assert!(error.contains("ingest.roots"), "{error}");
     assert!(error.contains(&missing.display().to_string()), "{error}");
-    components.close().await;
 }
 
 /// The parts of `/v1/search` results a reader may compare across time: everything but timings.

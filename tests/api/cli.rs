@@ -1,19 +1,13 @@
 //! The `kb` binary: local commands, and commands sent to a running `kb serve` that holds
 //! the embedded index.
 
-use crate::helpers::{model_dir, samples_dir};
+use crate::helpers::samples_dir;
+use crate::served::{KbServe, kb_command};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 fn kb(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kb"));
-    cmd.arg("--data-dir")
-        .arg(data_dir)
-        .env("KB__EMBEDDER__LOCAL__MODEL_DIR", model_dir())
-        .env_remove("KB_CONFIG")
-        .stdin(Stdio::null());
-    cmd
+    kb_command(data_dir, None)
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -26,35 +20,10 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-#[test]
-fn ingest_and_ask_work_while_the_server_holds_the_index() {
+#[tokio::test]
+async fn ingest_and_ask_work_while_the_server_holds_the_index() {
     let data = tempfile::tempdir().unwrap();
-    let server = Server(
-        kb(data.path())
-            .args(["serve", "--port", "0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let info = data.path().join("server.json");
-    let started = Instant::now();
-    while !info.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "kb serve did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let server = KbServe::start(data.path(), None).await;
 
     let out = run(kb(data.path())
         .args(["ingest"])

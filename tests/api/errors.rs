@@ -1,7 +1,7 @@
 //! Error responses: one JSON shape with stable codes; requests cut after
 //! `server.request_timeout_secs`; the headers that protect the chat page.
 
-use crate::helpers::{ADMIN_TOKEN, app_with_fake_engine, shared_app};
+use crate::helpers::{ADMIN_TOKEN, app_with_fake_engine, shared_app, spawn_app_with};
 use kb_testkit::{FakeEngine, Route};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -138,6 +138,44 @@ async fn ask_search_and_the_facade_are_cut_with_408_after_the_request_timeout() 
             "{path}: answered after {waited:?}, not cut after about 1 s"
         );
     }
+}
+
+#[tokio::test]
+async fn readiness_is_cut_with_408_when_the_index_does_not_answer() {
+    // Arrange: the index is a Qdrant "server" that accepts connections and never answers, so
+    // the probe's index check hangs (the client's own timeout is far longer than 1 s).
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let app = spawn_app_with(move |s| {
+        s.index.url = Some(url);
+        s.server.request_timeout_secs = 1;
+    })
+    .await;
+    let started = Instant::now();
+
+    // Act
+    let (status, error) = app.get("/readyz", None).await;
+
+    // Assert
+    let waited = started.elapsed();
+    assert_eq!(
+        (status, &error["error"]["code"]),
+        (408, &json!("request_timeout")),
+        "{error}"
+    );
+    // Generous: the point is that the probe does not wait for the index client's timeout.
+    assert!(
+        waited < Duration::from_secs(15),
+        "answered after {waited:?}"
+    );
+    let (status, body) = app.get("/healthz", None).await;
+    assert_eq!((status, &body["status"]), (200, &json!("ok")), "{body}");
 }
 
 #[tokio::test]

@@ -2,13 +2,12 @@
 //! cap on filter lists; the Host check of a loopback server (DNS rebinding); engine error
 //! bodies kept out of API responses (but in the log).
 
-use crate::helpers::{ADMIN_TOKEN, app_with_fake_engine, model_dir, shared_app, spawn_app_with};
+use crate::helpers::{ADMIN_TOKEN, app_with_fake_engine, shared_app, spawn_app_with};
+use crate::served::KbServe;
 use kb_testkit::{CapturedLogs, FakeEngine, Fault, Route};
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -91,18 +90,8 @@ async fn an_existing_world_readable_catalog_is_made_private_and_an_open_folder_i
     );
 }
 
-/// `kb serve` run by the test; killed (by its own pid) when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-#[test]
-fn server_json_is_0600_even_with_a_stale_world_readable_temporary_file_beside_it() {
+#[tokio::test]
+async fn server_json_is_0600_even_with_a_stale_world_readable_temporary_file_beside_it() {
     // Arrange: the temporary name `kb serve` used to write through, left 0644 by a crash.
     let data = tempfile::tempdir().unwrap();
     let stale = data.path().join("server.json.tmp");
@@ -110,29 +99,8 @@ fn server_json_is_0600_even_with_a_stale_world_readable_temporary_file_beside_it
     set_mode(&stale, 0o644);
 
     // Act
-    let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_kb"))
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(["serve", "--port", "0"])
-            .env("KB__EMBEDDER__LOCAL__MODEL_DIR", model_dir())
-            .env_remove("KB_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start kb serve"),
-    );
+    let _server = KbServe::start(data.path(), None).await;
     let info = data.path().join("server.json");
-    let started = Instant::now();
-    while !info.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "kb serve did not write {}",
-            info.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 
     // Assert
     assert_mode(&info, 0o600);

@@ -2,8 +2,7 @@
 //! in-process embedding model and the embedded index, and talk to it over HTTP.
 
 use kb_config::Settings;
-use kb_server::Application;
-use kb_server::wiring::Components;
+use kb_server::Server;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -171,16 +170,19 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 async fn start(settings: Settings) -> (String, oneshot::Sender<()>) {
-    let components = Components::build(&settings).await.expect("components");
-    let state = components
-        .app_state(&settings, &SecretString::from(ADMIN_TOKEN))
-        .expect("state");
-    let app = Application::build(&settings, state).await.expect("bind");
-    let address = format!("http://{}", app.local_addr());
+    let server = Server::start(&settings, &SecretString::from(ADMIN_TOKEN))
+        .await
+        .expect("server");
+    let address = format!("http://{}", server.local_addr());
     let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async move {
-        let _ = rx.await;
-    }));
+    tokio::spawn(async move {
+        let stopped = server
+            .run_until(async move {
+                let _ = rx.await;
+            })
+            .await;
+        stopped.close().await
+    });
     (address, tx)
 }
 

@@ -2,29 +2,16 @@
 //! engine as its embedder and chat model, stopped with SIGTERM, and judged by what it leaves
 //! behind (its exit code, the usage ledger in `kb.db`, its log on stderr).
 
+use crate::served::{KbServe, kb_command};
 use kb_testkit::{FakeEngine, Route};
 use serde_json::{Value, json};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{ConnectOptions, SqliteConnection};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// A question the ingested document answers.
 const QUESTION: &str = "Where is my locker?";
-
-/// A `kb` command over `data_dir` with `config`, reading no other configuration.
-fn kb(data_dir: &Path, config: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kb"));
-    cmd.arg("--config")
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("KB_CONFIG")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null());
-    cmd
-}
 
 /// A configuration whose embeddings and answers come from the fake engine at `base_url`.
 fn write_config(dir: &Path, base_url: &str) -> PathBuf {
@@ -69,119 +56,6 @@ chat_model = "fake-chat"
     )
     .expect("write the configuration");
     path
-}
-
-/// A running `kb serve` child process; killed if the test ends without stopping it.
-struct Served {
-    child: Child,
-    url: String,
-    admin_token: String,
-    stderr: PathBuf,
-    client: reqwest::Client,
-}
-
-impl Served {
-    /// Start `kb serve` over `data_dir`, its stderr going to `{data_dir}/../serve.log`, and wait
-    /// until it advertises itself in `server.json`.
-    async fn start(data_dir: &Path, config: &Path, rust_log: Option<&str>) -> Self {
-        let stderr = data_dir.with_extension("serve.log");
-        let mut cmd = kb(data_dir, config);
-        cmd.arg("serve")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).expect("create the log file"));
-        if let Some(filter) = rust_log {
-            cmd.env("RUST_LOG", filter);
-        }
-        let mut child = cmd.spawn().expect("spawn kb serve");
-        let info = data_dir.join("server.json");
-        let started = Instant::now();
-        let info: Value = loop {
-            // server.json is written under a temporary name and renamed: whole once it exists.
-            if let Ok(text) = std::fs::read_to_string(&info) {
-                break serde_json::from_str(&text).expect("server.json is JSON");
-            }
-            if let Some(status) = child.try_wait().expect("poll kb serve") {
-                panic!(
-                    "kb serve exited ({status}) before serving:\n{}",
-                    std::fs::read_to_string(&stderr).unwrap_or_default()
-                );
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "kb serve did not start within 60 s:\n{}",
-                std::fs::read_to_string(&stderr).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        Self {
-            child,
-            url: info["url"].as_str().expect("url in server.json").to_owned(),
-            admin_token: info["admin_token"]
-                .as_str()
-                .expect("admin_token in server.json")
-                .to_owned(),
-            stderr,
-            client: reqwest::Client::new(),
-        }
-    }
-
-    /// `POST path` with `credential`: the status and the body (JSON, else its text).
-    async fn post_as(&self, credential: &str, path: &str, body: &Value) -> (u16, Value) {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.url))
-            .bearer_auth(credential)
-            .json(body)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    /// `POST path` with the server's own admin token.
-    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.post_as(&self.admin_token, path, body).await
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).expect("read the server's log")
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed: {status}");
-    }
-
-    /// Wait for the process to exit (at most `limit`).
-    async fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll kb serve") {
-                return status;
-            }
-            assert!(
-                started.elapsed() < limit,
-                "kb serve did not exit within {limit:?} of SIGTERM:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A folder with one document that answers [`QUESTION`].
@@ -233,7 +107,7 @@ async fn sigterm_finishes_the_request_in_flight_and_writes_every_queued_usage_re
     let root = tempfile::tempdir().unwrap();
     let data_dir = root.path().join("data");
     let config = write_config(root.path(), &engine.base_url());
-    let mut server = Served::start(&data_dir, &config, None).await;
+    let mut server = KbServe::start(&data_dir, Some(&config)).await;
     let docs = documents();
     let (status, report) = server
         .post("/v1/admin/ingest", &json!({"paths": [docs.path()]}))
@@ -375,7 +249,7 @@ async fn api_keys_appear_neither_in_the_debug_log_nor_in_keys_list() {
     let data_dir = root.path().join("data");
     let config = write_config(root.path(), &engine.base_url());
     let create = |name: &str, role: &str| {
-        let mut cmd = kb(&data_dir, &config);
+        let mut cmd = kb_command(&data_dir, Some(&config));
         cmd.args(["keys", "create", "--name", name, "--role", role]);
         if role == "reader" {
             cmd.args(["--groups", "hr"]);
@@ -389,13 +263,16 @@ async fn api_keys_appear_neither_in_the_debug_log_nor_in_keys_list() {
     let reader = create("alice", "reader");
     let admin = create("root", "admin");
     let revoked = create("bob", "reader");
-    let out = kb(&data_dir, &config)
+    let out = kb_command(&data_dir, Some(&config))
         .args(["keys", "revoke", "bob"])
         .output()
         .expect("run kb keys revoke");
     assert!(out.status.success(), "kb keys revoke: {out:?}");
     let unknown = format!("kbk_{}", "0123456789abcdef".repeat(4));
-    let mut server = Served::start(&data_dir, &config, Some("debug")).await;
+    let mut server = KbServe::start_with(&data_dir, Some(&config), |cmd| {
+        cmd.env("RUST_LOG", "debug");
+    })
+    .await;
     let docs = documents();
     let (status, report) = server
         .post("/v1/admin/ingest", &json!({"paths": [docs.path()]}))
@@ -426,11 +303,11 @@ async fn api_keys_appear_neither_in_the_debug_log_nor_in_keys_list() {
     let mangled = format!("{reader}x");
     let (status, _) = server.post_as(&mangled, "/v1/ask", &ask).await;
     assert_eq!(status, 401, "a key with a character more");
-    let listed = kb(&data_dir, &config)
+    let listed = kb_command(&data_dir, Some(&config))
         .args(["keys", "list"])
         .output()
         .expect("run kb keys list");
-    let listed_json = kb(&data_dir, &config)
+    let listed_json = kb_command(&data_dir, Some(&config))
         .args(["keys", "list", "--json"])
         .output()
         .expect("run kb keys list --json");

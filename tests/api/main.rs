@@ -21,5 +21,6 @@ mod openai_client;
 mod openapi;
 mod prompt_injection;
 mod retrieval;
+mod served;
 mod stream;
 mod stream_cancel;

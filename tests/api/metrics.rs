@@ -4,110 +4,17 @@
 //! measured here is a `kb serve` process of its own: nothing but this test moves its counters,
 //! and each can be asserted to move by exactly what the test did.
 
-use crate::helpers::model_dir;
+use crate::served::KbServe;
 use crate::stream::parse_events;
 use kb_testkit::{FakeEngine, Route};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-/// A `kb serve` child process, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    admin_token: String,
-    client: reqwest::Client,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// `kb serve` over `data_dir` with the settings file `config`, once it advertises itself.
-    async fn start(data_dir: &Path, config: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kb"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--config")
-            .arg(config)
-            .args(["serve", "--port", "0"])
-            .env("KB__EMBEDDER__LOCAL__MODEL_DIR", model_dir())
-            .env_remove("KB_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run kb serve");
-        let info = data_dir.join("server.json");
-        let started = Instant::now();
-        let info: Value = loop {
-            if let Ok(text) = std::fs::read_to_string(&info)
-                && let Ok(info) = serde_json::from_str(&text)
-            {
-                break info;
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("kb serve exited before it served: {status}");
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "kb serve did not write {} within 120 s",
-                info.display()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        Self {
-            child,
-            url: info["url"]
-                .as_str()
-                .expect("url")
-                .trim_end_matches('/')
-                .to_owned(),
-            admin_token: info["admin_token"]
-                .as_str()
-                .expect("admin_token")
-                .to_owned(),
-            client: reqwest::Client::new(),
-        }
-    }
-
-    async fn post_as(&self, token: &str, path: &str, body: &Value) -> (u16, String) {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.url))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .expect("request failed");
-        let status = response.status().as_u16();
-        (status, response.text().await.expect("body"))
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let (status, text) = self.post_as(&self.admin_token, path, body).await;
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, body)
-    }
-
-    async fn metrics(&self) -> Metrics {
-        let text = self
-            .client
-            .get(format!("{}/metrics", self.url))
-            .send()
-            .await
-            .expect("request failed")
-            .text()
-            .await
-            .expect("metrics body");
-        Metrics::parse(&text)
-    }
+/// A scrape of `server`'s `/metrics`.
+async fn scrape(server: &KbServe) -> Metrics {
+    let (status, text) = server.get_text("/metrics").await;
+    assert_eq!(status, 200, "{text}");
+    Metrics::parse(&text)
 }
 
 /// A sample's labels, as (name, value) pairs.
@@ -181,12 +88,12 @@ async fn metrics_count_requests_answers_refusals_engine_calls_and_tokens_exactly
         ),
     )
     .unwrap();
-    let server = Server::start(data.path(), &config).await;
+    let server = KbServe::start(data.path(), Some(&config)).await;
     let (status, report) = server
         .post("/v1/admin/ingest", &json!({"paths": [docs.path()]}))
         .await;
     assert_eq!(status, 200, "ingest: {report}");
-    let before = server.metrics().await;
+    let before = scrape(&server).await;
     let chat_calls_before = engine.calls(Route::Chat);
 
     // Act: a generated answer with one marker naming no source, a refusal, a streamed
@@ -214,7 +121,7 @@ async fn metrics_count_requests_answers_refusals_engine_calls_and_tokens_exactly
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let events = parse_events(&body);
+    let events = parse_events(body.as_str().expect("an event stream"));
     let streamed = &events.last().expect("events").1;
     assert_eq!(streamed["mode"], "generative", "{body}");
     assert_eq!(streamed["removed_citations"], 0, "{body}");
@@ -227,7 +134,7 @@ async fn metrics_count_requests_answers_refusals_engine_calls_and_tokens_exactly
         .await;
     assert_eq!(status, 401);
 
-    let after = server.metrics().await;
+    let after = scrape(&server).await;
 
     // Assert: every counter moved by exactly what was done.
     let tokens = |direction: &str| -> f64 {

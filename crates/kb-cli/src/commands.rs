@@ -6,13 +6,13 @@ use crate::remote::Remote;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use kb_answer::{Answer, AskRequest};
+use kb_app::{
+    BuildError, Components, IndexGenerations, ServerInfo, SettingsGenerations, ingest_options,
+};
 use kb_catalog::SqliteCatalog;
 use kb_config::Settings;
 use kb_core::{DocumentId, DocumentRecord, Filter, IndexError};
-use kb_ingest::{IngestReport, Progress};
-use kb_server::wiring::{Components, WiringError, ingest_options, open_index};
-use kb_server::{Application, ServerInfo, shutdown_signal, state::generate_token};
-use secrecy::ExposeSecret;
+use kb_ingest::{IngestReport, Progress, RunRequest};
 use serde_json::{Value, json};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -106,10 +106,22 @@ pub enum DocsCommand {
     Delete { id: String },
 }
 
-pub async fn run(command: crate::Command, settings: Settings) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    command: crate::Command,
+    mut settings: Settings,
+    serve: crate::Serve,
+) -> anyhow::Result<ExitCode> {
     match command {
         crate::Command::Ingest(args) => ingest(args, &settings).await,
-        crate::Command::Serve(args) => serve(args, settings).await,
+        crate::Command::Serve(args) => {
+            if let Some(host) = args.host {
+                settings.server.host = host;
+            }
+            if let Some(port) = args.port {
+                settings.server.port = port;
+            }
+            serve(settings).await
+        }
         crate::Command::Ask(args) => ask(args, &settings).await,
         crate::Command::Docs { command } => docs(command, &settings).await,
         crate::Command::Check(args) => check(args, &settings).await,
@@ -129,19 +141,20 @@ enum Target {
 async fn open(settings: &Settings) -> anyhow::Result<Target> {
     match Components::build(settings).await {
         Ok(c) => Ok(Target::Local(Box::new(c))),
-        Err(WiringError::Index(IndexError::Locked(what))) => match Remote::find(&settings.data_dir)
-        {
-            Some(remote) => {
-                tracing::info!(
-                    url = remote.url(),
-                    "index is held by a running server; sending the command to it"
-                );
-                Ok(Target::Remote(remote))
+        Err(BuildError::Index(IndexError::Locked(what))) => {
+            match Remote::find(&settings.data_dir) {
+                Some(remote) => {
+                    tracing::info!(
+                        url = remote.url(),
+                        "index is held by a running server; sending the command to it"
+                    );
+                    Ok(Target::Remote(remote))
+                }
+                None => bail!(
+                    "the embedded index ({what}) is locked by another kb process; wait for it to finish or stop it"
+                ),
             }
-            None => bail!(
-                "the embedded index ({what}) is locked by another kb process; wait for it to finish or stop it"
-            ),
-        },
+        }
         Err(e) => Err(e).context("opening the knowledge base"),
     }
 }
@@ -154,31 +167,25 @@ async fn ingest(args: IngestArgs, settings: &Settings) -> anyhow::Result<ExitCod
                 .with_context(|| format!("{}: no such file or folder", p.display()))?,
         );
     }
+    let run = RunRequest {
+        paths,
+        prune: args.prune,
+        dry_run: args.dry_run,
+        groups: args.groups,
+        tags: args.tags,
+        owner: args.owner,
+        follow_symlinks: args.follow_symlinks,
+    };
     let report: IngestReport = match open(settings).await? {
         Target::Remote(remote) => {
             eprintln!(
                 "kb: a server at {} holds the index; ingesting through it",
                 remote.url()
             );
-            let mut body = json!({
-                "paths": paths, "prune": args.prune, "dry_run": args.dry_run,
-                "groups": args.groups, "tags": args.tags, "owner": args.owner,
-            });
-            if args.follow_symlinks {
-                // Sent only when asked for, so that a server that predates it still takes
-                // every other ingest.
-                body["follow_symlinks"] = json!(true);
-            }
-            remote.post("/v1/admin/ingest", &body).await?
+            remote.post("/v1/admin/ingest", &run).await?
         }
         Target::Local(c) => {
-            let mut ingestor = c
-                .ingestor(ingest_options(settings))?
-                .with_run_flags(args.prune, args.dry_run)
-                .with_default_metadata(args.groups.clone(), args.tags.clone(), args.owner.clone());
-            if args.follow_symlinks {
-                ingestor = ingestor.with_symlinks_followed();
-            }
+            let ingestor = c.ingestor(ingest_options(settings))?.for_run(&run);
             let cancel = CancellationToken::new();
             let on_signal = cancel.clone();
             tokio::spawn(async move {
@@ -199,7 +206,7 @@ async fn ingest(args: IngestArgs, settings: &Settings) -> anyhow::Result<ExitCod
                 Box::new(LogProgress::new(PROGRESS_LOG_EVERY))
             };
             let report = ingestor
-                .ingest_with_progress(&paths, &cancel, progress.as_ref())
+                .ingest_with_progress(&run.paths, &cancel, progress.as_ref())
                 .await;
             drop(progress);
             c.close().await;
@@ -245,7 +252,7 @@ fn index_locked(settings: &Settings, what: &str) -> anyhow::Error {
 async fn check(args: CheckArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     let consistent = if args.repair {
         let c = match Components::build(settings).await {
-            Err(WiringError::Index(IndexError::Locked(what))) => {
+            Err(BuildError::Index(IndexError::Locked(what))) => {
                 return Err(index_locked(settings, &what));
             }
             other => other.context("opening the knowledge base")?,
@@ -269,7 +276,7 @@ async fn check(args: CheckArgs, settings: &Settings) -> anyhow::Result<ExitCode>
     } else {
         let catalog = open_catalog(&settings.catalog_path()).await?;
         let generation = kb_ingest::reindex::generation(&catalog).await?;
-        let index = match open_index(settings, generation) {
+        let index = match SettingsGenerations::new(settings).open(generation) {
             Err(IndexError::Locked(what)) => return Err(index_locked(settings, &what)),
             other => other.context("opening the vector index")?,
         };
@@ -294,49 +301,6 @@ async fn open_catalog(path: &Path) -> anyhow::Result<SqliteCatalog> {
     SqliteCatalog::open(path)
         .await
         .with_context(|| format!("opening the catalog {}", path.display()))
-}
-
-async fn serve(args: ServeArgs, mut settings: Settings) -> anyhow::Result<ExitCode> {
-    if let Some(host) = args.host {
-        settings.server.host = host;
-    }
-    if let Some(port) = args.port {
-        settings.server.port = port;
-    }
-    let components = match Components::build(&settings).await {
-        Err(WiringError::Index(IndexError::Locked(what))) => bail!(
-            "the embedded index ({what}) is held by another kb process; only one server can use an embedded index (point index.url at a Qdrant server to run replicas)"
-        ),
-        other => other.context("opening the knowledge base")?,
-    };
-    let admin_token = generate_token();
-    let state = components.app_state(&settings, &admin_token)?;
-    let app = Application::build(&settings, state)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot bind {}:{}",
-                settings.server.host, settings.server.port
-            )
-        })?;
-    let url = format!("http://{}", app.local_addr());
-    ServerInfo {
-        url: url.clone(),
-        pid: std::process::id(),
-        admin_token: admin_token.expose_secret().to_owned(),
-    }
-    .write(&settings.data_dir)
-    .with_context(|| format!("writing {}", ServerInfo::path(&settings.data_dir).display()))?;
-    let points = components.index.count().await.unwrap_or(0);
-    tracing::info!(%url, points, "kb is serving");
-    eprintln!(
-        "kb: serving on {url} ({points} chunks indexed). Every /v1 call needs an API key; make one and try:\n  KB_KEY=$(kb keys create --role reader --name me)\n  curl -s {url}/v1/ask -H \"Authorization: Bearer $KB_KEY\" -H 'content-type: application/json' -d '{{\"question\": \"How many vacation days do new employees get?\"}}'"
-    );
-    let result = app.run_until(shutdown_signal()).await;
-    ServerInfo::remove(&settings.data_dir);
-    components.close().await;
-    result.context("serving")?;
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn ask(args: AskArgs, settings: &Settings) -> anyhow::Result<ExitCode> {

@@ -14,8 +14,15 @@ mod usage;
 
 use clap::{Parser, Subcommand};
 use kb_config::{LogFormat, Settings};
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::ExitCode;
+
+/// What runs `kb serve` with the settings (`server.host` and `server.port` already overridden
+/// by the command line): the binary passes the HTTP server in, so that the command line does
+/// not depend on it.
+pub type Serve = fn(Settings) -> Pin<Box<dyn Future<Output = anyhow::Result<ExitCode>> + Send>>;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -66,7 +73,8 @@ enum Command {
 }
 
 /// Run the CLI; prints `kb: error` chains and returns the exit code.
-pub fn main() -> ExitCode {
+/// Parse the command line and run the command; `serve` runs `kb serve`.
+pub fn main(serve: Serve) -> ExitCode {
     let cli = Cli::parse();
     let settings = match load_settings(&cli) {
         Ok(s) => s,
@@ -86,7 +94,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli.command, settings)) {
+    match runtime.block_on(commands::run(cli.command, settings, serve)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("kb: {e:#}");

@@ -1,7 +1,7 @@
 //! Talking to a running `kb serve` that holds the embedded index.
 
 use anyhow::{Context, bail};
-use kb_server::ServerInfo;
+use kb_app::ServerInfo;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::Path;

@@ -11,6 +11,7 @@ use figment::providers::{Env, Format, Toml};
 use kb_answer::{AnswerMode, AnswerOptions};
 use kb_embed_local::LocalEmbedderConfig;
 use kb_engine::{EngineConfig, EngineError, RemoteEmbedderOptions};
+use kb_ingest::IngestConfig;
 use kb_usage::UsageConfig;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -50,7 +51,7 @@ pub struct Settings {
     pub chat: ChatSettings,
     pub index: IndexSettings,
     pub catalog: CatalogSettings,
-    pub ingest: IngestSettings,
+    pub ingest: IngestConfig,
     pub answer: AnswerOptions,
     pub telemetry: TelemetrySettings,
     pub usage: UsageConfig,
@@ -66,7 +67,7 @@ impl Default for Settings {
             chat: ChatSettings::default(),
             index: IndexSettings::default(),
             catalog: CatalogSettings::default(),
-            ingest: IngestSettings::default(),
+            ingest: IngestConfig::default(),
             answer: AnswerOptions::default(),
             telemetry: TelemetrySettings::default(),
             usage: UsageConfig::default(),
@@ -164,57 +165,6 @@ pub struct CatalogSettings {
     pub path: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct IngestSettings {
-    pub chunk_tokens: usize,
-    pub overlap_tokens: usize,
-    /// Most chunks in one embedding call (also capped by `embedder.engine.batch_size` for the
-    /// engine embedder). `batch_size` is accepted as its old name.
-    #[serde(alias = "batch_size")]
-    pub batch_max_inputs: usize,
-    /// Most tokens (the embedder's count) in one embedding call; at least the embedder's input
-    /// limit.
-    pub batch_max_tokens: usize,
-    /// Most embedding calls in flight at once.
-    pub concurrency: usize,
-    /// Times a batch that failed with a retryable error (429, 5xx) is sent again, after the
-    /// engine client's own retries, before the run stops.
-    pub batch_retries: u32,
-    pub max_file_bytes: u64,
-    /// Access groups of documents whose front matter names none.
-    pub default_groups: Vec<String>,
-    /// Folders that `POST /v1/admin/ingest` may read, resolved (`..` and symbolic links) at
-    /// start-up; a root that does not exist fails start-up. With roots, every caller (the
-    /// server's own token too) is confined to them: a path that resolves outside gets 403, the
-    /// same answer whether or not it exists, and links leaving an ingested folder are not
-    /// followed over HTTP (`follow_symlinks` is ignored there). Empty (the default): only the
-    /// server's own admin token (the `kb` CLI on the server's machine) may ingest over HTTP;
-    /// admin API keys may not.
-    pub roots: Vec<PathBuf>,
-    /// Follow symbolic links that lead outside the folder being ingested. Off by default:
-    /// such a link is skipped with a reason, so a file outside the ingest root is never
-    /// published by a link inside it.
-    pub follow_symlinks: bool,
-}
-
-impl Default for IngestSettings {
-    fn default() -> Self {
-        Self {
-            chunk_tokens: 200,
-            overlap_tokens: 0,
-            batch_max_inputs: 32,
-            batch_max_tokens: 8192,
-            concurrency: 4,
-            batch_retries: 5,
-            max_file_bytes: 20 * 1024 * 1024,
-            default_groups: vec!["all".into()],
-            roots: Vec::new(),
-            follow_symlinks: false,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -290,30 +240,9 @@ impl Settings {
                 "must be at least 1 while server.rate_limit_per_minute is set",
             ));
         }
-        if self.ingest.chunk_tokens < 16 {
-            return Err(invalid("ingest.chunk_tokens", "must be at least 16"));
-        }
-        if self.ingest.overlap_tokens * 2 >= self.ingest.chunk_tokens {
-            return Err(invalid(
-                "ingest.overlap_tokens",
-                "must be under half of ingest.chunk_tokens",
-            ));
-        }
-        if self.ingest.batch_max_inputs == 0 {
-            return Err(invalid("ingest.batch_max_inputs", "must be at least 1"));
-        }
-        if self.ingest.batch_max_tokens == 0 {
-            return Err(invalid("ingest.batch_max_tokens", "must be at least 1"));
-        }
-        if self.ingest.concurrency == 0 {
-            return Err(invalid("ingest.concurrency", "must be at least 1"));
-        }
-        if self.ingest.default_groups.is_empty() {
-            return Err(invalid(
-                "ingest.default_groups",
-                "name at least one group (\"all\" for everyone)",
-            ));
-        }
+        self.ingest
+            .validate()
+            .map_err(|e| invalid(&format!("ingest.{}", e.key), e.problem))?;
         let a = &self.answer;
         if a.max_question_chars == 0 {
             return Err(invalid("answer.max_question_chars", "must be at least 1"));

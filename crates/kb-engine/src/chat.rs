@@ -4,18 +4,17 @@
 //! A stream is retried and failed over like any call until its first token; after that, a
 //! failure ends it with [`INTERRUPTED`] (two answers are never spliced together).
 
-use crate::classify::{Failure, Outcome, chain};
-use crate::client::{Attempt, EngineClient, Inner, ModelKind, Success};
-use crate::embed::{WireUsage, post_json};
+use crate::client::EngineClient;
+use crate::client::attempt::{Attempt, Success};
+use crate::client::classify::{Failure, Outcome, chain};
+use crate::client::wire::{ChatCompletionRequest, CompletionResponse, StreamChunk};
+use crate::kind::ModelKind;
 use crate::tokens::estimate_tokens;
 use async_trait::async_trait;
 use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures::stream::{BoxStream, StreamExt};
 use kb_core::{ChatDelta, ChatModel, ChatRequest, ChatResponse, ChatStream, ModelError, Usage};
-use serde::Deserialize;
-use serde_json::{Value, json};
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Duration;
 use tracing::{Instrument, Span};
 
@@ -30,19 +29,22 @@ pub struct RemoteChat {
     model: String,
 }
 
-impl RemoteChat {
-    pub(crate) fn new(client: EngineClient, alias: Option<String>) -> Self {
-        let model = client
-            .inner
-            .model_name(ModelKind::Chat, alias.as_deref())
+impl EngineClient {
+    /// A [`ChatModel`] backed by the endpoints that serve the logical model `model_alias` (by
+    /// default `chat`), each sent its own model id for it.
+    pub fn chat(&self, model_alias: Option<String>) -> RemoteChat {
+        let model = self
+            .model_name(ModelKind::Chat, model_alias.as_deref())
             .unwrap_or_else(|| "unconfigured".to_owned());
-        Self {
-            client,
-            alias,
+        RemoteChat {
+            client: self.clone(),
+            alias: model_alias,
             model,
         }
     }
+}
 
+impl RemoteChat {
     /// Tokens the request may use, for the endpoints' token budgets: the messages (estimated)
     /// and `max_tokens`; corrected with the reported usage afterwards.
     fn cost(req: &ChatRequest) -> u64 {
@@ -53,37 +55,23 @@ impl RemoteChat {
             .sum();
         prompt as u64 + u64::from(req.max_tokens.unwrap_or(0))
     }
-
-    fn body(req: &ChatRequest, model: &str, stream: bool) -> Value {
-        let mut body = json!({"model": model, "messages": req.messages});
-        if let Some(max_tokens) = req.max_tokens {
-            body["max_tokens"] = json!(max_tokens);
-        }
-        if let Some(temperature) = req.temperature {
-            body["temperature"] = json!(temperature);
-        }
-        if stream {
-            body["stream"] = json!(true);
-            body["stream_options"] = json!({"include_usage": true});
-        }
-        body
-    }
 }
 
 #[async_trait]
 impl ChatModel for RemoteChat {
     async fn complete(&self, req: &ChatRequest) -> Result<ChatResponse, ModelError> {
-        let inner = &self.client.inner;
+        let client = &self.client;
         let span = tracing::info_span!("engine.chat", model = %self.model, stream = false);
-        inner
+        client
             .run(
                 ModelKind::Chat,
                 self.alias.as_deref(),
                 Self::cost(req),
                 |attempt| async move {
-                    let body = Self::body(req, &attempt.model, false);
+                    let body = ChatCompletionRequest::new(req, &attempt.model, false);
+                    let cap = Duration::from_millis(client.timeouts().request_ms);
                     let response: CompletionResponse =
-                        post_json(inner, &attempt, "chat/completions", &body).await?;
+                        attempt.post_json("chat/completions", &body, cap).await?;
                     let Some(choice) = response.choices.into_iter().next() else {
                         return Err(Failure::malformed(
                             &attempt.endpoint,
@@ -107,69 +95,18 @@ impl ChatModel for RemoteChat {
     }
 
     async fn stream(&self, req: &ChatRequest) -> Result<ChatStream, ModelError> {
-        let inner = self.client.inner.clone();
         let span = tracing::info_span!("engine.chat", model = %self.model, stream = true);
         let run_span = span.clone();
         self.client
-            .inner
             .run(
                 ModelKind::Chat,
                 self.alias.as_deref(),
                 Self::cost(req),
-                |attempt| {
-                    let body = Self::body(req, &attempt.model, true);
-                    open_stream(inner.clone(), attempt, body, span.clone())
-                },
+                |attempt| open_stream(self.client.clone(), attempt, req, span.clone()),
             )
             .instrument(run_span)
             .await
     }
-}
-
-#[derive(Deserialize)]
-struct CompletionResponse {
-    choices: Vec<CompletionChoice>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    usage: Option<WireUsage>,
-}
-
-#[derive(Deserialize)]
-struct CompletionChoice {
-    message: CompletionMessage,
-}
-
-#[derive(Deserialize)]
-struct CompletionMessage {
-    #[serde(default)]
-    content: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct StreamChunk {
-    #[serde(default)]
-    choices: Vec<ChunkChoice>,
-    #[serde(default)]
-    usage: Option<WireUsage>,
-    #[serde(default)]
-    error: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct ChunkChoice {
-    #[serde(default)]
-    index: u32,
-    #[serde(default)]
-    delta: ChunkDelta,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Default, Deserialize)]
-struct ChunkDelta {
-    #[serde(default)]
-    content: Option<String>,
 }
 
 /// What the SSE events said so far.
@@ -223,17 +160,17 @@ type Events = BoxStream<'static, Result<Event, EventStreamError<reqwest::Error>>
 /// Send the request and read events until the first token (or a complete empty answer); any
 /// failure up to there is an ordinary failed attempt, retried on another route.
 async fn open_stream(
-    inner: Arc<Inner>,
+    client: EngineClient,
     attempt: Attempt,
-    body: Value,
+    req: &ChatRequest,
     span: Span,
 ) -> Result<Success<ChatStream>, Failure> {
-    let budget = attempt.budget(Duration::from_millis(inner.timeouts.first_token_ms));
+    let budget = attempt.budget(Duration::from_millis(client.timeouts().first_token_ms));
     let endpoint = attempt.endpoint.clone();
     let establish = async {
         let response = attempt
-            .post(&inner.http, "chat/completions")
-            .json(&body)
+            .post("chat/completions")
+            .json(&ChatCompletionRequest::new(req, &attempt.model, true))
             .send()
             .await
             .map_err(|e| Failure::from_reqwest(&endpoint, &e))?;
@@ -278,8 +215,8 @@ async fn open_stream(
         events,
         parsed,
         ended,
-        idle: Duration::from_millis(inner.timeouts.idle_ms),
-        inner,
+        idle: Duration::from_millis(client.timeouts().idle_ms),
+        client,
         attempt,
         span,
         reported: false,
@@ -298,7 +235,7 @@ struct StreamState {
     parsed: Parsed,
     ended: bool,
     idle: Duration,
-    inner: Arc<Inner>,
+    client: EngineClient,
     attempt: Attempt,
     span: Span,
     reported: bool,
@@ -362,7 +299,7 @@ impl StreamState {
             None => ticket.finish(outcome, self.parsed.usage, None),
             Some((cause, detail)) => {
                 let error = ModelError::Transient {
-                    message: self.inner.redact_text(format!(
+                    message: self.client.redact_text(format!(
                         "{INTERRUPTED}: engine endpoint {}: {detail} ({cause})",
                         self.attempt.endpoint
                     )),

@@ -1,7 +1,10 @@
 //! [`RemoteEmbedder`]: `kb_core::Embedder` over `POST {base_url}/embeddings`.
 
-use crate::classify::Failure;
-use crate::client::{Attempt, EngineClient, Inner, ModelKind, Success};
+use crate::client::EngineClient;
+use crate::client::attempt::{Attempt, Success};
+use crate::client::classify::Failure;
+use crate::client::wire::{EmbeddingItem, EmbeddingRequest, EmbeddingResponse};
+use crate::kind::ModelKind;
 use crate::tokens::estimate_tokens;
 use async_trait::async_trait;
 use kb_core::{Embedder, Embedding, InputKind, ModelError, Usage};
@@ -54,19 +57,22 @@ pub struct RemoteEmbedder {
     model: String,
 }
 
-impl RemoteEmbedder {
-    pub(crate) fn new(client: EngineClient, opts: RemoteEmbedderOptions) -> Self {
-        let model = client
-            .inner
+impl EngineClient {
+    /// An [`Embedder`] backed by the endpoints that serve its logical model
+    /// (`opts.model_alias`, by default `embed`), each sent its own model id for it.
+    pub fn embedder(&self, opts: RemoteEmbedderOptions) -> RemoteEmbedder {
+        let model = self
             .model_name(ModelKind::Embed, opts.model_alias.as_deref())
             .unwrap_or_else(|| "unconfigured".to_owned());
-        Self {
-            client,
+        RemoteEmbedder {
+            client: self.clone(),
             opts,
             model,
         }
     }
+}
 
+impl RemoteEmbedder {
     /// Tokens the model spends on the prefix and on `[CLS]`/`[SEP]`-like special tokens.
     fn overhead(&self) -> usize {
         let prefix = estimate_tokens(&self.opts.query_prefix)
@@ -79,19 +85,19 @@ impl RemoteEmbedder {
         batch: &[String],
         kind: InputKind,
     ) -> Result<Vec<Embedding>, ModelError> {
-        let inner = &self.client.inner;
+        let client = &self.client;
         let dims = self.opts.dimensions;
         let input_type = self.opts.send_input_type.then_some(match kind {
             InputKind::Query => "query",
             InputKind::Passage => "passage",
         });
         let cost = batch.iter().map(|t| estimate_tokens(t) as u64).sum();
-        inner
+        client
             .run(
                 ModelKind::Embed,
                 self.opts.model_alias.as_deref(),
                 cost,
-                |attempt| embed_once(inner, attempt, batch, dims, input_type),
+                |attempt| embed_once(client, attempt, batch, dims, input_type),
             )
             .await
     }
@@ -151,86 +157,20 @@ impl Embedder for RemoteEmbedder {
     }
 }
 
-#[derive(Deserialize)]
-struct EmbeddingResponse {
-    data: Vec<EmbeddingItem>,
-    #[serde(default)]
-    usage: Option<WireUsage>,
-}
-
-#[derive(Deserialize)]
-struct EmbeddingItem {
-    embedding: Vec<f32>,
-    #[serde(default)]
-    index: Option<usize>,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct WireUsage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-}
-
-impl From<WireUsage> for Usage {
-    fn from(u: WireUsage) -> Self {
-        Usage {
-            prompt_tokens: u.prompt_tokens,
-            completion_tokens: u.completion_tokens,
-        }
-    }
-}
-
-/// Send, read and parse one non-streaming request within the attempt's time budget.
-pub(crate) async fn post_json<R: serde::de::DeserializeOwned>(
-    inner: &Inner,
-    attempt: &Attempt,
-    path: &str,
-    body: &serde_json::Value,
-) -> Result<R, Failure> {
-    let budget = attempt.budget(Duration::from_millis(inner.timeouts.request_ms));
-    let exchange = async {
-        let response = attempt
-            .post(&inner.http, path)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| Failure::from_reqwest(&attempt.endpoint, &e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| Failure::from_reqwest(&attempt.endpoint, &e))?;
-        if !status.is_success() {
-            let text = String::from_utf8_lossy(&bytes);
-            return Err(Failure::from_status(
-                &attempt.endpoint,
-                status,
-                &headers,
-                &text,
-            ));
-        }
-        serde_json::from_slice(&bytes).map_err(|e| Failure::malformed(&attempt.endpoint, e))
-    };
-    tokio::time::timeout(budget, exchange)
-        .await
-        .unwrap_or_else(|_| Err(Failure::timeout(&attempt.endpoint, path, budget)))
-}
-
 async fn embed_once(
-    inner: &Inner,
+    client: &EngineClient,
     attempt: Attempt,
     inputs: &[String],
     dims: usize,
     input_type: Option<&str>,
 ) -> Result<Success<Vec<Embedding>>, Failure> {
-    let mut body = serde_json::json!({"model": attempt.model, "input": inputs});
-    if let Some(input_type) = input_type {
-        body["input_type"] = input_type.into();
-    }
-    let response: EmbeddingResponse = post_json(inner, &attempt, "embeddings", &body).await?;
+    let body = EmbeddingRequest {
+        model: &attempt.model,
+        input: inputs,
+        input_type,
+    };
+    let cap = Duration::from_millis(client.timeouts().request_ms);
+    let response: EmbeddingResponse = attempt.post_json("embeddings", &body, cap).await?;
     let vectors = check(&attempt, response.data, inputs.len(), dims)?;
     Ok(Success {
         value: vectors,

@@ -32,29 +32,43 @@
 //! [`CallRecord`] to the [`UsageRecorder`] set with [`EngineClient::with_recorder`]. API keys
 //! never appear in `Debug`, serialised settings, logs, errors or records.
 //!
+//! # Modules
+//! Imports point one way: from the adapters to the client, from the client to its parts, and
+//! from there to the leaves.
+//!
+//! ```text
+//! chat, embed      ChatModel / Embedder adapters     → client, client::{attempt, classify, wire}, kind, tokens
+//! client           EngineClient, the retry loop      → client::{attempt, route, meter, classify}, config, error, kind, usage, clock
+//! client::attempt  one request on one route, ended   → client::{route, meter, classify}, kind, usage, clock
+//! client::route    endpoints × keys, the next route  → client::{breaker, budget, classify}, config, kind, clock
+//! client::meter    counters, the usage recorder      → usage
+//! client::breaker  one endpoint's circuit breaker    → client::classify
+//! usage            CallRecord, UsageRecorder         → kind
+//! config           the [engine] settings             → error
+//! client::{classify, budget, wire}, kind, tokens, clock, error: no imports from the crate
+//! ```
+//!
 //! [`Embedder`]: kb_core::Embedder
 //! [`ChatModel`]: kb_core::ChatModel
 //! [`ModelError`]: kb_core::ModelError
 
-mod breaker;
-mod budget;
 mod chat;
-mod classify;
 mod client;
 mod clock;
 mod config;
 mod embed;
 mod error;
+mod kind;
 mod tokens;
 mod usage;
 
-pub use breaker::CircuitState;
 pub use chat::{INTERRUPTED, RemoteChat};
-pub use client::{EndpointHealth, EngineClient, EngineStats, ModelKind};
+pub use client::{CircuitState, EndpointHealth, EngineClient, EngineStats};
 pub use config::{
     BreakerConfig, EndpointConfig, EngineConfig, REDACTED, RetryConfig, TimeoutConfig,
 };
 pub use embed::{RemoteEmbedder, RemoteEmbedderOptions};
 pub use error::EngineError;
+pub use kind::ModelKind;
 pub use tokens::estimate_tokens;
 pub use usage::{CallRecord, FanOut, MemoryRecorder, UsageRecorder};

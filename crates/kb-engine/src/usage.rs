@@ -4,7 +4,7 @@
 //! [`EngineClient::with_recorder`](crate::EngineClient::with_recorder). Records name the
 //! endpoint, never the key.
 
-use crate::client::ModelKind;
+use crate::kind::ModelKind;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::fmt::Debug;

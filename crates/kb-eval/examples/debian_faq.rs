@@ -11,9 +11,9 @@
 //! The data folder (default `{tmp}/kb-eval-{dataset}`) is kept: a second run re-embeds nothing.
 //! The full report is written beside it as `report.json`.
 
+use kb_app::{Components, ingest_options};
 use kb_config::Settings;
 use kb_eval::{EvalComponents, EvalOptions};
-use kb_server::wiring::{Components, ingest_options};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

@@ -1,46 +1,16 @@
 //! End to end on `tests/fixtures/eval-tiny`: the real SQLite catalog and embedded index in a
 //! temp folder, a deterministic bag-of-words embedder.
 
-use async_trait::async_trait;
 use kb_catalog::SqliteCatalog;
-use kb_core::{Embedder, Embedding, InputKind, ModelError, Retrieval};
+use kb_core::Retrieval;
 use kb_eval::{EvalComponents, EvalError, EvalOptions, EvalReport, run};
 use kb_index::EmbeddedIndex;
 use kb_ingest::SplitOptions;
+use kb_testkit::memory::FakeEmbedder;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 const DIMS: usize = 256;
-
-/// Hashed bag of words (`kb_testkit::fake_embedding`); whitespace words are its tokens.
-#[derive(Debug, Default)]
-struct BagOfWords {
-    calls: AtomicUsize,
-}
-
-#[async_trait]
-impl Embedder for BagOfWords {
-    async fn embed(&self, inputs: &[String], _: InputKind) -> Result<Vec<Embedding>, ModelError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        Ok(inputs
-            .iter()
-            .map(|t| kb_testkit::fake_embedding(t, DIMS))
-            .collect())
-    }
-    fn dimensions(&self) -> usize {
-        DIMS
-    }
-    fn max_input_tokens(&self) -> usize {
-        256
-    }
-    fn model_id(&self) -> String {
-        "test:bag-of-words".into()
-    }
-    fn count_tokens(&self, text: &str) -> usize {
-        text.split_whitespace().count()
-    }
-}
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/eval-tiny")
@@ -49,7 +19,7 @@ fn fixture() -> PathBuf {
 struct Harness {
     dir: tempfile::TempDir,
     components: EvalComponents,
-    embedder: Arc<BagOfWords>,
+    embedder: Arc<FakeEmbedder>,
 }
 
 async fn harness() -> Harness {
@@ -60,7 +30,8 @@ async fn harness() -> Harness {
             .unwrap(),
     );
     let index = Arc::new(EmbeddedIndex::open(&dir.path().join("index")).unwrap());
-    let embedder = Arc::new(BagOfWords::default());
+    // Hashed bag of words (`kb_testkit::fake_embedding`); whitespace words are its tokens.
+    let embedder = Arc::new(FakeEmbedder::named("bag-of-words").with_bag_of_words(DIMS));
     Harness {
         components: EvalComponents::new(catalog, index, embedder.clone()),
         embedder,
@@ -159,7 +130,7 @@ async fn an_easy_dataset_scores_high_and_a_second_run_embeds_nothing() {
     assert_eq!(q4.relevant, vec!["pol/security#1", "pol/security#2"]);
     assert!(report.answers.is_none());
 
-    let calls = h.embedder.calls.load(Ordering::SeqCst);
+    let calls = h.embedder.calls();
     let again = run(&fixture(), h.components.clone(), h.options())
         .await
         .unwrap();
@@ -168,7 +139,7 @@ async fn an_easy_dataset_scores_high_and_a_second_run_embeds_nothing() {
     assert_eq!(again.ingest.added + again.ingest.updated, 0);
     assert_eq!(again.ingest.embedding_calls, 0);
     assert_eq!(
-        h.embedder.calls.load(Ordering::SeqCst) - calls,
+        h.embedder.calls() - calls,
         15,
         "only the five questions are embedded, once per mode"
     );

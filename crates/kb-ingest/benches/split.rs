@@ -4,68 +4,37 @@
 //! tokenizing it (`minilm-count`) and by the document's token spans (`minilm-spans`, what the
 //! local embedder does). `cargo bench -p kb-ingest`.
 
-use async_trait::async_trait;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kb_core::{Embedder, Embedding, InputKind, ModelError};
 use kb_ingest::{ChunkSplitter, DocumentFormat, SplitOptions};
+use kb_testkit::memory::FakeEmbedder;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Counts tokens one way or another; never asked to embed.
-#[derive(Debug)]
-enum Sizer {
-    Words,
-    Tokenizer {
-        tokenizer: Box<tokenizers::Tokenizer>,
-        spans: bool,
-    },
+/// Sizes pieces in whitespace words, up to kb's default 254 tokens per input.
+fn word_sizer() -> FakeEmbedder {
+    FakeEmbedder::named("bench-sizer").with_max_input_tokens(254)
 }
 
-#[async_trait]
-impl Embedder for Sizer {
-    async fn embed(&self, _: &[String], _: InputKind) -> Result<Vec<Embedding>, ModelError> {
-        Err(ModelError::Permanent(
-            "the split benchmark never embeds".into(),
-        ))
+/// Sizes pieces with `tokenizer`: by tokenizing each, or with `spans` by the document's
+/// token spans, as the local embedder does (chunk texts are then counted from the spans when
+/// the tokenizer's counts add up at whitespace, as MiniLM's do).
+fn tokenizer_sizer(tokenizer: tokenizers::Tokenizer, spans: bool) -> FakeEmbedder {
+    let tokenizer = Arc::new(tokenizer);
+    let counting = tokenizer.clone();
+    let sizer = word_sizer().with_token_count(move |text| {
+        counting
+            .encode_fast(text, false)
+            .map_or(text.len(), |e| e.len())
+    });
+    if !spans {
+        return sizer;
     }
-    fn dimensions(&self) -> usize {
-        384
-    }
-    fn max_input_tokens(&self) -> usize {
-        254
-    }
-    fn model_id(&self) -> String {
-        "bench:sizer".into()
-    }
-    fn count_tokens(&self, text: &str) -> usize {
-        match self {
-            Sizer::Words => text.split_whitespace().count(),
-            Sizer::Tokenizer { tokenizer, .. } => tokenizer
-                .encode_fast(text, false)
-                .map_or(text.len(), |e| e.len()),
-        }
-    }
-    fn token_spans(&self, text: &str) -> Option<Vec<(usize, usize)>> {
-        match self {
-            Sizer::Tokenizer {
-                tokenizer,
-                spans: true,
-            } => kb_embed_local::token_spans(tokenizer, text),
-            _ => None,
-        }
-    }
-    // With spans, as the local embedder: chunk texts are counted from the spans when the
-    // tokenizer's counts add up at whitespace (MiniLM's do).
-    fn counts_add_at_whitespace(&self) -> bool {
-        match self {
-            Sizer::Tokenizer {
-                tokenizer,
-                spans: true,
-            } => kb_embed_local::counts_add_at_whitespace(tokenizer),
-            _ => false,
-        }
-    }
+    let additive = kb_embed_local::counts_add_at_whitespace(&tokenizer);
+    sizer.with_token_spans(
+        move |text| kb_embed_local::token_spans(&tokenizer, text),
+        additive,
+    )
 }
 
 fn root() -> PathBuf {
@@ -98,12 +67,11 @@ fn minilm_tokenizer() -> Option<tokenizers::Tokenizer> {
 
 fn split(c: &mut Criterion) {
     let text = handbook();
-    let mut sizers = vec![("words", Sizer::Words)];
+    let mut sizers = vec![("words", word_sizer())];
     match minilm_tokenizer() {
         Some(t) => {
             for (name, spans) in [("minilm-count", false), ("minilm-spans", true)] {
-                let tokenizer = Box::new(t.clone());
-                sizers.push((name, Sizer::Tokenizer { tokenizer, spans }));
+                sizers.push((name, tokenizer_sizer(t.clone(), spans)));
             }
         }
         None => {

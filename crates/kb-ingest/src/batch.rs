@@ -32,13 +32,9 @@ pub struct Pacing {
 }
 
 impl Default for Pacing {
+    /// As `[ingest]` sets it by default.
     fn default() -> Self {
-        Self {
-            batch_max_inputs: 32,
-            batch_max_tokens: 8192,
-            concurrency: 4,
-            batch_retries: 5,
-        }
+        crate::IngestConfig::default().pacing()
     }
 }
 

@@ -529,7 +529,7 @@ mod tests {
     fn rebuilt_embedding_text_matches_the_splitter_even_when_context_is_trimmed() {
         // A 40-token input limit: long headings are dropped, and a long title too when no
         // heading is left.
-        let embedder = Arc::new(FakeEmbedder::with_max_input(48));
+        let embedder = Arc::new(FakeEmbedder::default().with_max_input_tokens(48));
         let splitter = ChunkSplitter::new(
             embedder.clone(),
             SplitOptions {

@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod check;
+mod config;
 pub mod loader;
 pub mod pipeline;
 pub mod progress;
@@ -20,6 +21,7 @@ mod pacing_tests;
 
 pub use batch::{Pacing, PacingError};
 pub use check::{ConsistencyReport, RepairReport, check, repair};
+pub use config::{IngestConfig, InvalidIngestConfig, RunRequest};
 pub use loader::{
     DocumentFormat, FrontMatter, LoadError, LoadLimits, LoadedDocument, SourceFormat, load_file,
     read_sidecar, sidecar_path,

@@ -209,15 +209,7 @@ mod tests {
 
     async fn ingested(catalog: &Arc<FakeCatalog>) -> (Arc<FakeIndex>, tempfile::TempDir) {
         let index = Arc::new(FakeIndex::default());
-        let docs = tempfile::tempdir().unwrap();
-        for d in 0..3 {
-            let body: Vec<String> = (0..40).map(|w| format!("d{d}w{w}")).collect();
-            std::fs::write(
-                docs.path().join(format!("{d}.md")),
-                format!("# Doc {d}\n\n{}\n", body.join(" ")),
-            )
-            .unwrap();
-        }
+        let docs = kb_testkit::memory::distinct_documents(3, 40);
         let ingestor = ingestor_over(
             catalog.clone(),
             index.clone(),

@@ -20,8 +20,7 @@
 //! ([`Principal::readable_groups`]).
 
 use crate::error::ApiError;
-use crate::state::AppState;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use governor::clock::{Clock, DefaultClock};
@@ -64,30 +63,40 @@ pub enum Credential {
 /// The principal and credential kind of the request, after the rate limit.
 async fn authenticated(
     parts: &Parts,
-    state: &AppState,
+    auth: &Authenticator,
 ) -> Result<(Principal, Credential), ApiError> {
     let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
-    let (principal, credential) = state.auth.identify(token).await?;
+    let (principal, credential) = auth.identify(token).await?;
     // The request span (see `crate::router`) names the key in every log line of the request.
     tracing::Span::current().record("key", principal.name.as_str());
-    state.auth.check_rate(&principal)?;
+    auth.check_rate(&principal)?;
     Ok((principal, credential))
 }
 
-impl FromRequestParts<AppState> for Caller {
+impl<S> FromRequestParts<S> for Caller
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (principal, _) = authenticated(parts, state).await?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let auth = Arc::<Authenticator>::from_ref(state);
+        let (principal, _) = authenticated(parts, &auth).await?;
         Ok(Caller(principal))
     }
 }
 
-impl FromRequestParts<AppState> for Admin {
+impl<S> FromRequestParts<S> for Admin
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (principal, credential) = authenticated(parts, state).await?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let auth = Arc::<Authenticator>::from_ref(state);
+        let (principal, credential) = authenticated(parts, &auth).await?;
         if principal.is_admin() {
             Ok(Admin {
                 principal,

@@ -2,23 +2,23 @@
 //! routes for documents and ingest, health probes, `/openapi.json` and the chat page at `/`.
 //! Every `/v1` route needs a credential ([`auth`]); `/healthz`, `/readyz`, `/metrics`, `/` and
 //! `/openapi.json` are open so that probes, scrapers and browsers need none. [`Application`]
-//! binds, serves and shuts down gracefully;
-//! [`wiring`] builds the concrete adapters (embedder, index, catalog, engine) from settings
-//! and is shared with the CLI.
+//! binds, serves and shuts down gracefully; [`Server`] is `kb serve` assembled over the
+//! components `kb_app` opens from the settings.
 
 pub mod auth;
 pub mod error;
 pub mod host;
+pub mod ingest_roots;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
-pub mod private_files;
 pub mod routes;
+mod server;
 pub mod state;
-pub mod wiring;
 
 pub use error::ApiError;
-pub use state::{AppState, ServerInfo};
+pub use server::{ServeError, Server, Stopped, open_components};
+pub use state::AppState;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -45,7 +45,7 @@ mod tests {
         let error = check_filter_lists(&values(MAX_FILTER_VALUES + 1), &[]).unwrap_err();
 
         // Assert
-        assert_eq!(error.parts().1, "invalid_request");
+        assert_eq!(error.code(), crate::error::ErrorCode::InvalidRequest);
         let message = error.to_string();
         assert!(
             message.starts_with("filter.documents: 1001 values"),

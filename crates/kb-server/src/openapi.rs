@@ -2,31 +2,16 @@
 //! annotations and the request and response types' `ToSchema` derives; served at
 //! `/openapi.json`.
 
+use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
+use crate::metrics;
 use crate::routes::{admin, ask, health, openai, web};
-use crate::state::AppState;
 use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use serde::Serialize;
 use std::sync::OnceLock;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
-
-/// kb's error body, `{"error": {"code", "message"}}` (see [`crate::ApiError`]).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Stable snake_case code: `invalid_request`, `unauthorized`, `forbidden`,
-    /// `document_not_found`, `not_found`, `upstream_unavailable`, `upstream_error`,
-    /// `internal_error`.
-    pub code: String,
-    pub message: String,
-}
+use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -38,7 +23,7 @@ pub struct ErrorDetail {
     paths(
         health::healthz,
         health::readyz,
-        crate::metrics::render,
+        metrics::render,
         openapi_json,
         ask::ask,
         ask::ask_stream,
@@ -53,7 +38,7 @@ pub struct ErrorDetail {
         web::script,
         web::stylesheet,
     ),
-    components(schemas(ErrorBody, ErrorDetail, kb_answer::AskEvent)),
+    components(schemas(ErrorBody, ErrorDetail, ErrorCode, kb_answer::AskEvent)),
     modifiers(&BearerAuth),
     tags(
         (name = "ask", description = "Questions, follow-ups and search"),
@@ -87,7 +72,8 @@ pub fn document() -> &'static str {
     })
 }
 
-pub fn routes() -> Router<AppState> {
+/// `GET /openapi.json`, over any state.
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new().route("/openapi.json", get(openapi_json))
 }
 
@@ -102,20 +88,56 @@ pub async fn openapi_json() -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ApiError;
+    use serde_json::Value;
+
+    fn document_json() -> Value {
+        serde_json::from_str(document()).unwrap()
+    }
 
     #[test]
-    fn the_error_schema_matches_the_error_body() {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: "forbidden".into(),
-                message: ApiError::Forbidden.to_string(),
-            },
-        };
+    fn the_error_schema_lists_every_code_with_its_status_and_description() {
+        // Act
+        let doc = document_json();
 
+        // Assert
+        let schema = &doc["components"]["schemas"]["ErrorCode"];
+        let listed: Vec<&str> = schema["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no enum of codes: {schema}"))
+            .iter()
+            .map(|code| code.as_str().unwrap())
+            .collect();
+        let all: Vec<&str> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
+        assert_eq!(listed, all);
+        let description = schema["description"].as_str().unwrap();
+        for code in ErrorCode::ALL {
+            let line = format!(
+                "- `{}` ({}): {}",
+                code.as_str(),
+                code.status().as_u16(),
+                code.description()
+            );
+            assert!(description.contains(&line), "{line} not in {description}");
+        }
+        for code in ["rate_limited", "payload_too_large", "request_timeout"] {
+            assert!(listed.contains(&code), "{code}");
+        }
+    }
+
+    #[test]
+    fn the_error_body_schema_refers_to_the_codes() {
+        // Act
+        let doc = document_json();
+
+        // Assert
+        let detail = &doc["components"]["schemas"]["ErrorDetail"];
         assert_eq!(
-            serde_json::to_value(body).unwrap(),
-            ApiError::Forbidden.to_json_body()
+            detail["properties"]["code"]["$ref"], "#/components/schemas/ErrorCode",
+            "{detail}"
+        );
+        assert_eq!(
+            doc["components"]["schemas"]["ErrorBody"]["properties"]["error"]["$ref"],
+            "#/components/schemas/ErrorDetail"
         );
     }
 }

@@ -18,10 +18,15 @@
 //!
 //! The deterministic "models" are exposed as plain functions too ([`fake_embedding`],
 //! [`fake_answer`]) so that tests can compute what the engine will answer.
+//!
+//! [`memory`] holds in-memory adapters of kb-core's traits (catalog, index, embedder) for tests
+//! that need no engine, database or index on disk, with a [`memory::FaultPlan`] that fails a
+//! chosen write.
 
 mod fake;
 mod fault;
 mod logs;
+pub mod memory;
 mod text;
 
 pub use fake::{EmbeddingRequest, FakeEngine, FakeEngineBuilder};

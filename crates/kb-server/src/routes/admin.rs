@@ -6,20 +6,19 @@
 //! admin API keys may not. A refused path gets one answer whether or not it exists.
 
 use crate::auth::{Admin, Credential};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::ingest_roots::{IngestRoots, PathRefused};
 use crate::routes::ApiJson;
-use crate::state::{AppState, IngestRoots, PathRefused};
+use crate::state::AppState;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use kb_core::{DocumentId, DocumentRecord};
-use kb_ingest::IngestReport;
-use serde::Deserialize;
+use kb_ingest::{IngestReport, RunRequest};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
-use utoipa::ToSchema;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -35,7 +34,7 @@ pub fn routes() -> Router<AppState> {
 /// publish no counts). The index should hold exactly the catalogued documents' chunks.
 #[utoipa::path(get, path = "/v1/documents", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = Object, description = "`{documents: [document record], index_points}`"),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_documents(
     _: Admin,
     State(state): State<AppState>,
@@ -51,7 +50,7 @@ pub async fn list_documents(
 #[utoipa::path(get, path = "/v1/documents/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "document id (path relative to the ingest root)")),
     responses((status = 200, body = Object, description = "`{document, chunks}`"),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_document(
     _: Admin,
     State(state): State<AppState>,
@@ -71,7 +70,7 @@ pub async fn get_document(
 #[utoipa::path(delete, path = "/v1/documents/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "document id")),
     responses((status = 204, description = "removed"),
-        (status = 401, body = crate::openapi::ErrorBody), (status = 403, body = crate::openapi::ErrorBody), (status = 404, body = crate::openapi::ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_document(
     _: Admin,
     State(state): State<AppState>,
@@ -84,33 +83,6 @@ pub async fn delete_document(
     } else {
         Err(ApiError::DocumentNotFound(id.to_string()))
     }
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct IngestBody {
-    /// Files or folders on the server's machine, by absolute path; with `ingest.roots` set,
-    /// inside them.
-    #[schema(value_type = Vec<String>)]
-    pub paths: Vec<PathBuf>,
-    #[serde(default)]
-    pub prune: bool,
-    #[serde(default)]
-    pub dry_run: bool,
-    /// Access groups of documents that name none (default: the groups an earlier run gave,
-    /// else `ingest.default_groups`). An empty list is refused: it never means everyone.
-    #[serde(default)]
-    pub groups: Option<Vec<String>>,
-    /// Tags of documents that name none.
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// Owner of documents that name none.
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// Follow symbolic links that leave the folders being ingested (`kb ingest
-    /// --follow-symlinks`). Refused when `ingest.roots` is set: such a link may lead out of them.
-    #[serde(default)]
-    pub follow_symlinks: bool,
 }
 
 /// Whether `admin` may ingest over HTTP at all, following links out of the ingested folders
@@ -188,42 +160,41 @@ fn check_groups(groups: Option<&[String]>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The task running an ingest panicked or was cancelled.
+#[derive(Debug, thiserror::Error)]
+#[error("ingest task failed")]
+struct IngestTaskFailed(#[source] tokio::task::JoinError);
+
 /// Run an ingest inside the server (which holds the embedded index). With `ingest.roots` set,
 /// every path must lie inside them (after `..` and links): else 403, the same answer whether or
 /// not the path exists. Without roots, only the server's admin token may ingest (403 for an
 /// admin key).
 #[utoipa::path(post, path = "/v1/admin/ingest", tag = "admin", security(("bearer" = [])),
-    request_body = IngestBody,
+    request_body = RunRequest,
     responses((status = 200, body = Object, description = "the ingest report"),
-        (status = 400, body = crate::openapi::ErrorBody), (status = 401, body = crate::openapi::ErrorBody),
-        (status = 403, body = crate::openapi::ErrorBody,
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody,
             description = "a reader key, a path outside `ingest.roots`, or an admin key while `ingest.roots` is empty")))]
 pub async fn ingest(
     admin: Admin,
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<IngestBody>,
+    ApiJson(mut run): ApiJson<RunRequest>,
 ) -> Result<ApiJson<IngestReport>, ApiError> {
-    check_caller(&state.ingest_roots, &admin, body.follow_symlinks)?;
-    if body.paths.is_empty() {
+    check_caller(&state.ingest_roots, &admin, run.follow_symlinks)?;
+    if run.paths.is_empty() {
         return Err(ApiError::InvalidRequest(
             "paths: name at least one file or folder".into(),
         ));
     }
-    check_groups(body.groups.as_deref())?;
-    let paths = confine_paths(&state.ingest_roots, &admin, body.paths)?;
+    check_groups(run.groups.as_deref())?;
+    let paths = confine_paths(&state.ingest_roots, &admin, std::mem::take(&mut run.paths))?;
     let _guard = state.ingest_lock.lock().await;
-    let mut ingestor = state
-        .ingestor
-        .with_run_flags(body.prune, body.dry_run)
-        .with_default_metadata(body.groups, body.tags, body.owner);
-    if body.follow_symlinks {
-        ingestor = ingestor.with_symlinks_followed();
-    }
+    let ingestor = state.ingestor.for_run(&run);
     // The run goes on if the client disconnects: a half-done ingest is safe, but finishing
     // it is better than leaving it for the next run.
     let report =
         tokio::spawn(async move { ingestor.ingest(&paths, &CancellationToken::new()).await })
             .await
-            .map_err(|e| ApiError::Internal(format!("ingest task failed: {e}")))??;
+            .map_err(|e| ApiError::internal(IngestTaskFailed(e)))??;
     Ok(ApiJson(report))
 }

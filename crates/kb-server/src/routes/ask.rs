@@ -3,7 +3,7 @@
 //! query filter, so nothing else reaches the prompt, the sources or the results).
 
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::routes::ApiJson;
 use crate::state::AppState;
 use axum::Router;
@@ -102,8 +102,8 @@ impl SearchFilter {
 /// Answer a question (or a follow-up, with the prior `messages`) with checked citations. The
 /// answer's `retrieval` names the mode that ran: the request's, or `answer.retrieval`.
 #[utoipa::path(post, path = "/v1/ask", tag = "ask", request_body = AskBody, security(("bearer" = [])),
-    responses((status = 200, body = Answer), (status = "4XX", body = crate::openapi::ErrorBody),
-        (status = "5XX", body = crate::openapi::ErrorBody)))]
+    responses((status = 200, body = Answer), (status = "4XX", body = ErrorBody),
+        (status = "5XX", body = ErrorBody)))]
 pub async fn ask(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -130,8 +130,8 @@ pub async fn ask(
             mode that ran, `dense`, `sparse` or `hybrid`), `delta` (`{text}`), `done` (an \
             `Answer`, whose `retrieval` names the same mode); a failure after the first byte is \
             an `error` event (`ErrorBody`)"),
-        (status = "4XX", body = crate::openapi::ErrorBody),
-        (status = "5XX", body = crate::openapi::ErrorBody)))]
+        (status = "4XX", body = ErrorBody),
+        (status = "5XX", body = ErrorBody)))]
 pub async fn ask_stream(
     Caller(caller): Caller,
     State(state): State<AppState>,
@@ -174,10 +174,9 @@ pub async fn ask_stream(
             }
             Err(e) => {
                 let error = ApiError::from(e);
-                tracing::warn!(error = %error, "stream ended with an error");
-                Event::default()
-                    .event("error")
-                    .data(error.to_json_body().to_string())
+                tracing::warn!(error = %error.chain(), "stream ended with an error");
+                let body = serde_json::to_string(&error.body()).expect("BUG: errors serialise");
+                Event::default().event("error").data(body)
             }
         })
     });
@@ -245,8 +244,8 @@ pub struct SearchResponse {
 /// `cosine`; only admins also get `raw_score`, the mode's own score.
 #[utoipa::path(post, path = "/v1/search", tag = "ask", request_body = SearchBody, security(("bearer" = [])),
     responses((status = 200, body = SearchResponse),
-        (status = "4XX", body = crate::openapi::ErrorBody),
-        (status = "5XX", body = crate::openapi::ErrorBody)))]
+        (status = "4XX", body = ErrorBody),
+        (status = "5XX", body = ErrorBody)))]
 pub async fn search(
     Caller(caller): Caller,
     State(state): State<AppState>,

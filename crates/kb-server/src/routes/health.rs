@@ -1,6 +1,6 @@
 //! Liveness and readiness probes.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::routes::ApiJson;
 use crate::state::AppState;
 use axum::Router;
@@ -29,7 +29,7 @@ pub async fn healthz() -> ApiJson<Value> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Object,
             example = json!({"status": "ready", "engine": [{"name": "gateway", "circuit": "closed"}]})),
-        (status = 503, body = crate::openapi::ErrorBody)))]
+        (status = 503, body = ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<ApiJson<Value>, ApiError> {
     state.catalog.list_runs(1).await?;
     state.index.count().await?;

@@ -12,7 +12,7 @@
 //! `{"error": {"message", "type", "param", "code"}}`, with kb's stable code as `code`.
 
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use axum::Router;
 use axum::body::Body;
@@ -344,7 +344,7 @@ pub async fn chat_completions(
             }
             Err(e) => {
                 let error = ApiError::from(e);
-                tracing::warn!(error = %error, "completion stream ended with an error");
+                tracing::warn!(error = %error.chain(), "completion stream ended with an error");
                 vec![openai_error_body(&error)]
             }
         };
@@ -394,10 +394,10 @@ fn error_type(status: StatusCode) -> &'static str {
 }
 
 fn openai_error_body(error: &ApiError) -> Value {
-    let (status, code) = error.parts();
+    let code = error.code();
     json!({"error": {
         "message": error.to_string(),
-        "type": error_type(status),
+        "type": error_type(code.status()),
         "param": null,
         "code": code,
     }})
@@ -411,9 +411,9 @@ impl IntoResponse for OpenAiError {
                     "message": self.to_string(),
                     "type": "invalid_request_error",
                     "param": "model",
-                    "code": "model_not_found",
+                    "code": ErrorCode::ModelNotFound,
                 }});
-                (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+                (ErrorCode::ModelNotFound.status(), axum::Json(body)).into_response()
             }
             Self::Api(error) => {
                 let body = openai_error_body(&error);
@@ -502,5 +502,21 @@ mod tests {
 
         assert_eq!(body["error"]["type"], "authentication_error");
         assert_eq!(body["error"]["code"], "unauthorized");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_model_gets_the_status_and_code_of_model_not_found() {
+        // Act
+        let response = OpenAiError::ModelNotFound("gpt-4".into()).into_response();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+
+        // Assert
+        assert_eq!(status, ErrorCode::ModelNotFound.status());
+        assert_eq!(body["error"]["code"], ErrorCode::ModelNotFound.as_str());
+        assert_eq!(body["error"]["param"], "model");
     }
 }

@@ -9,7 +9,7 @@
 //!
 //! Time is passed in, so that the state machine is tested without sleeping.
 
-use crate::classify::Health;
+use super::classify::Health;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::{Duration, Instant};

@@ -1,0 +1,150 @@
+//! The adapters behind kb-core's traits, opened from the settings.
+
+use crate::generations::{IndexGenerations, SettingsGenerations};
+use kb_answer::Answerer;
+use kb_catalog::SqliteCatalog;
+use kb_config::{EmbedderProvider, Settings};
+use kb_core::{CatalogError, ChatModel, Embedder, IndexError, VectorIndex};
+use kb_embed_local::{LocalEmbedError, LocalEmbedder};
+use kb_engine::{EngineClient, EngineError, FanOut, UsageRecorder};
+use kb_ingest::{IngestError, IngestOptions, Ingestor};
+use kb_usage::{UsageDb, UsageError, UsageLedger};
+use std::sync::Arc;
+
+/// Why the components could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("loading the local embedding model: {0}")]
+    LocalModel(#[from] LocalEmbedError),
+    #[error("engine settings: {0}")]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error("usage ledger: {0}")]
+    Usage(#[from] UsageError),
+}
+
+/// The adapters behind the boundary traits.
+#[derive(Clone)]
+pub struct Components {
+    pub catalog: Arc<SqliteCatalog>,
+    pub index: Arc<dyn VectorIndex>,
+    pub embedder: Arc<dyn Embedder>,
+    pub chat: Option<Arc<dyn ChatModel>>,
+    pub engine: Option<EngineClient>,
+    /// Records every engine call in the catalog's SQLite file; [`close`](Self::close) writes
+    /// what is queued.
+    pub usage: Option<Arc<UsageLedger>>,
+}
+
+impl Components {
+    /// Open everything. The catalog comes first: it names the index generation in use.
+    pub async fn build(settings: &Settings) -> Result<Self, BuildError> {
+        Self::build_recording(settings, Vec::new()).await
+    }
+
+    /// [`build`](Self::build), with `recorders` told of every engine call besides the usage
+    /// ledger (e.g. the server's Prometheus metrics).
+    pub async fn build_recording(
+        settings: &Settings,
+        mut recorders: Vec<Arc<dyn UsageRecorder>>,
+    ) -> Result<Self, BuildError> {
+        let catalog = Arc::new(SqliteCatalog::open(&settings.catalog_path()).await?);
+        let generation = kb_ingest::reindex::generation(catalog.as_ref()).await?;
+        let index = match SettingsGenerations::new(settings).open(generation) {
+            Ok(index) => index,
+            Err(e) => {
+                catalog.close().await;
+                return Err(e.into());
+            }
+        };
+        let (engine, usage) = if settings.engine.endpoints.is_empty() {
+            (None, None)
+        } else {
+            let engine = EngineClient::new(settings.engine.clone())?;
+            // After the catalog: it has migrated the shared file, so the ledger finds nothing
+            // to do.
+            let db = UsageDb::open(&settings.catalog_path()).await?;
+            let ledger = Arc::new(UsageLedger::start(db, &settings.usage));
+            recorders.push(ledger.recorder());
+            let recorders = FanOut::new(recorders);
+            (
+                Some(engine.with_recorder(Arc::new(recorders))),
+                Some(ledger),
+            )
+        };
+        let embedder: Arc<dyn Embedder> = match settings.embedder.provider {
+            EmbedderProvider::Local => {
+                let config = settings.embedder.local.clone();
+                Arc::new(
+                    tokio::task::spawn_blocking(move || LocalEmbedder::load(&config))
+                        .await
+                        .expect("BUG: model loading panicked")?,
+                )
+            }
+            EmbedderProvider::Engine => Arc::new(
+                engine
+                    .as_ref()
+                    .expect("BUG: validated settings have endpoints for an engine embedder")
+                    .embedder(settings.embedder.engine.clone()),
+            ),
+        };
+        let chat: Option<Arc<dyn ChatModel>> = match (&engine, settings.chat.enabled) {
+            (Some(engine), true) => Some(Arc::new(engine.chat(settings.chat.model.clone()))),
+            _ => None,
+        };
+        Ok(Self {
+            catalog,
+            index,
+            embedder,
+            chat,
+            engine,
+            usage,
+        })
+    }
+
+    /// Write the queued usage records and close the databases.
+    pub async fn close(&self) {
+        if let Some(usage) = &self.usage {
+            usage.close().await;
+            usage.db().close().await;
+        }
+        self.catalog.close().await;
+    }
+
+    pub fn answerer(&self, settings: &Settings) -> Answerer {
+        Answerer::new(
+            self.embedder.clone(),
+            self.index.clone(),
+            self.chat.clone(),
+            settings.answer.clone(),
+        )
+    }
+
+    pub fn ingestor(&self, options: IngestOptions) -> Result<Ingestor, IngestError> {
+        Ingestor::new(
+            self.catalog.clone(),
+            self.index.clone(),
+            self.embedder.clone(),
+            options,
+        )
+    }
+}
+
+/// Ingest options from the settings (the CLI and the admin route add each run's flags).
+pub fn ingest_options(settings: &Settings) -> IngestOptions {
+    let mut options = IngestOptions::from_config(&settings.ingest);
+    // The engine embedder splits larger calls itself; a batch must be one request so that
+    // retrying it never repeats a request that succeeded.
+    if settings.embedder.provider == EmbedderProvider::Engine {
+        options.pacing.batch_max_inputs = options
+            .pacing
+            .batch_max_inputs
+            .min(settings.embedder.engine.batch_size);
+    }
+    options
+}

@@ -1,0 +1,309 @@
+//! The files of a run: walking the inputs named on the command line (links, hidden files,
+//! unsupported types), giving each file its document id, and finding the catalogued documents
+//! of the ingested folders whose files are gone.
+
+use super::report::{DocumentAction, FileFailure, IngestReport};
+use super::{IngestError, Ingestor};
+use crate::loader::DocumentFormat;
+use kb_core::{DocumentId, DocumentRecord, DocumentSource};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// A file found by walking an input, with its document id.
+#[derive(Debug, Clone)]
+pub(super) struct Input {
+    /// The path walked to it (a link's own path if it is one): reported, and cited.
+    pub(super) path: PathBuf,
+    /// The file itself, links resolved (canonical): what is read, sidecar included.
+    pub(super) real: PathBuf,
+    /// The canonical ingest root it was found under (the input named on the command line).
+    pub(super) root: PathBuf,
+    pub(super) id: DocumentId,
+    /// Given by name on the command line (so an unsupported type is an error, not a skip).
+    pub(super) explicit: bool,
+    /// Groups given for it on the command line: this run's, else those an earlier run gave
+    /// (see [`DocumentSource::cli_groups`]); `None`: the configured defaults apply.
+    pub(super) cli_groups: Option<Vec<String>>,
+}
+
+impl Input {
+    /// Where the document comes from, as the catalog records it.
+    pub(super) fn source(&self) -> DocumentSource {
+        DocumentSource {
+            path: self.real.display().to_string(),
+            root: self.root.display().to_string(),
+            cli_groups: self.cli_groups.clone(),
+        }
+    }
+
+    /// Why this file is skipped when another input of the run already has its id.
+    fn id_already_taken(&self) -> FileFailure {
+        FileFailure {
+            path: self.path.display().to_string(),
+            reason: format!(
+                "another input already has document id {}; ingest it separately",
+                self.id
+            ),
+        }
+    }
+}
+
+impl Ingestor {
+    /// Give each file its document id: the id of the document already catalogued for the
+    /// same real file, whatever folder it was ingested from (so it keeps its id, and the groups
+    /// an earlier run gave it on the command line), else the id computed from its path. A file
+    /// whose computed id belongs to another file is refused, never let replace it.
+    pub(super) async fn resolve_identities(
+        &self,
+        files: Vec<Input>,
+        failures: &mut Vec<FileFailure>,
+    ) -> Result<Vec<Input>, IngestError> {
+        let catalogued = self.catalog.list_documents().await?;
+        let by_id: HashMap<&DocumentId, &DocumentRecord> =
+            catalogued.iter().map(|d| (&d.id, d)).collect();
+        let by_source: HashMap<&str, &DocumentRecord> = catalogued
+            .iter()
+            .filter_map(|d| Some((d.source.as_ref()?.path.as_str(), d)))
+            .collect();
+        let mut ids = HashSet::new();
+        let mut resolved = Vec::with_capacity(files.len());
+        for mut input in files {
+            let real = input.real.display().to_string();
+            let known = match by_source.get(real.as_str()) {
+                Some(doc) => {
+                    input.id = doc.id.clone();
+                    Some(*doc)
+                }
+                None => match by_id.get(&input.id) {
+                    Some(doc) => match other_file(doc, &input.real) {
+                        Some(other) => {
+                            failures.push(FileFailure {
+                                path: input.path.display().to_string(),
+                                reason: id_taken(&input, &other, doc),
+                            });
+                            continue;
+                        }
+                        None => Some(*doc),
+                    },
+                    None => None,
+                },
+            };
+            let remembered = known
+                .and_then(|doc| doc.source.as_ref())
+                .and_then(|source| source.cli_groups.clone());
+            input.cli_groups = self.cli_groups.clone().or(remembered);
+            if !ids.insert(input.id.clone()) {
+                failures.push(input.id_already_taken());
+                continue;
+            }
+            resolved.push(input);
+        }
+        Ok(resolved)
+    }
+
+    /// Remove catalogued documents of the ingested folders (recorded source file, or path
+    /// walked to it, under one of them) that this run did not find. Documents of other folders
+    /// are never removed.
+    pub(super) async fn prune(
+        &self,
+        roots: &[PathBuf],
+        seen: &HashSet<DocumentId>,
+        report: &mut IngestReport,
+    ) -> Result<(), IngestError> {
+        let roots: Vec<PathBuf> = roots
+            .iter()
+            .filter(|r| r.is_dir())
+            .filter_map(|r| r.canonicalize().ok())
+            .collect();
+        for doc in self.catalog.list_documents().await? {
+            let source = doc.source.as_ref().map(|s| Path::new(&s.path));
+            let under_root = roots.iter().any(|r| {
+                Path::new(&doc.path).starts_with(r) || source.is_some_and(|s| s.starts_with(r))
+            });
+            if under_root && !seen.contains(&doc.id) {
+                if !self.options.dry_run {
+                    self.remove_document(&doc.id).await?;
+                }
+                report.stats.removed += 1;
+                report.documents.push((doc.id, DocumentAction::Removed));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Expand the command-line inputs into files with their document ids (paths relative to the
+/// input, in walk order). Symbolic links that lead outside the input are skipped with a reason
+/// unless `follow_symlinks`; a file reached twice (through a link inside the input) is taken
+/// once, under the id of its real path.
+pub(super) fn collect_inputs(
+    inputs: &[PathBuf],
+    follow_symlinks: bool,
+    failures: &mut Vec<FileFailure>,
+) -> Result<Vec<Input>, IngestError> {
+    let mut found = Found::default();
+    for input in inputs {
+        let meta = std::fs::metadata(input).map_err(|_| IngestError::NotFound {
+            path: input.display().to_string(),
+        })?;
+        let root = input.canonicalize().map_err(|_| IngestError::NotFound {
+            path: input.display().to_string(),
+        })?;
+        if meta.is_file() {
+            let name = root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            found.push(
+                Input {
+                    path: root.clone(),
+                    real: root.clone(),
+                    root: root.clone(),
+                    id: DocumentId::new(name),
+                    explicit: true,
+                    cli_groups: None,
+                },
+                failures,
+            );
+            continue;
+        }
+        // Links leaving the root, found while walking (the filter cannot borrow `failures`).
+        let outside = RefCell::new(Vec::new());
+        let walker = walkdir::WalkDir::new(&root)
+            .follow_links(true)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| {
+                if e.depth() == 0 {
+                    return true;
+                }
+                if e.file_name().to_string_lossy().starts_with('.') {
+                    return false;
+                }
+                if follow_symlinks || !e.path_is_symlink() {
+                    return true;
+                }
+                match e.path().canonicalize() {
+                    Ok(target) if !target.starts_with(&root) => {
+                        outside.borrow_mut().push(FileFailure {
+                            path: e.path().display().to_string(),
+                            reason: format!(
+                                "symbolic link to {} leaves the ingest root {}; set ingest.follow_symlinks = true or `kb ingest --follow-symlinks` to follow it",
+                                target.display(),
+                                root.display()
+                            ),
+                        });
+                        false
+                    }
+                    // Inside the root, or broken (which the walk reports).
+                    _ => true,
+                }
+            });
+        for entry in walker {
+            match entry {
+                Ok(entry) if entry.file_type().is_file() => {
+                    let real = match entry.path().canonicalize() {
+                        Ok(real) => real,
+                        Err(e) => {
+                            failures.push(FileFailure {
+                                path: entry.path().display().to_string(),
+                                reason: e.to_string(),
+                            });
+                            continue;
+                        }
+                    };
+                    // A file inside the root is named by its real path, however it was reached.
+                    let rel = real
+                        .strip_prefix(&root)
+                        .or_else(|_| entry.path().strip_prefix(&root))
+                        .expect("BUG: walked paths are under their root");
+                    let id = rel
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy())
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    found.push(
+                        Input {
+                            path: entry.path().to_path_buf(),
+                            real,
+                            root: root.clone(),
+                            id: DocumentId::new(id),
+                            explicit: false,
+                            cli_groups: None,
+                        },
+                        failures,
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => failures.push(FileFailure {
+                    path: e
+                        .path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| root.display().to_string()),
+                    reason: if e.loop_ancestor().is_some() {
+                        "symbolic link loop".to_owned()
+                    } else {
+                        e.io_error()
+                            .map(|io| io.to_string())
+                            .unwrap_or_else(|| e.to_string())
+                    },
+                }),
+            }
+        }
+        failures.extend(outside.into_inner());
+    }
+    Ok(found.files)
+}
+
+/// Files collected so far, with their ids and real paths.
+#[derive(Default)]
+struct Found {
+    files: Vec<Input>,
+    ids: HashSet<DocumentId>,
+    reals: HashSet<PathBuf>,
+}
+
+impl Found {
+    fn push(&mut self, input: Input, failures: &mut Vec<FileFailure>) {
+        if !input.explicit && DocumentFormat::from_path(&input.real).is_none() {
+            return;
+        }
+        if !self.reals.insert(input.real.clone()) {
+            // The same file again, through a link: one document.
+            return;
+        }
+        if !self.ids.insert(input.id.clone()) {
+            failures.push(input.id_already_taken());
+            return;
+        }
+        self.files.push(input);
+    }
+}
+
+/// The file a catalogued document comes from, if it is another one than `real`: its recorded
+/// source; for a document catalogued before sources were recorded, the path it was ingested
+/// as, if that is still a file elsewhere.
+fn other_file(doc: &DocumentRecord, real: &Path) -> Option<String> {
+    match &doc.source {
+        Some(source) => (Path::new(&source.path) != real).then(|| source.path.clone()),
+        None => {
+            let old = Path::new(&doc.path).canonicalize().ok()?;
+            (old.is_file() && old != real).then(|| old.display().to_string())
+        }
+    }
+}
+
+/// Why a file whose id belongs to another file is not ingested, and what to do.
+fn id_taken(input: &Input, other: &str, doc: &DocumentRecord) -> String {
+    let root = doc
+        .source
+        .as_ref()
+        .map(|s| format!(" (ingested from {})", s.root))
+        .unwrap_or_default();
+    format!(
+        "document id {id} already belongs to {other}{root}; {this} was not ingested so as not to replace it: if it is the same document moved, delete the old one with `kb docs delete {id}` and ingest again; otherwise ingest {this} from another folder, where its id differs",
+        id = input.id,
+        this = input.real.display(),
+    )
+}
