@@ -125,6 +125,24 @@ fn a_missing_path_is_a_clear_error() {
 }
 
 #[test]
+fn serve_without_the_model_names_the_missing_folder_once() {
+    // Arrange
+    let data = tempfile::tempdir().unwrap();
+    let missing = data.path().join("no-such-model");
+
+    // Act
+    let out = run(kb(data.path())
+        .env("KB__EMBEDDER__LOCAL__MODEL_DIR", &missing)
+        .args(["serve", "--port", "0"]));
+
+    // Assert
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let folder = missing.display().to_string();
+    assert_eq!(stderr.matches(&folder).count(), 1, "{stderr}");
+}
+
+#[test]
 fn eval_reports_retrieval_metrics_on_a_beir_dataset() {
     let data = tempfile::tempdir().unwrap();
     let dataset = crate::helpers::workspace_root().join("tests/fixtures/eval-tiny");

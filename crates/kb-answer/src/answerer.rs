@@ -173,11 +173,11 @@ pub struct Answer {
 pub enum AnswerError {
     #[error("invalid request: {0}")]
     InvalidRequest(String),
-    #[error("embedding the question failed: {0}")]
+    #[error("embedding the question failed")]
     Embedding(#[source] ModelError),
     #[error(transparent)]
     Index(#[from] IndexError),
-    #[error("the chat model failed: {0}")]
+    #[error("the chat model failed")]
     Chat(#[source] ModelError),
 }
 
@@ -298,9 +298,7 @@ impl Answerer {
             .map_err(AnswerError::Embedding)?
             .into_iter()
             .next()
-            .ok_or_else(|| {
-                AnswerError::Embedding(ModelError::Permanent("no vector returned".into()))
-            })?;
+            .ok_or_else(|| AnswerError::Embedding(ModelError::permanent("no vector returned")))?;
         timings.embed_ms = ms(t);
         let t = Instant::now();
         let retrieval = self.retrieval_for(retrieval);
@@ -780,6 +778,25 @@ fn dedup(hits: Vec<Hit>) -> Vec<Hit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_model_failure_keeps_its_cause_and_names_it_once() {
+        // Arrange
+        let cause = std::io::Error::other("connection refused");
+        let model = ModelError::transient("engine endpoint primary", None).with_source(cause);
+
+        // Act
+        let error = AnswerError::Embedding(model);
+
+        // Assert
+        let source = std::error::Error::source(&error).expect("the model error is the source");
+        assert!(source.is::<ModelError>(), "{source:?}");
+        assert_eq!(
+            kb_core::error::chain(&error).to_string(),
+            "embedding the question failed: model temporarily unavailable: \
+             engine endpoint primary: connection refused"
+        );
+    }
 
     #[test]
     fn a_citation_removed_from_an_answer_does_not_join_a_tag_together() {

@@ -18,13 +18,13 @@ pub enum BuildError {
     Index(#[from] IndexError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
-    #[error("loading the local embedding model: {0}")]
+    #[error("loading the local embedding model")]
     LocalModel(#[from] LocalEmbedError),
-    #[error("engine settings: {0}")]
+    #[error("engine settings")]
     Engine(#[from] EngineError),
     #[error(transparent)]
     Ingest(#[from] IngestError),
-    #[error("usage ledger: {0}")]
+    #[error("usage ledger")]
     Usage(#[from] UsageError),
 }
 
@@ -147,4 +147,34 @@ pub fn ingest_options(settings: &Settings) -> IngestOptions {
             .min(settings.embedder.engine.batch_size);
     }
     options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_model_folder_is_named_once() {
+        // Arrange
+        let missing = LocalEmbedError::ModelDirMissing {
+            dir: "models/none".into(),
+        };
+
+        // Act
+        let error = BuildError::from(missing);
+
+        // Assert
+        let source = std::error::Error::source(&error).expect("the model error is the source");
+        assert!(source.is::<LocalEmbedError>(), "{source:?}");
+        let text = kb_core::error::chain(&error).to_string();
+        assert_eq!(
+            text.split(": ").take(3).collect::<Vec<_>>(),
+            [
+                "loading the local embedding model",
+                "model folder models/none",
+                "not found; run scripts/fetch-model.sh to download the default model, or set the model folder in the configuration"
+            ],
+        );
+        assert_eq!(text.matches("models/none").count(), 1, "{text}");
+    }
 }

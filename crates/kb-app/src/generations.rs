@@ -103,9 +103,12 @@ impl IndexGenerations for SettingsGenerations<'_> {
                 self.connect(&url, &name)?.delete_collection().await
             }
             IndexLocation::Folder(path) => match std::fs::remove_dir_all(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(IndexError::Other(
-                    format!("cannot delete index folder {}: {e}", path.display()),
-                )),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(IndexError::other_because(
+                        format!("cannot delete index folder {}", path.display()),
+                        e,
+                    ))
+                }
                 _ => Ok(()),
             },
         }

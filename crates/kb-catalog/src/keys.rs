@@ -64,7 +64,7 @@ fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ApiKeyRecord, CatalogEr
         name: row.get("name"),
         role: role
             .parse()
-            .map_err(|e: String| CatalogError::Corrupt(format!("api key role: {e}")))?,
+            .map_err(|e: String| CatalogError::corrupt(format!("api key role: {e}")))?,
         groups: parse_json(&groups, "key groups")?,
         created_at: row.get("created_at"),
         revoked_at: row.get("revoked_at"),

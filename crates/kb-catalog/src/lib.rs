@@ -29,7 +29,7 @@ pub struct SqliteCatalog {
 }
 
 pub(crate) fn db_err(context: &str) -> impl FnOnce(sqlx::Error) -> CatalogError + '_ {
-    move |e| CatalogError::Database(format!("{context}: {e}"))
+    move |e| CatalogError::database(context, e)
 }
 
 pub(crate) fn now() -> i64 {
@@ -47,15 +47,15 @@ impl SqliteCatalog {
     pub async fn open(path: &Path) -> Result<Self, CatalogError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             files::create_private_dir(parent).map_err(|e| {
-                CatalogError::Database(format!("cannot create folder {}: {e}", parent.display()))
+                CatalogError::database(format!("cannot create folder {}", parent.display()), e)
             })?;
             files::warn_if_open_to_others(parent);
         }
         files::secure_database_files(path, true).map_err(|e| {
-            CatalogError::Database(format!("cannot make {} private: {e}", path.display()))
+            CatalogError::database(format!("cannot make {} private", path.display()), e)
         })?;
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .map_err(|e| CatalogError::Database(format!("{}: {e}", path.display())))?
+            .map_err(|e| CatalogError::database(path.display().to_string(), e))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -65,16 +65,13 @@ impl SqliteCatalog {
             .max_connections(8)
             .connect_with(options)
             .await
-            .map_err(|e| CatalogError::Database(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|e| CatalogError::database(format!("cannot open {}", path.display()), e))?;
         Self::from_pool(pool).await
     }
 
     /// Use an existing pool (e.g. from `#[sqlx::test]`) and apply migrations.
     pub async fn from_pool(pool: SqlitePool) -> Result<Self, CatalogError> {
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| CatalogError::Migration(e.to_string()))?;
+        MIGRATOR.run(&pool).await.map_err(CatalogError::migration)?;
         Ok(Self { pool })
     }
 
@@ -83,7 +80,7 @@ impl SqliteCatalog {
         let rows: Vec<String> = sqlx::query_scalar(sql)
             .fetch_all(&self.pool)
             .await
-            .map_err(|e| CatalogError::Database(format!("{what}: {e}")))?;
+            .map_err(db_err(what))?;
         rows.iter().map(|s| parse_uuid(s)).collect()
     }
 
@@ -167,14 +164,15 @@ fn process_exists(pid: u32) -> bool {
 }
 
 fn parse_uuid(s: &str) -> Result<Uuid, CatalogError> {
-    Uuid::parse_str(s).map_err(|e| CatalogError::Corrupt(format!("bad point id {s:?}: {e}")))
+    Uuid::parse_str(s).map_err(|e| CatalogError::corrupt_because(format!("bad point id {s:?}"), e))
 }
 
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     s: &str,
     what: &str,
 ) -> Result<T, CatalogError> {
-    serde_json::from_str(s).map_err(|e| CatalogError::Corrupt(format!("bad {what} {s:?}: {e}")))
+    serde_json::from_str(s)
+        .map_err(|e| CatalogError::corrupt_because(format!("bad {what} {s:?}"), e))
 }
 
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
@@ -188,7 +186,7 @@ fn document_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<DocumentRecord, Ca
         .get::<Option<String>, _>("effective_date")
         .map(|d| {
             d.parse()
-                .map_err(|e| CatalogError::Corrupt(format!("bad effective date {d:?}: {e}")))
+                .map_err(|e| CatalogError::corrupt_because(format!("bad effective date {d:?}"), e))
         })
         .transpose()?;
     let source = match (
@@ -404,7 +402,7 @@ impl Catalog for SqliteCatalog {
         .await
         .map_err(db_err("record document source"))?;
         if updated.rows_affected() == 0 {
-            return Err(CatalogError::Database(format!(
+            return Err(CatalogError::database_refused(format!(
                 "record document source: document {id} is not catalogued"
             )));
         }
@@ -677,6 +675,29 @@ const ROWS_PER_INSERT: usize = 500;
 mod tests {
     use super::*;
     use kb_core::point_id;
+
+    #[tokio::test]
+    async fn a_folder_that_cannot_be_created_is_the_cause_of_the_open_error() {
+        // Arrange: the catalog's folder would be inside a regular file.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain-file");
+        std::fs::write(&file, "").unwrap();
+
+        // Act
+        let error = SqliteCatalog::open(&file.join("sub").join("kb.db"))
+            .await
+            .unwrap_err();
+
+        // Assert
+        let source = std::error::Error::source(&error).expect("the io error is the source");
+        assert!(source.is::<std::io::Error>(), "{source:?}");
+        let text = kb_core::error::chain(&error).to_string();
+        assert!(
+            text.starts_with("catalog database error: cannot create folder "),
+            "{text}"
+        );
+        assert_eq!(text.matches(&source.to_string()).count(), 1, "{text}");
+    }
 
     fn doc(id: &str, hash: &str) -> DocumentRecord {
         DocumentRecord {

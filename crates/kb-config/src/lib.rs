@@ -9,6 +9,7 @@
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use kb_answer::{AnswerMode, AnswerOptions};
+use kb_core::error::{BoxError, chain};
 use kb_embed_local::LocalEmbedderConfig;
 use kb_engine::{EngineConfig, EngineError, RemoteEmbedderOptions};
 use kb_ingest::IngestConfig;
@@ -21,15 +22,29 @@ use std::path::{Path, PathBuf};
 pub enum ConfigError {
     #[error("configuration: {0}")]
     Load(String),
+    /// `source` is the parser's error when the value does not parse.
     #[error("configuration key {key}: {message}")]
-    Invalid { key: String, message: String },
+    Invalid {
+        key: String,
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
-/// An engine setting error, keeping the key it names.
+/// An engine setting error, keeping the key it names and the cause.
 fn engine_invalid(error: EngineError) -> ConfigError {
     match error {
-        EngineError::Config { key, problem } => invalid(&key, problem),
-        other => invalid("engine", other.to_string()),
+        EngineError::Config {
+            key,
+            problem,
+            source,
+        } => ConfigError::Invalid {
+            key,
+            message: problem,
+            source: source.map(Into::into),
+        },
+        other => invalid("engine", chain(&other).to_string()),
     }
 }
 
@@ -37,6 +52,7 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_owned(),
         message: message.into(),
+        source: None,
     }
 }
 
@@ -330,6 +346,28 @@ impl Settings {
 #[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_base_url_that_does_not_parse_keeps_the_parser_error_as_cause() {
+        // Arrange
+        let error = EngineError::Config {
+            key: "engine.endpoints[0].base_url".into(),
+            problem: "not a valid URL".into(),
+            source: Some(url::ParseError::RelativeUrlWithoutBase),
+        };
+
+        // Act
+        let error = engine_invalid(error);
+
+        // Assert
+        let source = std::error::Error::source(&error).expect("the parse error is the source");
+        assert!(source.is::<url::ParseError>(), "{source:?}");
+        assert_eq!(
+            chain(&error).to_string(),
+            "configuration key engine.endpoints[0].base_url: not a valid URL: \
+             relative URL without a base"
+        );
+    }
 
     fn load_with(jail: &figment::Jail, file: Option<&str>) -> Result<Settings, ConfigError> {
         let mut figment = Figment::new();

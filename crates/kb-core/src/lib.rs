@@ -17,7 +17,7 @@ pub use access::{
 };
 pub use catalog::{Catalog, DocumentRecord, DocumentSource, IngestRun, RunStats, StoredChunk};
 pub use document::{Chunk, ChunkPayload, DocumentId, DocumentMeta, content_hash, point_id};
-pub use error::{CatalogError, IndexError, ModelError};
+pub use error::{BoxError, CatalogError, IndexError, ModelError};
 pub use index::{ChunkPoint, Filter, Hit, Retrieval, SearchQuery, VectorIndex};
 pub use model::{
     ChatDelta, ChatMessage, ChatModel, ChatRequest, ChatResponse, ChatStream, Embedder, Embedding,

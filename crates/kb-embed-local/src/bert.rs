@@ -89,7 +89,7 @@ impl Activation {
 pub enum BertError {
     #[error("config.json: {0}")]
     Config(String),
-    #[error("weights file is not a safetensors file: {0}")]
+    #[error("weights file is not a safetensors file")]
     Format(#[from] safetensors::SafeTensorError),
     #[error("weight {name} is missing")]
     Missing { name: String },

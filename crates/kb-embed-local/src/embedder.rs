@@ -375,7 +375,7 @@ impl Embedder for LocalEmbedder {
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || span.in_scope(|| inner.embed(&inputs, kind)))
             .await
-            .map_err(|err| ModelError::Permanent(format!("local embedding task failed: {err}")))?
+            .map_err(|err| ModelError::permanent("local embedding task failed").with_source(err))?
             .map_err(to_model_error)
     }
 
@@ -518,26 +518,18 @@ fn count_with(tokenizer: &Tokenizer, text: &str) -> usize {
     }
 }
 
+/// The error as the cause of a [`ModelError`], classified by whether the input was at fault.
 fn to_model_error(error: LocalEmbedError) -> ModelError {
-    let message = error_chain(&error);
-    if error.is_input_error() {
-        ModelError::InvalidRequest(message)
+    let classified = if error.is_input_error() {
+        ModelError::invalid_request(LAYER)
     } else {
-        ModelError::Permanent(message)
-    }
+        ModelError::permanent(LAYER)
+    };
+    classified.with_source(error)
 }
 
-/// `error: cause: cause ...`, since `ModelError` carries only a message.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
+/// What a [`ModelError`] from this crate says of its own layer; the cause says the rest.
+const LAYER: &str = "local embedding model";
 
 fn ends_at_word_boundary(prefix: &str) -> bool {
     prefix

@@ -6,13 +6,14 @@
 
 use crate::client::EngineClient;
 use crate::client::attempt::{Attempt, Success};
-use crate::client::classify::{Failure, Outcome, chain};
+use crate::client::classify::{Failure, Outcome};
 use crate::client::wire::{ChatCompletionRequest, CompletionResponse, StreamChunk};
 use crate::kind::ModelKind;
 use crate::tokens::estimate_tokens;
 use async_trait::async_trait;
 use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures::stream::{BoxStream, StreamExt};
+use kb_core::error::chain;
 use kb_core::{ChatDelta, ChatModel, ChatRequest, ChatResponse, ChatStream, ModelError, Usage};
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -173,7 +174,7 @@ async fn open_stream(
             .json(&ChatCompletionRequest::new(req, &attempt.model, true))
             .send()
             .await
-            .map_err(|e| Failure::from_reqwest(&endpoint, &e))?;
+            .map_err(|e| Failure::from_reqwest(&endpoint, e))?;
         let status = response.status();
         if !status.is_success() {
             let headers = response.headers().clone();
@@ -190,11 +191,9 @@ async fn open_stream(
                 Some(Err(e)) => {
                     return Err(Failure::transient(
                         Outcome::Transport,
-                        format!(
-                            "engine endpoint {endpoint}: stream broke before the first token: {}",
-                            chain(&e)
-                        ),
-                    ));
+                        format!("engine endpoint {endpoint}: stream broke before the first token"),
+                    )
+                    .caused_by(e));
                 }
                 None if parsed.complete() => break,
                 None => {
@@ -264,7 +263,9 @@ impl StreamState {
                     self.ended = self.parsed.done;
                 }
                 Ok(Some(Err(e))) => {
-                    return Some(Err(self.interrupt(Outcome::Transport, chain(&e))));
+                    return Some(Err(
+                        self.interrupt(Outcome::Transport, chain(&e).to_string())
+                    ));
                 }
                 Ok(None) if self.parsed.complete() => self.ended = true,
                 Ok(None) => {
@@ -280,10 +281,7 @@ impl StreamState {
     }
 
     fn interrupt(&mut self, outcome: Outcome, detail: String) -> ModelError {
-        let error = ModelError::Transient {
-            message: INTERRUPTED.to_owned(),
-            retry_after: None,
-        };
+        let error = ModelError::transient(INTERRUPTED, None);
         self.finish(Outcome::Interrupted, Some((outcome, detail)));
         error
     }
@@ -298,13 +296,13 @@ impl StreamState {
         match failure {
             None => ticket.finish(outcome, self.parsed.usage, None),
             Some((cause, detail)) => {
-                let error = ModelError::Transient {
-                    message: self.client.redact_text(format!(
+                let error = ModelError::transient(
+                    self.client.redact_text(format!(
                         "{INTERRUPTED}: engine endpoint {}: {detail} ({cause})",
                         self.attempt.endpoint
                     )),
-                    retry_after: None,
-                };
+                    None,
+                );
                 ticket.finish(outcome, self.parsed.usage, Some(&error));
             }
         }

@@ -4,8 +4,14 @@
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// A setting is wrong; `key` is its full name, e.g. `engine.endpoints[0].base_url`.
+    /// `source` is the parser's error when the value does not parse.
     #[error("{key}: {problem}")]
-    Config { key: String, problem: String },
+    Config {
+        key: String,
+        problem: String,
+        #[source]
+        source: Option<url::ParseError>,
+    },
     /// The HTTP client could not be built (TLS back-end initialisation).
     #[error("engine http client could not be built")]
     Client(#[source] reqwest::Error),
@@ -16,6 +22,7 @@ impl EngineError {
         Self::Config {
             key: key.into(),
             problem: problem.into(),
+            source: None,
         }
     }
 }

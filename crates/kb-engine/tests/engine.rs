@@ -193,7 +193,7 @@ async fn invalid_request_400_is_not_retried() {
 
     // Assert
     let err = result.unwrap_err();
-    assert!(matches!(err, ModelError::InvalidRequest(_)), "{err:?}");
+    assert!(matches!(err, ModelError::InvalidRequest { .. }), "{err:?}");
     assert!(err.to_string().contains("strict"), "{err}");
     assert_eq!(fake.calls(Route::Embeddings), 1);
 }
@@ -216,11 +216,11 @@ async fn context_length_error_is_classified() {
 
     // Assert
     assert!(
-        matches!(embed_err, ModelError::ContextLengthExceeded(_)),
+        matches!(embed_err, ModelError::ContextLengthExceeded { .. }),
         "{embed_err:?}"
     );
     assert!(
-        matches!(chat_err, ModelError::ContextLengthExceeded(_)),
+        matches!(chat_err, ModelError::ContextLengthExceeded { .. }),
         "{chat_err:?}"
     );
     assert_eq!(fake.calls(Route::Embeddings), 1);
@@ -234,7 +234,7 @@ async fn wrong_dimensions_is_a_clear_error() {
 
     // Assert
     let err = result.unwrap_err();
-    assert!(matches!(err, ModelError::Permanent(_)), "{err:?}");
+    assert!(matches!(err, ModelError::Permanent { .. }), "{err:?}");
     let message = err.to_string();
     for part in [
         "gpu-1",
@@ -317,7 +317,7 @@ async fn every_key_refused_is_a_permanent_error() {
         .unwrap_err();
 
     // Assert
-    assert!(matches!(err, ModelError::Permanent(_)), "{err:?}");
+    assert!(matches!(err, ModelError::Permanent { .. }), "{err:?}");
     assert_eq!(fake.calls(Route::Embeddings), 2);
 }
 
@@ -699,7 +699,7 @@ async fn no_endpoint_for_chat_is_a_permanent_error_naming_the_setting() {
     let err = client.chat(None).complete(&question()).await.unwrap_err();
 
     // Assert
-    assert!(matches!(err, ModelError::Permanent(_)), "{err:?}");
+    assert!(matches!(err, ModelError::Permanent { .. }), "{err:?}");
     assert!(err.to_string().contains("chat_model"), "{err}");
     assert!(!client.serves(kb_engine::ModelKind::Chat));
 }
@@ -756,7 +756,7 @@ async fn a_logical_model_no_endpoint_serves_fails_at_once_naming_it() {
         .unwrap_err();
 
     // Assert
-    assert!(matches!(err, ModelError::Permanent(_)), "{err:?}");
+    assert!(matches!(err, ModelError::Permanent { .. }), "{err:?}");
     assert!(err.to_string().contains("\"smart\""), "{err}");
     assert!(
         err.to_string().contains("engine.endpoints[].models"),

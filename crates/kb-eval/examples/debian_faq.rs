@@ -58,7 +58,7 @@ fn parse_args() -> Result<Args, String> {
 #[tokio::main]
 async fn main() {
     if let Err(err) = real_main().await {
-        eprintln!("debian_faq: {err}");
+        eprintln!("debian_faq: {}", kb_core::error::chain(&*err));
         std::process::exit(1);
     }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     /// A dataset file is missing or unreadable.
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read", path.display())]
     Read {
         path: PathBuf,
         #[source]
@@ -25,17 +25,17 @@ pub enum EvalError {
     #[error("{}: {message}", path.display())]
     Dataset { path: PathBuf, message: String },
     /// The scratch folder for the corpus files could not be written.
-    #[error("scratch folder {}: {source}", path.display())]
+    #[error("scratch folder {}", path.display())]
     Scratch {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("ingesting the corpus: {0}")]
+    #[error("ingesting the corpus")]
     Ingest(#[from] IngestError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
-    #[error("query {query_id}: {source}")]
+    #[error("query {query_id}")]
     Query {
         query_id: String,
         #[source]
@@ -45,4 +45,28 @@ pub enum EvalError {
     Options(String),
     #[error("evaluation interrupted")]
     Interrupted,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_dataset_names_the_io_error_once() {
+        // Arrange
+        let io = std::io::Error::other("permission denied");
+
+        // Act
+        let error = EvalError::Read {
+            path: "queries.jsonl".into(),
+            source: io,
+        };
+
+        // Assert
+        assert!(std::error::Error::source(&error).is_some());
+        assert_eq!(
+            kb_core::error::chain(&error).to_string(),
+            "queries.jsonl: cannot read: permission denied"
+        );
+    }
 }

@@ -176,10 +176,7 @@ impl EmbeddedIndex {
     /// `search_ef` applies to every search.
     pub fn open_with(dir: &Path, hnsw: HnswParams) -> Result<Self, IndexError> {
         create_private_folder(dir).map_err(|err| {
-            IndexError::Other(format!(
-                "cannot create index folder {}: {err}",
-                dir.display()
-            ))
+            IndexError::other_because(format!("cannot create index folder {}", dir.display()), err)
         })?;
         let lock = lock_folder(dir)?;
         let bm25 = Bm25Encoder::new();
@@ -240,7 +237,7 @@ impl EmbeddedIndex {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || job(&inner))
             .await
-            .map_err(|err| IndexError::Other(format!("{what}: index task failed: {err}")))?
+            .map_err(|err| IndexError::other_because(format!("{what}: index task failed"), err))?
     }
 }
 
@@ -288,7 +285,7 @@ fn lock_folder(dir: &Path) -> Result<File, IndexError> {
         .write(true)
         .open(&path)
         .map_err(|err| {
-            IndexError::Other(format!("cannot open lock file {}: {err}", path.display()))
+            IndexError::other_because(format!("cannot open lock file {}", path.display()), err)
         })?;
     let deadline = Instant::now() + LOCK_GRACE;
     loop {
@@ -304,10 +301,10 @@ fn lock_folder(dir: &Path) -> Result<File, IndexError> {
                 return Err(IndexError::Locked(dir.display().to_string()));
             }
             Err(fs4::TryLockError::Error(err)) => {
-                return Err(IndexError::Other(format!(
-                    "cannot lock {}: {err}",
-                    path.display()
-                )));
+                return Err(IndexError::other_because(
+                    format!("cannot lock {}", path.display()),
+                    err,
+                ));
             }
         }
     }
@@ -321,8 +318,8 @@ impl Inner {
 
     fn ensure(&self, dims: usize) -> Result<(), IndexError> {
         if dims == 0 {
-            return Err(IndexError::Other(
-                "cannot create a vector index for 0-dimensional vectors".into(),
+            return Err(IndexError::other(
+                "cannot create a vector index for 0-dimensional vectors",
             ));
         }
         // The guarded value is `()`, so a panic in another `ensure` left nothing inconsistent.
@@ -351,7 +348,7 @@ impl Inner {
         };
 
         let found = dense_dims(shard).ok_or_else(|| {
-            IndexError::Other(format!(
+            IndexError::other(format!(
                 "index in {} has no `{DENSE_VECTOR}` vector; it was not written by kb",
                 self.dir.display()
             ))
@@ -397,7 +394,7 @@ impl Inner {
     /// The shard, for a write: the collection must exist.
     fn shard_for_write(&self) -> Result<&EdgeShard, IndexError> {
         self.shard().ok_or_else(|| {
-            IndexError::Other(format!(
+            IndexError::other(format!(
                 "index in {} has no collection yet; call `ensure` with the vector size first",
                 self.dir.display()
             ))
@@ -645,7 +642,7 @@ fn to_hit(point: ScoredPoint, retrieval: Retrieval, query: &[f32]) -> Result<Hit
     let id = uuid_of(point.id)?;
     let payload = point
         .payload
-        .ok_or_else(|| IndexError::Other(format!("point {id}: search returned no payload")))?;
+        .ok_or_else(|| IndexError::other(format!("point {id}: search returned no payload")))?;
     let cosine = match retrieval {
         Retrieval::Dense => point.score,
         Retrieval::Sparse | Retrieval::Hybrid => {
@@ -680,7 +677,7 @@ fn has_sparse(shard: &EdgeShard) -> bool {
 }
 
 fn no_sparse_vector(dir: &Path) -> IndexError {
-    IndexError::Other(format!(
+    IndexError::other(format!(
         "index in {} has no `{SPARSE_VECTOR}` sparse vector, so it cannot search by BM25; it was not written by kb",
         dir.display()
     ))
@@ -731,7 +728,7 @@ fn add_missing_sparse(shard: &EdgeShard, bm25: &Bm25Encoder) -> Result<(), Index
             .map(|record| {
                 let id = uuid_of(record.id)?;
                 let payload = record.payload.ok_or_else(|| {
-                    IndexError::Other(format!("point {id}: scroll returned no payload"))
+                    IndexError::other(format!("point {id}: scroll returned no payload"))
                 })?;
                 let text = payload::from_json(payload.0, id)?.indexed_text();
                 Ok(PointVectorsPersisted {
@@ -856,7 +853,7 @@ fn edge_filter(conditions: &Conditions) -> Option<qdrant_edge::Filter> {
 fn uuid_of(id: PointId) -> Result<uuid::Uuid, IndexError> {
     match id {
         PointId::Uuid(uuid) => Ok(uuid),
-        PointId::NumId(num) => Err(IndexError::Other(format!(
+        PointId::NumId(num) => Err(IndexError::other(format!(
             "point {num} has a numeric id; the index was not written by kb"
         ))),
     }
@@ -874,7 +871,7 @@ fn flush(shard: &EdgeShard) -> Result<(), IndexError> {
 }
 
 fn edge_error(context: impl std::fmt::Display, err: OperationError) -> IndexError {
-    IndexError::Other(format!("{context}: {err}"))
+    IndexError::other_because(context.to_string(), err)
 }
 
 #[cfg(all(test, unix))]

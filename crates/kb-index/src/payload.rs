@@ -46,14 +46,17 @@ pub(crate) const INDEXED_KEYS: [(&str, IndexKind); 4] = [
 pub(crate) fn to_json(payload: &ChunkPayload) -> Result<Map<String, Value>, IndexError> {
     match serde_json::to_value(payload) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(IndexError::Other(format!(
+        Ok(other) => Err(IndexError::other(format!(
             "payload of chunk {} #{} is not a JSON object: {other}",
             payload.doc_id, payload.ordinal
         ))),
-        Err(err) => Err(IndexError::Other(format!(
-            "payload of chunk {} #{} cannot be serialized: {err}",
-            payload.doc_id, payload.ordinal
-        ))),
+        Err(err) => Err(IndexError::other_because(
+            format!(
+                "payload of chunk {} #{} cannot be serialized",
+                payload.doc_id, payload.ordinal
+            ),
+            err,
+        )),
     }
 }
 
@@ -63,9 +66,12 @@ pub(crate) fn from_json(
     point: impl std::fmt::Display,
 ) -> Result<ChunkPayload, IndexError> {
     serde_json::from_value(Value::Object(map)).map_err(|err| {
-        IndexError::Other(format!(
-            "point {point}: stored payload is not a kb chunk payload ({err}); was the index written by another tool?"
-        ))
+        IndexError::other_because(
+            format!(
+                "point {point}: stored payload is not a kb chunk payload; was the index written by another tool?"
+            ),
+            err,
+        )
     })
 }
 
@@ -187,6 +193,18 @@ mod tests {
         assert_eq!(map[EFFECTIVE_DATE_KEY], "2026-01-15");
         assert_eq!(map["byte_end"], 32);
         assert_eq!(from_json(map, "p").expect("deserializes"), sample());
+    }
+
+    #[test]
+    fn a_foreign_payload_keeps_the_parser_error_as_cause() {
+        // Act
+        let err = from_json(Map::new(), "42").expect_err("missing fields");
+
+        // Assert
+        let source = std::error::Error::source(&err).expect("the parse error is the source");
+        assert!(source.is::<serde_json::Error>(), "{source:?}");
+        let text = kb_core::error::chain(&err).to_string();
+        assert_eq!(text.matches(&source.to_string()).count(), 1, "{text}");
     }
 
     #[test]

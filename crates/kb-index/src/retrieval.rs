@@ -31,7 +31,7 @@ pub(crate) fn stored_cosine(
 ) -> Result<f32, kb_core::IndexError> {
     match stored {
         Some(stored) if stored.len() == query.len() => Ok(cosine(query, stored)),
-        _ => Err(kb_core::IndexError::Other(format!(
+        _ => Err(kb_core::IndexError::other(format!(
             "point {id}: search returned no `{}` vector",
             crate::payload::DENSE_VECTOR
         ))),

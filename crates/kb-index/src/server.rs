@@ -69,8 +69,8 @@ impl QdrantServerIndex {
     /// first call, typically [`VectorIndex::ensure`] at start-up.
     pub fn connect(url: &str, api_key: Option<&str>, collection: &str) -> Result<Self, IndexError> {
         if collection.is_empty() {
-            return Err(IndexError::Other(
-                "qdrant collection name must not be empty".into(),
+            return Err(IndexError::other(
+                "qdrant collection name must not be empty",
             ));
         }
         let client = Qdrant::from_url(url)
@@ -81,7 +81,7 @@ impl QdrantServerIndex {
             // stdout; an incompatible server fails the first calls with its own error instead.
             .skip_compatibility_check()
             .build()
-            .map_err(|err| IndexError::Other(format!("qdrant server {url}: {err}")))?;
+            .map_err(|err| IndexError::other_because(format!("qdrant server {url}"), err))?;
         Ok(Self {
             client,
             url: url.to_owned(),
@@ -137,13 +137,13 @@ impl QdrantServerIndex {
             Some(VectorsConfigKind::Params(_)) | None => None,
         };
         let size = size.ok_or_else(|| {
-            IndexError::Other(format!(
+            IndexError::other(format!(
                 "qdrant collection `{}` has no `{DENSE_VECTOR}` vector; it was not created by kb",
                 self.collection
             ))
         })?;
         let size = usize::try_from(size).map_err(|_| {
-            IndexError::Other(format!(
+            IndexError::other(format!(
                 "qdrant collection `{}` reports an impossible vector size {size}",
                 self.collection
             ))
@@ -291,7 +291,7 @@ impl QdrantServerIndex {
 
     fn error(&self, context: &str, err: QdrantError) -> IndexError {
         let message = format!(
-            "qdrant server {} collection `{}`: {context}: {err}",
+            "qdrant server {} collection `{}`: {context}",
             self.url, self.collection
         );
         match &err {
@@ -300,23 +300,24 @@ impl QdrantServerIndex {
                 | Code::DeadlineExceeded
                 | Code::ResourceExhausted
                 | Code::Aborted
-                | Code::Cancelled => IndexError::Unavailable(message),
+                | Code::Cancelled => IndexError::unavailable_because(message, err),
                 // qdrant-client reports a failed connection as `internal`, with this message.
                 Code::Internal if status.message().starts_with(CONNECT_FAILED) => {
-                    IndexError::Unavailable(message)
+                    IndexError::unavailable_because(message, err)
                 }
                 Code::Unauthenticated | Code::PermissionDenied => {
-                    IndexError::Other(format!("{message} (check the qdrant API key)"))
+                    IndexError::other_because(format!("{message} (check the qdrant API key)"), err)
                 }
-                Code::NotFound => IndexError::Other(format!(
-                    "{message} (the collection does not exist; `ensure` creates it)"
-                )),
-                _ => IndexError::Other(message),
+                Code::NotFound => IndexError::other_because(
+                    format!("{message} (the collection does not exist; `ensure` creates it)"),
+                    err,
+                ),
+                _ => IndexError::other_because(message, err),
             },
             QdrantError::ResourceExhaustedError { .. } | QdrantError::Io(_) => {
-                IndexError::Unavailable(message)
+                IndexError::unavailable_because(message, err)
             }
-            _ => IndexError::Other(message),
+            _ => IndexError::other_because(message, err),
         }
     }
 }
@@ -325,8 +326,8 @@ impl QdrantServerIndex {
 impl VectorIndex for QdrantServerIndex {
     async fn ensure(&self, dims: usize) -> Result<(), IndexError> {
         if dims == 0 {
-            return Err(IndexError::Other(
-                "cannot create a vector index for 0-dimensional vectors".into(),
+            return Err(IndexError::other(
+                "cannot create a vector index for 0-dimensional vectors",
             ));
         }
         let (found, has_sparse) = match self.existing_layout().await? {
@@ -334,7 +335,7 @@ impl VectorIndex for QdrantServerIndex {
             None => {
                 self.create_collection(dims).await?;
                 self.existing_layout().await?.ok_or_else(|| {
-                    IndexError::Other(format!(
+                    IndexError::other(format!(
                         "qdrant collection `{}` vanished right after it was created",
                         self.collection
                     ))
@@ -573,14 +574,13 @@ fn server_filter(conditions: &Conditions) -> Option<qdrant_client::qdrant::Filte
 
 fn uuid_of(id: Option<PointId>) -> Result<uuid::Uuid, IndexError> {
     match id.and_then(|id| id.point_id_options) {
-        Some(PointIdOptions::Uuid(text)) => uuid::Uuid::parse_str(&text)
-            .map_err(|err| IndexError::Other(format!("point id {text:?} is not a UUID: {err}"))),
-        Some(PointIdOptions::Num(num)) => Err(IndexError::Other(format!(
+        Some(PointIdOptions::Uuid(text)) => uuid::Uuid::parse_str(&text).map_err(|err| {
+            IndexError::other_because(format!("point id {text:?} is not a UUID"), err)
+        }),
+        Some(PointIdOptions::Num(num)) => Err(IndexError::other(format!(
             "point {num} has a numeric id; the collection was not written by kb"
         ))),
-        None => Err(IndexError::Other(
-            "qdrant returned a point without an id".into(),
-        )),
+        None => Err(IndexError::other("qdrant returned a point without an id")),
     }
 }
 

@@ -1260,7 +1260,7 @@ mod server_offline {
 
         let err = index.ensure(DIMS).await.expect_err("no server");
 
-        assert!(matches!(err, IndexError::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, IndexError::Unavailable { .. }), "{err:?}");
         assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
     }
 

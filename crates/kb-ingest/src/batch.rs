@@ -13,6 +13,7 @@
 //! engine client gave up on a request, so that a long rate-limit episode slows a run down
 //! instead of stopping it.
 
+use kb_core::error::chain;
 use kb_core::{Embedder, Embedding, InputKind, ModelError};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -180,7 +181,7 @@ pub(crate) async fn embed_batch<K>(
         calls += 1;
         let error = match embedder.embed(&texts, InputKind::Passage).await {
             Ok(vectors) if vectors.len() == texts.len() => break Ok(vectors),
-            Ok(vectors) => ModelError::Permanent(format!(
+            Ok(vectors) => ModelError::permanent(format!(
                 "embedder returned {} vectors for {} inputs",
                 vectors.len(),
                 texts.len()
@@ -192,7 +193,7 @@ pub(crate) async fn embed_batch<K>(
         }
         let wait = error.retry_after().unwrap_or_else(|| backoff(calls));
         tracing::warn!(
-            %error,
+            error = %chain(&error),
             inputs = texts.len(),
             attempt = calls,
             wait_ms = wait.as_millis() as u64,

@@ -41,7 +41,7 @@ pub async fn generation(catalog: &dyn Catalog) -> Result<u64, CatalogError> {
 fn parse_generation(value: Option<&str>) -> Result<u64, CatalogError> {
     value.map_or(Ok(0), |v| {
         v.parse().map_err(|_| {
-            CatalogError::Corrupt(format!("{META_GENERATION} = {v:?} is not a number"))
+            CatalogError::corrupt(format!("{META_GENERATION} = {v:?} is not a number"))
         })
     })
 }
@@ -135,7 +135,7 @@ pub async fn rebuild(
     } = restore_points(catalog, target, embedder, pacing, &missing).await?;
     let now: HashSet<Uuid> = target.point_ids().await?.into_iter().collect();
     if now != in_catalog {
-        return Err(IngestError::Index(kb_core::IndexError::Other(format!(
+        return Err(IngestError::Index(kb_core::IndexError::other(format!(
             "the rebuilt index holds {} points for {} catalog chunks; is another process writing to it?",
             now.len(),
             in_catalog.len()

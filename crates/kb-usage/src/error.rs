@@ -9,15 +9,15 @@ pub enum UsageError {
     /// A `--since` value that is neither a duration (`7d`, `24h`, `30m`) nor a date.
     #[error("since {value:?}: {problem}")]
     Since { value: String, problem: String },
-    #[error("usage database {path}: {source}")]
+    #[error("usage database {path}")]
     Open {
         path: String,
         #[source]
         source: sqlx::Error,
     },
-    #[error("usage database: applying migrations: {0}")]
+    #[error("usage database: applying migrations")]
     Migration(#[source] sqlx::migrate::MigrateError),
-    #[error("usage database: {what}: {source}")]
+    #[error("usage database: {what}")]
     Query {
         what: &'static str,
         #[source]
@@ -35,5 +35,23 @@ impl UsageError {
 
     pub(crate) fn query(what: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
         move |source| Self::Query { what, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    #[test]
+    fn a_failed_query_keeps_the_database_error_as_cause() {
+        // Act
+        let error = UsageError::query("sum the calls")(sqlx::Error::PoolClosed);
+
+        // Assert
+        let source = error.source().expect("the sqlx error is the source");
+        assert!(source.is::<sqlx::Error>(), "{source:?}");
+        assert_eq!(error.to_string(), "usage database: sum the calls");
+        assert!(!error.to_string().contains(&source.to_string()), "{error}");
     }
 }

@@ -85,7 +85,7 @@ impl IndexGenerations for Generations {
     async fn delete(&self, generation: u64) -> Result<(), IndexError> {
         self.note(format!("delete {generation}"), generation).await;
         if self.undeletable.lock().unwrap().contains(&generation) {
-            return Err(IndexError::Unavailable("the disk is gone".into()));
+            return Err(IndexError::unavailable("the disk is gone"));
         }
         self.indexes.lock().unwrap().remove(&generation);
         Ok(())

@@ -16,6 +16,7 @@ use kb_bench::{
     corpus, process_cpu_seconds,
 };
 use kb_catalog::SqliteCatalog;
+use kb_core::error::chain;
 use kb_core::{Catalog, Embedder, InputKind, VectorIndex};
 use kb_embed_local::{LocalEmbedder, LocalEmbedderConfig};
 use kb_index::EmbeddedIndex;
@@ -194,7 +195,7 @@ fn stages_alone(
         let doc = match load_file(path, max_bytes) {
             Ok(doc) => doc,
             Err(error) => {
-                eprintln!("skipping {}: {error}", path.display());
+                eprintln!("skipping {}: {}", path.display(), chain(&error));
                 continue;
             }
         };

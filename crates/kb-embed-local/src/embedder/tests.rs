@@ -603,3 +603,25 @@ fn only_bert_style_tokenizers_are_said_to_add_up_at_whitespace() {
 
     assert!(!counts_add_at_whitespace(&tokenizer));
 }
+
+#[test]
+fn a_model_error_keeps_the_local_error_as_cause() {
+    // Arrange
+    let missing = LocalEmbedError::ModelDirMissing {
+        dir: PathBuf::from("models/none"),
+    };
+
+    // Act
+    let error = to_model_error(missing);
+
+    // Assert
+    let source = std::error::Error::source(&error).expect("the local error is the source");
+    assert!(source.is::<LocalEmbedError>(), "{source:?}");
+    assert!(!error.is_retryable());
+    let text = kb_core::error::chain(&error).to_string();
+    assert!(
+        text.starts_with("model error: local embedding model: model folder models/none: not found"),
+        "{text}"
+    );
+    assert_eq!(text.matches("models/none").count(), 1, "{text}");
+}

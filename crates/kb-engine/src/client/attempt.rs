@@ -8,6 +8,7 @@ use super::route::{Lease, Routes};
 use crate::clock;
 use crate::kind::ModelKind;
 use crate::usage::CallRecord;
+use kb_core::error::chain;
 use kb_core::{ModelError, Usage};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -93,13 +94,13 @@ impl Attempt {
                 .json(body)
                 .send()
                 .await
-                .map_err(|e| Failure::from_reqwest(&self.endpoint, &e))?;
+                .map_err(|e| Failure::from_reqwest(&self.endpoint, e))?;
             let status = response.status();
             let headers = response.headers().clone();
             let bytes = response
                 .bytes()
                 .await
-                .map_err(|e| Failure::from_reqwest(&self.endpoint, &e))?;
+                .map_err(|e| Failure::from_reqwest(&self.endpoint, e))?;
             if !status.is_success() {
                 let text = String::from_utf8_lossy(&bytes);
                 return Err(Failure::from_status(
@@ -188,7 +189,7 @@ impl Ticket {
                     kind = kind.as_str(),
                     latency_ms,
                     outcome = %outcome,
-                    %error,
+                    error = %chain(error),
                     "engine call failed"
                 );
             }

@@ -2,6 +2,7 @@
 //! and a decision: retry elsewhere, disable the key, or give up.
 
 use kb_core::ModelError;
+use kb_core::error::BoxError;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use std::fmt;
@@ -93,12 +94,17 @@ pub(crate) struct Failure {
 impl Failure {
     pub fn transient(outcome: Outcome, message: String) -> Self {
         Self {
-            error: ModelError::Transient {
-                message,
-                retry_after: None,
-            },
+            error: ModelError::transient(message, None),
             outcome,
             action: Action::Retry,
+        }
+    }
+
+    /// The same failure, caused by `cause` (what the transport said).
+    pub fn caused_by(self, cause: impl Into<BoxError>) -> Self {
+        Self {
+            error: self.error.with_source(cause),
+            ..self
         }
     }
 
@@ -113,25 +119,27 @@ impl Failure {
     }
 
     /// The engine answered 2xx with something unusable; flaky gateways do that, so retry.
-    pub fn malformed(endpoint: &str, detail: impl fmt::Display) -> Self {
+    /// `problem` says what is wrong with it (a parser's error, or kb's own finding).
+    pub fn malformed(endpoint: &str, problem: impl Into<BoxError>) -> Self {
         Self::transient(
             Outcome::Malformed,
-            format!("engine endpoint {endpoint}: unusable response: {detail}"),
+            format!("engine endpoint {endpoint}: unusable response"),
         )
+        .caused_by(problem)
     }
 
     /// Embeddings of the wrong length: this endpoint serves another model than configured,
     /// which no retry on it will fix; another endpoint may serve the right one.
     pub fn wrong_dimensions(message: String) -> Self {
         Self {
-            error: ModelError::Permanent(message),
+            error: ModelError::permanent(message),
             outcome: Outcome::WrongDimensions,
             action: Action::SkipEndpoint,
         }
     }
 
-    /// A transport error from reqwest (connect, timeout, broken body).
-    pub fn from_reqwest(endpoint: &str, error: &reqwest::Error) -> Self {
+    /// A transport error from reqwest (connect, timeout, broken body), kept as the cause.
+    pub fn from_reqwest(endpoint: &str, error: reqwest::Error) -> Self {
         let outcome = if error.is_timeout() {
             Outcome::Timeout
         } else if error.is_connect() {
@@ -139,10 +147,7 @@ impl Failure {
         } else {
             Outcome::Transport
         };
-        Self::transient(
-            outcome,
-            format!("engine endpoint {endpoint}: {}", chain(error)),
-        )
+        Self::transient(outcome, format!("engine endpoint {endpoint}")).caused_by(error)
     }
 
     /// A non-2xx answer.
@@ -157,7 +162,7 @@ impl Failure {
         if matches!(code, 401 | 403) {
             // The body may echo part of the key ("Incorrect API key provided: sk-ab***"): skip it.
             return Self {
-                error: ModelError::Permanent(format!(
+                error: ModelError::permanent(format!(
                     "engine endpoint {endpoint}: api key refused (http {code})"
                 )),
                 outcome,
@@ -169,30 +174,15 @@ impl Failure {
         let retry_after = parse_retry_after(headers, SystemTime::now());
         let (error, action) = match code {
             429 => (
-                ModelError::RateLimited {
-                    message,
-                    retry_after,
-                },
+                ModelError::rate_limited(message, retry_after),
                 Action::Retry,
             ),
-            408 | 500..=599 => (
-                ModelError::Transient {
-                    message,
-                    retry_after,
-                },
-                Action::Retry,
-            ),
+            408 | 500..=599 => (ModelError::transient(message, retry_after), Action::Retry),
             400..=499 if mentions_context_length(body) => {
-                (ModelError::ContextLengthExceeded(message), Action::GiveUp)
+                (ModelError::context_length_exceeded(message), Action::GiveUp)
             }
-            400..=499 => (ModelError::InvalidRequest(message), Action::GiveUp),
-            _ => (
-                ModelError::Transient {
-                    message,
-                    retry_after,
-                },
-                Action::Retry,
-            ),
+            400..=499 => (ModelError::invalid_request(message), Action::GiveUp),
+            _ => (ModelError::transient(message, retry_after), Action::Retry),
         };
         Self {
             error,
@@ -255,25 +245,30 @@ fn duration_from_secs(secs: f64) -> Option<Duration> {
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
 }
 
-/// An error and its sources on one line: reqwest's own message says little ("error sending
-/// request"); the cause ("connection refused") is in the chain.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unparsable_answer_keeps_the_parser_error_as_cause() {
+        // Arrange
+        let parse = serde_json::from_str::<u8>("{").unwrap_err();
+        let said = parse.to_string();
+
+        // Act
+        let failure = Failure::malformed("primary", parse);
+
+        // Assert
+        let source = std::error::Error::source(&failure.error).expect("a cause");
+        assert!(source.is::<serde_json::Error>(), "{source:?}");
+        let text = kb_core::error::chain(&failure.error).to_string();
+        assert_eq!(
+            text,
+            format!(
+                "model temporarily unavailable: engine endpoint primary: unusable response: {said}"
+            )
+        );
+    }
     use reqwest::header::HeaderValue;
 
     fn headers(name: &'static str, value: &str) -> HeaderMap {
@@ -343,11 +338,11 @@ mod tests {
         assert_eq!(classify(403, "").action, Action::DisableRoute);
         assert!(matches!(
             classify(400, ctx).error,
-            ModelError::ContextLengthExceeded(_)
+            ModelError::ContextLengthExceeded { .. }
         ));
         assert!(matches!(
             classify(404, "no").error,
-            ModelError::InvalidRequest(_)
+            ModelError::InvalidRequest { .. }
         ));
         assert_eq!(classify(422, "bad").action, Action::GiveUp);
     }

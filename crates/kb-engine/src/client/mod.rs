@@ -26,6 +26,7 @@ use crate::usage::UsageRecorder;
 use attempt::{Attempt, Success};
 use classify::{Action, Failure, Outcome};
 use kb_core::ModelError;
+use kb_core::error::{BoxError, chain};
 use meter::Meter;
 use rand::Rng;
 use route::{Pick, Routes};
@@ -167,7 +168,7 @@ impl EngineClient {
             } else {
                 "map it in engine.endpoints[].models".to_owned()
             };
-            return Err(ModelError::Permanent(format!(
+            return Err(ModelError::permanent(format!(
                 "no engine endpoint serves the {kind} model {name:?}: {how}"
             )));
         }
@@ -203,7 +204,7 @@ impl EngineClient {
                 }
                 Pick::Nothing => {
                     return Err(last.unwrap_or_else(|| {
-                        ModelError::Permanent(format!(
+                        ModelError::permanent(format!(
                             "every api key of the engine endpoints serving {kind} was refused"
                         ))
                     }));
@@ -243,23 +244,23 @@ impl EngineClient {
             }
         }
         let error = last.unwrap_or_else(|| match stop {
-            Stop::Budget => ModelError::RateLimited {
-                message: format!(
+            Stop::Budget => ModelError::rate_limited(
+                format!(
                     "the client-side budgets (requests_per_minute, tokens_per_minute) of the \
                      engine endpoints serving {kind} are used up"
                 ),
-                retry_after: None,
-            },
-            Stop::Open => ModelError::Transient {
-                message: format!(
+                None,
+            ),
+            Stop::Open => ModelError::transient(
+                format!(
                     "every engine endpoint serving {kind} keeps failing (circuit breaker open)"
                 ),
-                retry_after: None,
-            },
-            Stop::OutOfAttemptsOrTime => ModelError::Transient {
-                message: format!("no engine endpoint serving {kind} became available in time"),
-                retry_after: None,
-            },
+                None,
+            ),
+            Stop::OutOfAttemptsOrTime => ModelError::transient(
+                format!("no engine endpoint serving {kind} became available in time"),
+                None,
+            ),
         });
         Err(self.exhausted(error, name, attempts, cost, &excluded))
     }
@@ -292,16 +293,20 @@ impl EngineClient {
             ModelError::Transient {
                 message,
                 retry_after,
+                source,
             } => ModelError::Transient {
                 message: gave_up(message),
                 retry_after: wait(retry_after),
+                source,
             },
             ModelError::RateLimited {
                 message,
                 retry_after,
+                source,
             } => ModelError::RateLimited {
                 message: gave_up(message),
                 retry_after: wait(retry_after),
+                source,
             },
             other => other,
         }
@@ -328,27 +333,51 @@ impl EngineClient {
         self.inner.routes.redact_text(text)
     }
 
-    /// The error with every configured key replaced in its text.
+    /// The error with every configured key replaced in its text, its cause's included.
     fn redact(&self, error: ModelError) -> ModelError {
         let clean = |text: String| self.redact_text(text);
+        let clean_source = |source: Option<BoxError>| source.map(|cause| self.redact_cause(cause));
         match error {
             ModelError::Transient {
                 message,
                 retry_after,
+                source,
             } => ModelError::Transient {
                 message: clean(message),
                 retry_after,
+                source: clean_source(source),
             },
             ModelError::RateLimited {
                 message,
                 retry_after,
+                source,
             } => ModelError::RateLimited {
                 message: clean(message),
                 retry_after,
+                source: clean_source(source),
             },
-            ModelError::ContextLengthExceeded(m) => ModelError::ContextLengthExceeded(clean(m)),
-            ModelError::InvalidRequest(m) => ModelError::InvalidRequest(clean(m)),
-            ModelError::Permanent(m) => ModelError::Permanent(clean(m)),
+            ModelError::ContextLengthExceeded { message, source } => {
+                ModelError::ContextLengthExceeded {
+                    message: clean(message),
+                    source: clean_source(source),
+                }
+            }
+            ModelError::InvalidRequest { message, source } => ModelError::InvalidRequest {
+                message: clean(message),
+                source: clean_source(source),
+            },
+            ModelError::Permanent { message, source } => ModelError::Permanent {
+                message: clean(message),
+                source: clean_source(source),
+            },
         }
+    }
+
+    /// A cause as is, or its text with the keys replaced when it shows one (a cause cannot be
+    /// edited, only replaced).
+    fn redact_cause(&self, cause: BoxError) -> BoxError {
+        let text = chain(&*cause).to_string();
+        let clean = self.redact_text(text.clone());
+        if clean == text { cause } else { clean.into() }
     }
 }

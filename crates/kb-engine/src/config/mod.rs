@@ -216,10 +216,11 @@ impl EngineConfig {
             }
             match url::Url::parse(&e.base_url) {
                 Err(err) => {
-                    return Err(EngineError::config(
-                        key("base_url"),
-                        format!("not a valid URL ({err})"),
-                    ));
+                    return Err(EngineError::Config {
+                        key: key("base_url"),
+                        problem: "not a valid URL".to_owned(),
+                        source: Some(err),
+                    });
                 }
                 Ok(url) if !matches!(url.scheme(), "http" | "https") => {
                     return Err(EngineError::config(

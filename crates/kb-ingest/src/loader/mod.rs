@@ -202,7 +202,7 @@ pub struct LoadedDocument {
 /// Why a file was skipped. Messages are lowercase and say what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read file: {0}")]
+    #[error("cannot read file")]
     Io(#[from] std::io::Error),
     #[error(
         "unsupported file type (kb reads .md, .markdown, .txt, .text, .html, .htm, .pdf and .docx)"

@@ -125,3 +125,20 @@ fn unsupported_extensions_are_refused() {
 }
 
 mod fixtures;
+
+#[test]
+fn an_unreadable_file_keeps_the_io_error_as_cause() {
+    // Arrange
+    let io = std::io::Error::other("permission denied");
+
+    // Act
+    let error = LoadError::from(io);
+
+    // Assert
+    let source = std::error::Error::source(&error).expect("the io error is the source");
+    assert!(source.is::<std::io::Error>(), "{source:?}");
+    assert_eq!(
+        kb_core::error::chain(&error).to_string(),
+        "cannot read file: permission denied"
+    );
+}

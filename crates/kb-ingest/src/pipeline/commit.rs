@@ -7,6 +7,7 @@ use super::report::IngestReport;
 use super::{IngestError, Ingestor};
 use crate::batch::{Batch, BatchError, BatchOutcome, Batcher, Pacing};
 use crate::progress::Tracker;
+use kb_core::error::chain;
 use kb_core::{ChunkPoint, DocumentRecord, ModelError, StoredChunk};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -155,12 +156,12 @@ impl Ingestor {
     ) -> Result<(), IngestError> {
         if !matches!(
             error,
-            ModelError::ContextLengthExceeded(_) | ModelError::InvalidRequest(_)
+            ModelError::ContextLengthExceeded { .. } | ModelError::InvalidRequest { .. }
         ) {
             return Err(IngestError::Model(error));
         }
         if batch.len() > 1 {
-            warn!(%error, inputs = batch.len(), "the model refused a batch; sending its chunks one by one");
+            warn!(error = %chain(&error), inputs = batch.len(), "the model refused a batch; sending its chunks one by one");
             for single in batch.into_singletons().into_iter().rev() {
                 work.ready.push_front(single);
             }
@@ -168,8 +169,9 @@ impl Ingestor {
         }
         let key = batch.items[0].key;
         if let Some(doc) = work.docs.get_mut(&key.doc) {
-            doc.refused
-                .get_or_insert_with(|| format!("the embedding model refused it: {error}"));
+            doc.refused.get_or_insert_with(|| {
+                format!("the embedding model refused it: {}", chain(&error))
+            });
         }
         self.chunk_done(key.doc, work, report, tracker);
         Ok(())

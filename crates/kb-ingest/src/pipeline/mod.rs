@@ -115,7 +115,7 @@ pub enum IngestError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Index(#[from] IndexError),
-    #[error("embedding failed: {0}; the run stopped here, run the same command again to resume")]
+    #[error("embedding failed; the run stopped here, run the same command again to resume")]
     Model(#[from] ModelError),
     #[error(
         "the index was built with embedding model {indexed} but kb is configured with {configured}; run `kb reindex` to rebuild it with the new model, or switch the configuration back"

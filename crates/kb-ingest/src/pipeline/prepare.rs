@@ -6,6 +6,7 @@ use super::report::DocumentAction;
 use super::{IngestError, Ingestor};
 use crate::loader::{LoadError, LoadedDocument, load_file};
 use crate::split::SplitChunk;
+use kb_core::error::chain;
 use kb_core::{
     CatalogError, ChunkPayload, ChunkPoint, DocumentMeta, DocumentRecord, DocumentSource,
     Embedding, StoredChunk, content_hash, point_id,
@@ -43,7 +44,7 @@ impl Ingestor {
         let mut doc = match loaded {
             Ok(doc) => doc,
             Err(LoadError::Unsupported) if !input.explicit => return Ok(Prepared::Ignored),
-            Err(e) => return Err(FileError::Skip(e.to_string())),
+            Err(e) => return Err(FileError::Skip(chain(&e).to_string())),
         };
         let existing = self.catalog.get_document(&input.id).await?;
         if let Some(existing) = &existing

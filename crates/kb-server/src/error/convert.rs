@@ -27,6 +27,7 @@ impl Verdict {
             ModelError::Transient {
                 message,
                 retry_after,
+                ..
             } => {
                 let failure = if message.starts_with(kb_engine::INTERRUPTED) {
                     UpstreamFailure::EngineInterrupted
@@ -38,14 +39,14 @@ impl Verdict {
             ModelError::RateLimited { retry_after, .. } => {
                 (UpstreamFailure::EngineRateLimited, *retry_after)
             }
-            ModelError::ContextLengthExceeded(_) => {
+            ModelError::ContextLengthExceeded { .. } => {
                 return Self::Caller(
                     "the question and its sources are too long for the model; shorten the \
                      question or the conversation, or lower top_k",
                 );
             }
-            ModelError::InvalidRequest(_) => (UpstreamFailure::EngineRefused, None),
-            ModelError::Permanent(_) => (UpstreamFailure::EngineFailed, None),
+            ModelError::InvalidRequest { .. } => (UpstreamFailure::EngineRefused, None),
+            ModelError::Permanent { .. } => (UpstreamFailure::EngineFailed, None),
         };
         Self::Upstream {
             failure,
@@ -55,11 +56,11 @@ impl Verdict {
 
     fn of_index(error: &IndexError) -> Self {
         match error {
-            IndexError::Unavailable(_) | IndexError::Locked(_) => Self::Upstream {
+            IndexError::Unavailable { .. } | IndexError::Locked(_) => Self::Upstream {
                 failure: UpstreamFailure::IndexUnavailable,
                 retry_after: None,
             },
-            IndexError::DimensionMismatch { .. } | IndexError::Other(_) => Self::Internal,
+            IndexError::DimensionMismatch { .. } | IndexError::Other { .. } => Self::Internal,
         }
     }
 

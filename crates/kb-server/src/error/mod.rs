@@ -157,7 +157,7 @@ impl ApiError {
 
     /// The error and each of its causes, for the log: `a: b: c`.
     pub fn chain(&self) -> impl fmt::Display + '_ {
-        Chain(self)
+        kb_core::error::chain(self)
     }
 
     /// How long to wait before retrying, when the response says (`Retry-After`).
@@ -209,18 +209,3 @@ impl IntoResponse for ApiError {
 
 /// Retry-After of a 503 when the cause named no wait.
 const DEFAULT_RETRY: Duration = Duration::from_secs(5);
-
-/// Displays an error followed by each of its sources, `: `-separated.
-struct Chain<'a>(&'a (dyn Error + 'static));
-
-impl fmt::Display for Chain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
-    }
-}

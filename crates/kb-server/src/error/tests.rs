@@ -7,6 +7,11 @@ use std::collections::BTreeSet;
 
 const MARKER: &str = "SECRET-ENGINE-BODY-7f3a";
 
+/// A dependency's error that says [`MARKER`].
+fn cause() -> std::io::Error {
+    std::io::Error::other(MARKER)
+}
+
 fn body_of(error: ApiError) -> (StatusCode, Option<String>, String) {
     let body = serde_json::to_string(&error.body()).unwrap();
     let response = error.into_response();
@@ -22,17 +27,12 @@ fn no_model_error_passes_the_engines_words_to_the_caller() {
     // Arrange
     let said = || format!("engine endpoint primary: http 503: {MARKER}");
     let errors = [
-        ModelError::Transient {
-            message: said(),
-            retry_after: None,
-        },
-        ModelError::RateLimited {
-            message: said(),
-            retry_after: Some(Duration::from_secs(3)),
-        },
-        ModelError::ContextLengthExceeded(said()),
-        ModelError::InvalidRequest(said()),
-        ModelError::Permanent(said()),
+        ModelError::transient(said(), None),
+        ModelError::rate_limited(said(), Some(Duration::from_secs(3))),
+        ModelError::context_length_exceeded(said()),
+        ModelError::invalid_request(said()),
+        ModelError::permanent(said()),
+        ModelError::transient("engine endpoint primary", None).with_source(cause()),
     ];
 
     for error in errors {
@@ -48,22 +48,10 @@ fn no_model_error_passes_the_engines_words_to_the_caller() {
 #[test]
 fn engine_failures_map_to_stable_codes_and_statuses() {
     // Act
-    let unavailable = body_of(
-        ModelError::Transient {
-            message: MARKER.into(),
-            retry_after: None,
-        }
-        .into(),
-    );
-    let limited = body_of(
-        ModelError::RateLimited {
-            message: MARKER.into(),
-            retry_after: Some(Duration::from_secs(3)),
-        }
-        .into(),
-    );
-    let refused = body_of(ModelError::InvalidRequest(MARKER.into()).into());
-    let too_long = body_of(ModelError::ContextLengthExceeded(MARKER.into()).into());
+    let unavailable = body_of(ModelError::transient(MARKER, None).into());
+    let limited = body_of(ModelError::rate_limited(MARKER, Some(Duration::from_secs(3))).into());
+    let refused = body_of(ModelError::invalid_request(MARKER).into());
+    let too_long = body_of(ModelError::context_length_exceeded(MARKER).into());
 
     // Assert
     assert_eq!(unavailable.0, StatusCode::SERVICE_UNAVAILABLE);
@@ -88,10 +76,7 @@ fn engine_failures_map_to_stable_codes_and_statuses() {
 #[test]
 fn an_interrupted_stream_says_the_answer_is_incomplete() {
     // Arrange
-    let cut = ModelError::Transient {
-        message: kb_engine::INTERRUPTED.to_owned(),
-        retry_after: None,
-    };
+    let cut = ModelError::transient(kb_engine::INTERRUPTED.to_owned(), None);
 
     // Act
     let error = ApiError::from(cut);
@@ -105,7 +90,7 @@ fn an_interrupted_stream_says_the_answer_is_incomplete() {
 fn index_errors_keep_the_index_words_out_of_the_response() {
     // Act
     let (status, retry_after, body) =
-        body_of(IndexError::Unavailable(format!("grpc status: {MARKER}")).into());
+        body_of(IndexError::unavailable_because("grpc status", cause()).into());
 
     // Assert
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -132,14 +117,10 @@ fn one_of_each() -> Vec<ApiError> {
             message: "no engine route can take calls".into(),
             retry_after: None,
         },
-        ModelError::Transient {
-            message: MARKER.into(),
-            retry_after: None,
-        }
-        .into(),
-        ModelError::Permanent(MARKER.into()).into(),
+        ModelError::transient(MARKER, None).into(),
+        ModelError::permanent(MARKER).into(),
         ApiError::MisdirectedRequest,
-        ApiError::internal(CatalogError::Database(MARKER.into())),
+        ApiError::internal(CatalogError::database("write", cause())),
     ]
 }
 
@@ -202,8 +183,8 @@ fn codes_are_distinct_snake_case_words() {
 #[test]
 fn the_log_chain_names_each_cause_once_and_the_body_none() {
     // Arrange
-    let internal = ApiError::from(CatalogError::Database(format!("disk full {MARKER}")));
-    let upstream = ApiError::from(IndexError::Unavailable(format!("grpc: {MARKER}")));
+    let internal = ApiError::from(CatalogError::database("disk full", cause()));
+    let upstream = ApiError::from(IndexError::unavailable_because("grpc", cause()));
 
     // Act
     let internal_chain = internal.chain().to_string();

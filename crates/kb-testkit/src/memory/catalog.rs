@@ -60,7 +60,7 @@ impl FakeCatalog {
                 if applied {
                     f(&mut self.state.lock().unwrap());
                 }
-                Err(CatalogError::Database(injected()))
+                Err(CatalogError::database("write", injected()))
             }
         }
     }
@@ -152,7 +152,7 @@ impl Catalog for FakeCatalog {
     ) -> Result<(), CatalogError> {
         self.write(|s| {
             let doc = s.documents.get_mut(id).ok_or_else(|| {
-                CatalogError::Database(format!("document {id} is not catalogued"))
+                CatalogError::database_refused(format!("document {id} is not catalogued"))
             })?;
             doc.source = Some(source.clone());
             Ok(())

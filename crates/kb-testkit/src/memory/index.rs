@@ -54,7 +54,7 @@ impl FakeIndex {
 
     fn write(&self, f: impl FnOnce(&mut BTreeMap<Uuid, ChunkPoint>)) -> Result<(), IndexError> {
         if self.dims.lock().unwrap().is_none() {
-            return Err(IndexError::Other("no collection; call ensure".into()));
+            return Err(IndexError::other("no collection; call ensure"));
         }
         match self.faults.hit() {
             None => {
@@ -65,7 +65,7 @@ impl FakeIndex {
                 if applied {
                     f(&mut self.points.lock().unwrap());
                 }
-                Err(IndexError::Unavailable(injected()))
+                Err(IndexError::unavailable_because("write", injected()))
             }
         }
     }

@@ -66,7 +66,7 @@ pub fn distinct_documents(count: usize, words: usize) -> tempfile::TempDir {
     dir
 }
 
-/// The message of a failure the plan injects.
-fn injected() -> String {
-    "injected failure".to_owned()
+/// The dependency error of a failure the plan injects.
+fn injected() -> std::io::Error {
+    std::io::Error::other("injected failure")
 }

@@ -97,3 +97,22 @@ impl Kb {
         assert_eq!(report.documents, files, "{context}: one document per file");
     }
 }
+
+#[test]
+fn a_failed_embedding_names_its_cause_once() {
+    // Arrange
+    let model = ModelError::transient("engine endpoint primary", None)
+        .with_source(std::io::Error::other("connection refused"));
+
+    // Act
+    let error = IngestError::from(model);
+
+    // Assert
+    let text = kb_core::error::chain(&error).to_string();
+    assert!(
+        text.starts_with("embedding failed; the run stopped here"),
+        "{text}"
+    );
+    assert_eq!(text.matches("engine endpoint primary").count(), 1, "{text}");
+    assert_eq!(text.matches("connection refused").count(), 1, "{text}");
+}
