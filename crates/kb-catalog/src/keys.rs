@@ -4,7 +4,8 @@
 //! backups, and every `kb serve` replica already opens this database; a separate store would
 //! need its own pool and its own copy of the migrations.
 
-use crate::{SqliteCatalog, db_err, now, parse_json, to_json};
+use crate::SqliteCatalog;
+use crate::sql::{db_err, now, parse_json, to_json};
 use async_trait::async_trait;
 use kb_core::{
     API_KEY_PREFIX, AccessRole, ApiKeyRecord, CatalogError, KeyStore, KeyStoreError, key_hash,
