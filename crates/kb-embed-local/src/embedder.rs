@@ -1,4 +1,10 @@
 //! [`LocalEmbedder`]: loading a BERT-family model folder and embedding batches of texts.
+//!
+//! `model_folder` reads the model folder (files, configs, pooling, weights); `passes` plans
+//! the forward passes of a call. This module loads the model and runs the passes.
+
+mod model_folder;
+mod passes;
 
 use crate::bert::{Bert, BertConfig, BertError};
 use crate::config::{LocalEmbedderConfig, Pooling};
@@ -7,10 +13,8 @@ use async_trait::async_trait;
 use faer::Par;
 use kb_core::{Embedder, Embedding, InputKind, ModelError};
 use rayon::prelude::*;
-use serde::Deserialize;
 use std::borrow::Cow;
 use std::fmt;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use tokenizers::models::ModelWrapper;
@@ -21,14 +25,11 @@ use tokenizers::{
 };
 use tracing::{debug, info, warn};
 
-const CONFIG_FILE: &str = "config.json";
-const TOKENIZER_FILE: &str = "tokenizer.json";
-const WEIGHTS_FILE: &str = "model.safetensors";
-const MODULES_FILE: &str = "modules.json";
-const SENTENCE_BERT_CONFIG_FILE: &str = "sentence_bert_config.json";
-/// Where sentence-transformers puts the pooling settings when `modules.json` does not say.
-const DEFAULT_POOLING_DIR: &str = "1_Pooling";
-const POOLING_MODULE_TYPE: &str = "sentence_transformers.models.Pooling";
+use model_folder::{
+    CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, effective_max_tokens, load_weights, model_id,
+    pooling_from_folder, read_json,
+};
+use passes::{plan_batches, spread};
 
 /// An embedding model run in-process on the CPU by this crate's own BERT encoder.
 ///
@@ -443,69 +444,6 @@ pub fn counts_add_at_whitespace(tokenizer: &Tokenizer) -> bool {
     ) && matches!(tokenizer.get_model(), ModelWrapper::WordPiece(_))
 }
 
-/// Most tokens one forward pass packs together: it bounds a pass's scratch memory (ten
-/// hidden-size rows per token, 15 KiB for MiniLM: 30 MiB per pass).
-///
-/// Speed does not depend on it: caps of 512, 1,024, 2,048, 4,096 and none gave the same
-/// throughput within noise (20.4–22.5 chunks/s on one thread, 41–45 on two; bench/embed.sh
-/// inputs, batches of 32 and 128; docs/BENCHMARKS.md).
-const TOKENS_PER_PASS: usize = 2048;
-
-/// Split the passes with the most tokens in two, at their middle token, until there are at
-/// least `threads` of them (or every pass is one input), so that a call that would be one or
-/// two passes still uses every core. `lengths` are the inputs' token counts; order is kept.
-fn spread(
-    mut passes: Vec<std::ops::Range<usize>>,
-    lengths: &[usize],
-    threads: usize,
-) -> Vec<std::ops::Range<usize>> {
-    let tokens = |range: &std::ops::Range<usize>| lengths[range.clone()].iter().sum::<usize>();
-    while passes.len() < threads {
-        let Some((at, heaviest)) = passes
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.len() > 1)
-            .max_by_key(|(_, r)| tokens(r))
-            .map(|(at, r)| (at, r.clone()))
-        else {
-            break;
-        };
-        let half = tokens(&heaviest) / 2;
-        let mut sum = 0;
-        let middle = heaviest
-            .clone()
-            .find(|&i| {
-                sum += lengths[i];
-                sum >= half
-            })
-            .map_or(heaviest.end - 1, |i| i + 1)
-            .clamp(heaviest.start + 1, heaviest.end - 1);
-        passes.splice(at..=at, [heaviest.start..middle, middle..heaviest.end]);
-    }
-    passes
-}
-
-/// Split inputs sorted by ascending token count into forward passes: each of at most
-/// `batch_size` inputs and [`TOKENS_PER_PASS`] tokens, yet at least one input.
-fn plan_batches(sorted_lengths: &[usize], batch_size: usize) -> Vec<std::ops::Range<usize>> {
-    let mut batches = Vec::new();
-    let mut start = 0;
-    let mut tokens = 0;
-    for (i, &length) in sorted_lengths.iter().enumerate() {
-        let rows = i - start;
-        if rows > 0 && (rows == batch_size || tokens + length > TOKENS_PER_PASS) {
-            batches.push(start..i);
-            start = i;
-            tokens = 0;
-        }
-        tokens += length;
-    }
-    if start < sorted_lengths.len() {
-        batches.push(start..sorted_lengths.len());
-    }
-    batches
-}
-
 /// Tokens of `text` without special tokens. Should the tokenizer fail, its byte length:
 /// never fewer than the tokens (each token covers at least one byte), so sizing stays safe.
 fn count_with(tokenizer: &Tokenizer, text: &str) -> usize {
@@ -536,146 +474,6 @@ fn ends_at_word_boundary(prefix: &str) -> bool {
         .chars()
         .next_back()
         .is_some_and(|c| c.is_whitespace() || c.is_ascii_punctuation())
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    what: &'static str,
-) -> Result<T, LocalEmbedError> {
-    let bytes = std::fs::read(path).map_err(|source| LocalEmbedError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_slice(&bytes).map_err(|source| LocalEmbedError::Json {
-        path: path.to_path_buf(),
-        what,
-        source,
-    })
-}
-
-/// `requested`, lowered to the model's position limit, which it cannot go beyond.
-fn effective_max_tokens(
-    dir: &Path,
-    requested: usize,
-    bert_config: &BertConfig,
-) -> Result<usize, LocalEmbedError> {
-    let limit = bert_config.max_position_embeddings;
-    if requested > limit {
-        warn!(
-            max_tokens = requested,
-            max_position_embeddings = limit,
-            "max_tokens is above what the model can take; using the model's limit"
-        );
-    }
-    let max_tokens = requested.min(limit);
-
-    #[derive(Deserialize)]
-    struct SentenceBertConfig {
-        max_seq_length: Option<usize>,
-    }
-    let path = dir.join(SENTENCE_BERT_CONFIG_FILE);
-    if path.is_file() {
-        let st: SentenceBertConfig = read_json(&path, "sentence-transformers config")?;
-        if let Some(trained) = st.max_seq_length.filter(|&trained| max_tokens > trained) {
-            warn!(
-                max_tokens,
-                max_seq_length = trained,
-                "max_tokens is above the sequence length the model was trained for; \
-                 long inputs may embed poorly"
-            );
-        }
-    }
-    Ok(max_tokens)
-}
-
-/// The pooling a sentence-transformers model folder declares, or mean pooling if it
-/// declares none.
-fn pooling_from_folder(dir: &Path) -> Result<Pooling, LocalEmbedError> {
-    #[derive(Deserialize)]
-    struct Module {
-        #[serde(rename = "type")]
-        kind: String,
-        path: String,
-    }
-    let modules_path = dir.join(MODULES_FILE);
-    let pooling_dir = if modules_path.is_file() {
-        let modules: Vec<Module> = read_json(&modules_path, "sentence-transformers module list")?;
-        match modules.into_iter().find(|m| m.kind == POOLING_MODULE_TYPE) {
-            Some(module) => module.path,
-            None => return Ok(Pooling::Mean),
-        }
-    } else {
-        DEFAULT_POOLING_DIR.to_owned()
-    };
-    let path = dir.join(pooling_dir).join(CONFIG_FILE);
-    if !path.is_file() {
-        return Ok(Pooling::Mean);
-    }
-    let config: PoolingConfig = read_json(&path, "sentence-transformers pooling config")?;
-    config
-        .pooling()
-        .map_err(|mode| LocalEmbedError::UnsupportedPooling {
-            path,
-            mode: mode.to_owned(),
-        })
-}
-
-/// `1_Pooling/config.json`. Newer sentence-transformers versions write `pooling_mode`
-/// alongside the flags; the flags are always there.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct PoolingConfig {
-    pooling_mode_cls_token: bool,
-    pooling_mode_mean_tokens: bool,
-    pooling_mode_max_tokens: bool,
-    pooling_mode_mean_sqrt_len_tokens: bool,
-    pooling_mode_weightedmean_tokens: bool,
-    pooling_mode_lasttoken: bool,
-}
-
-impl PoolingConfig {
-    /// The one supported mode switched on, or the name of an unsupported one.
-    fn pooling(&self) -> Result<Pooling, &'static str> {
-        let unsupported = [
-            (self.pooling_mode_max_tokens, "max_tokens"),
-            (
-                self.pooling_mode_mean_sqrt_len_tokens,
-                "mean_sqrt_len_tokens",
-            ),
-            (self.pooling_mode_weightedmean_tokens, "weightedmean_tokens"),
-            (self.pooling_mode_lasttoken, "lasttoken"),
-        ];
-        if let Some((_, mode)) = unsupported.iter().find(|(on, _)| *on) {
-            return Err(mode);
-        }
-        match (self.pooling_mode_mean_tokens, self.pooling_mode_cls_token) {
-            (true, true) => Err("cls_token + mean_tokens (concatenated)"),
-            (false, true) => Ok(Pooling::Cls),
-            (true, false) | (false, false) => Ok(Pooling::Mean),
-        }
-    }
-}
-
-/// Read the weights into memory (no mmap: `unsafe` is forbidden here) and build the model.
-fn load_weights(path: &Path, bert_config: &BertConfig) -> Result<Bert, LocalEmbedError> {
-    let bytes = std::fs::read(path).map_err(|source| LocalEmbedError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Bert::load(bert_config, &bytes).map_err(|source| LocalEmbedError::Weights {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// `local:` plus the model folder's name.
-fn model_id(dir: &Path) -> String {
-    let name = dir
-        .file_name()
-        .map(PathBuf::from)
-        .or_else(|| dir.canonicalize().ok()?.file_name().map(PathBuf::from))
-        .map_or_else(|| "model".to_owned(), |n| n.to_string_lossy().into_owned());
-    format!("local:{name}")
 }
 
 #[cfg(test)]

@@ -3,6 +3,10 @@
 //! `KB_TEST_MODEL_DIR` points them at another copy.
 
 use super::*;
+use model_folder::PoolingConfig;
+use passes::TOKENS_PER_PASS;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 fn test_model_dir() -> PathBuf {
