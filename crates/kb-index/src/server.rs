@@ -2,7 +2,11 @@
 //!
 //! Every write waits for the server to apply it (`wait=true`), so a write that returned is as
 //! durable as the server's own WAL makes it and visible to the next read. The server optimises
-//! in the background, so [`VectorIndex::optimize`] is a no-op here.
+//! in the background, so [`VectorIndex::optimize`] is a no-op here.//!
+//! `convert` turns kb's vectors, filters and ids into qdrant-client's and its points back
+//! into hits; this module holds the connection, the collection and [`VectorIndex`].
+
+mod convert;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -10,16 +14,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kb_core::{ChunkPoint, DocumentId, Hit, IndexError, Retrieval, SearchQuery, VectorIndex};
-use qdrant_client::qdrant::point_id::PointIdOptions;
-use qdrant_client::qdrant::vector_output::Vector as VectorOutputKind;
 use qdrant_client::qdrant::vectors_config::Config as VectorsConfigKind;
 use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
-    CreateVectorNameRequestBuilder, DatetimeRange, DeletePointsBuilder, Distance, FieldType,
-    Modifier, PointId, PointStruct, PointVectors, PointsIdsList, PrefetchQueryBuilder, Query,
-    QueryPointsBuilder, RrfBuilder, ScoredPoint, ScrollPointsBuilder,
-    SparseVectorCreationConfigBuilder, SparseVectorParamsBuilder, SparseVectorsConfigBuilder,
-    Timestamp, UpdatePointVectorsBuilder, UpsertPointsBuilder, Value as QdrantValue, Vector,
+    CreateVectorNameRequestBuilder, DeletePointsBuilder, Distance, FieldType, Modifier, PointId,
+    PointStruct, PointVectors, PointsIdsList, PrefetchQueryBuilder, Query, QueryPointsBuilder,
+    RrfBuilder, ScrollPointsBuilder, SparseVectorCreationConfigBuilder, SparseVectorParamsBuilder,
+    SparseVectorsConfigBuilder, UpdatePointVectorsBuilder, UpsertPointsBuilder, Vector,
     VectorInput, VectorParamsBuilder, VectorsConfigBuilder, VectorsSelector,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
@@ -27,11 +28,11 @@ use tonic::Code;
 use tracing::info;
 
 use crate::payload::{
-    self, Conditions, DENSE_VECTOR, DOC_ID_KEY, EFFECTIVE_DATE_KEY, INDEXED_KEYS, IndexKind,
-    SPARSE_VECTOR,
+    self, Conditions, DENSE_VECTOR, DOC_ID_KEY, INDEXED_KEYS, IndexKind, SPARSE_VECTOR,
 };
 use crate::retrieval::{self, RRF_K};
-use crate::sparse::{Bm25Encoder, Terms};
+use crate::sparse::Bm25Encoder;
+use convert::{ignore_not_found, payload_of, server_filter, sparse, status_code, to_hit, uuid_of};
 
 /// Page size when listing point ids.
 const SCROLL_PAGE: u32 = 1_000;
@@ -515,96 +516,5 @@ impl VectorIndex for QdrantServerIndex {
     async fn optimize(&self) -> Result<(), IndexError> {
         // The server builds its indexes in the background.
         Ok(())
-    }
-}
-
-/// A sparse vector as qdrant-client takes it.
-fn sparse(terms: &Terms) -> Vector {
-    Vector::new_sparse(terms.indices.clone(), terms.values.clone())
-}
-
-/// A scored point as a [`Hit`]; `query` is the question's embedding, for the cosine.
-fn to_hit(point: ScoredPoint, retrieval: Retrieval, query: &[f32]) -> Result<Hit, IndexError> {
-    let id = uuid_of(point.id)?;
-    let cosine = match retrieval {
-        Retrieval::Dense => point.score,
-        Retrieval::Sparse | Retrieval::Hybrid => {
-            let stored = point
-                .vectors
-                .as_ref()
-                .and_then(|vectors| vectors.get_vector_by_name(DENSE_VECTOR));
-            let dense = match &stored {
-                Some(VectorOutputKind::Dense(stored)) => Some(stored.data.as_slice()),
-                _ => None,
-            };
-            retrieval::stored_cosine(query, dense, id)?
-        }
-    };
-    Ok(Hit {
-        id,
-        score: point.score,
-        cosine,
-        payload: payload_of(point.payload, id)?,
-    })
-}
-
-fn server_filter(conditions: &Conditions) -> Option<qdrant_client::qdrant::Filter> {
-    if conditions.is_empty() {
-        return None;
-    }
-    let mut must: Vec<Condition> = conditions
-        .keyword_matches()
-        .map(|(key, values)| Condition::matches(key, values.clone()))
-        .collect();
-    if let Some(range) = conditions.effective {
-        let instant = |secs: Option<i64>| secs.map(|seconds| Timestamp { seconds, nanos: 0 });
-        let (from, to) = range.unix_seconds();
-        must.push(Condition::datetime_range(
-            EFFECTIVE_DATE_KEY,
-            DatetimeRange {
-                gte: instant(from),
-                lte: instant(to),
-                lt: None,
-                gt: None,
-            },
-        ));
-    }
-    Some(qdrant_client::qdrant::Filter::must(must))
-}
-
-fn uuid_of(id: Option<PointId>) -> Result<uuid::Uuid, IndexError> {
-    match id.and_then(|id| id.point_id_options) {
-        Some(PointIdOptions::Uuid(text)) => uuid::Uuid::parse_str(&text).map_err(|err| {
-            IndexError::other_because(format!("point id {text:?} is not a UUID"), err)
-        }),
-        Some(PointIdOptions::Num(num)) => Err(IndexError::other(format!(
-            "point {num} has a numeric id; the collection was not written by kb"
-        ))),
-        None => Err(IndexError::other("qdrant returned a point without an id")),
-    }
-}
-
-fn payload_of(
-    payload: HashMap<String, QdrantValue>,
-    id: uuid::Uuid,
-) -> Result<kb_core::ChunkPayload, IndexError> {
-    let map = serde_json::Map::from(Payload::from(payload));
-    payload::from_json(map, id)
-}
-
-fn status_code(err: &QdrantError) -> Option<Code> {
-    match err {
-        QdrantError::ResponseError { status } => Some(status.code()),
-        _ => None,
-    }
-}
-
-/// Reading or deleting in a collection that does not exist yet finds nothing, as in the
-/// embedded index before `ensure`.
-fn ignore_not_found<T>(err: QdrantError, empty: T) -> Result<T, QdrantError> {
-    if status_code(&err) == Some(Code::NotFound) {
-        Ok(empty)
-    } else {
-        Err(err)
     }
 }
