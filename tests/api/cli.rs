@@ -77,7 +77,7 @@ async fn ingest_and_ask_work_while_the_server_holds_the_index() {
 }
 
 #[test]
-fn local_ingest_reports_broken_files_and_exits_non_zero() {
+fn local_ingest_reports_broken_and_unread_files_and_exits_non_zero() {
     let data = tempfile::tempdir().unwrap();
     let docs = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -90,6 +90,7 @@ fn local_ingest_reports_broken_files_and_exits_non_zero() {
         b"\x7fELF\x02\x01\x00\x00bin\x00",
     )
     .unwrap();
+    std::fs::write(docs.path().join("budget.xlsx"), b"PK\x03\x04").unwrap();
 
     let out = run(kb(data.path()).arg("ingest").arg(docs.path()));
 
@@ -98,6 +99,13 @@ fn local_ingest_reports_broken_files_and_exits_non_zero() {
     assert!(
         stdout.contains("added 1, updated 0, unchanged 0, removed 0, failed 1"),
         "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "passed over 1 files of a type kb does not read (not ingested):\n  {}",
+            docs.path().join("budget.xlsx").display()
+        )),
+        "a file of a type kb does not read is listed too: {stdout}"
     );
     assert!(
         stdout.contains("bad.txt: looks like a binary file, not text"),

@@ -48,6 +48,15 @@ pub fn print_ingest_report(r: &IngestReport) {
             println!("  {}: {}", f.path, f.reason);
         }
     }
+    if !r.passed_over.is_empty() {
+        println!(
+            "passed over {} files of a type kb does not read (not ingested):",
+            r.passed_over.len()
+        );
+        for path in &r.passed_over {
+            println!("  {path}");
+        }
+    }
     if r.interrupted {
         println!("interrupted: run the same command again to finish (finished documents are kept)");
     }

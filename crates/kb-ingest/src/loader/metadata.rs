@@ -295,10 +295,13 @@ fn checked_tags(given: Option<scalar::List>) -> Result<Vec<String>, String> {
     Ok(tags)
 }
 
+/// What a sidecar's name adds to its document's.
+pub(crate) const SIDECAR_SUFFIX: &str = ".meta.yaml";
+
 /// The sidecar of a document: its path plus `.meta.yaml`.
 pub fn sidecar_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
-    name.push(".meta.yaml");
+    name.push(SIDECAR_SUFFIX);
     PathBuf::from(name)
 }
 

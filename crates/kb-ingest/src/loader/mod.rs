@@ -56,6 +56,7 @@ mod metadata;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use metadata::SIDECAR_SUFFIX;
 pub use metadata::{FrontMatter, IGNORED_FRONT_MATTER_KEYS, read_sidecar, sidecar_path};
 
 use metadata::{check_no_access_front_matter, split_front_matter};

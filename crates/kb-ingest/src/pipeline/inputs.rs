@@ -4,7 +4,7 @@
 
 use super::report::{DocumentAction, FileFailure, IngestReport};
 use super::{IngestError, Ingestor};
-use crate::loader::DocumentFormat;
+use crate::loader::{DocumentFormat, SIDECAR_SUFFIX};
 use kb_core::{DocumentId, DocumentRecord, DocumentSource};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -141,6 +141,7 @@ pub(super) fn collect_inputs(
     inputs: &[PathBuf],
     follow_symlinks: bool,
     failures: &mut Vec<FileFailure>,
+    passed_over: &mut Vec<String>,
 ) -> Result<Vec<Input>, IngestError> {
     let mut found = Found::default();
     for input in inputs {
@@ -253,20 +254,26 @@ pub(super) fn collect_inputs(
         }
         failures.extend(outside.into_inner());
     }
+    passed_over.append(&mut found.passed_over);
     Ok(found.files)
 }
 
-/// Files collected so far, with their ids and real paths.
+/// Files collected so far, with their ids and real paths, and the files of a type kb does not
+/// read.
 #[derive(Default)]
 struct Found {
     files: Vec<Input>,
     ids: HashSet<DocumentId>,
     reals: HashSet<PathBuf>,
+    passed_over: Vec<String>,
 }
 
 impl Found {
     fn push(&mut self, input: Input, failures: &mut Vec<FileFailure>) {
         if !input.explicit && DocumentFormat::from_path(&input.real).is_none() {
+            if !is_sidecar(&input.real) {
+                self.passed_over.push(input.path.display().to_string());
+            }
             return;
         }
         if !self.reals.insert(input.real.clone()) {
@@ -279,6 +286,12 @@ impl Found {
         }
         self.files.push(input);
     }
+}
+
+/// Whether `path` is a metadata sidecar (`<file>.meta.yaml`), read with the file it describes.
+fn is_sidecar(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|name| name.to_string_lossy().ends_with(SIDECAR_SUFFIX))
 }
 
 /// The file a catalogued document comes from, if it is another one than `real`: its recorded

@@ -270,7 +270,12 @@ impl Ingestor {
             });
         }
         let mut tracker = Tracker::new(progress);
-        let files = collect_inputs(inputs, self.options.follow_symlinks, &mut report.failures)?;
+        let files = collect_inputs(
+            inputs,
+            self.options.follow_symlinks,
+            &mut report.failures,
+            &mut report.passed_over,
+        )?;
         let files = self.resolve_identities(files, &mut report.failures).await?;
         tracker.snapshot.files_total = files.len() as u64;
         tracker.phase(Phase::Starting);

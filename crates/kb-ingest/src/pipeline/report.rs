@@ -57,6 +57,11 @@ pub struct IngestReport {
     pub stats: RunStats,
     pub documents: Vec<(DocumentId, DocumentAction)>,
     pub failures: Vec<FileFailure>,
+    /// Files inside the ingested folders of a type kb does not read (metadata sidecars
+    /// aside): not ingested, and listed so that none is missed without a word. (A file of such
+    /// a type named on its own is a failure instead.)
+    #[serde(default)]
+    pub passed_over: Vec<String>,
     pub timings: StageTimings,
     pub pacing: PacingReport,
     /// Stopped early on request; the next run finishes the job.

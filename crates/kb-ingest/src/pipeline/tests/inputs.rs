@@ -308,3 +308,37 @@ async fn an_empty_groups_list_is_refused_before_anything_is_read() {
     assert!(kb.catalog.list_documents().await.unwrap().is_empty());
     assert!(kb.catalog.list_runs(10).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn files_of_a_type_kb_does_not_read_are_listed_not_ingested_and_sidecars_are_not() {
+    let kb = Kb::new(FakeEmbedder::default(), 4);
+    kb.write("policy.md", "# Policy\n\nThe canteen opens at noon.\n");
+    kb.write("policy.md.meta.yaml", "owner: facilities\n");
+    kb.write("budget.xlsx", "not really a workbook");
+    kb.write("whiteboard.png", "not really an image");
+
+    let (report, docs) = ingest_roots(&kb.ingestor, &kb.catalog, &kb.roots()).await;
+
+    assert_eq!(ids(&docs), ["policy.md"]);
+    assert!(report.failures.is_empty(), "{report:?}");
+    let mut passed_over = report.passed_over.clone();
+    passed_over.sort();
+    assert_eq!(
+        passed_over,
+        ["budget.xlsx", "whiteboard.png"].map(|name| kb
+            .docs
+            .path()
+            .join(name)
+            .display()
+            .to_string())
+    );
+    // Named on its own, such a file is a failure with its reason, as before.
+    let named = kb.docs.path().join("budget.xlsx");
+    let (report, _) = ingest_roots(&kb.ingestor, &kb.catalog, &[named]).await;
+    assert!(report.passed_over.is_empty(), "{report:?}");
+    assert_eq!(report.failures.len(), 1, "{report:?}");
+    assert!(
+        report.failures[0].reason.contains("unsupported file type"),
+        "{report:?}"
+    );
+}
