@@ -790,6 +790,7 @@ fn check_finds_damage_and_repair_fixes_it() {
                     text: "boo".into(),
                     byte_start: 0,
                     byte_end: 3,
+                    location: None,
                     groups: vec!["all".into()],
                     meta: kb_core::DocumentMeta::default(),
                 },

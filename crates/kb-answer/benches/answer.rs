@@ -26,6 +26,7 @@ fn hit(n: usize) -> Hit {
             text,
             byte_start: 0,
             byte_end: 1200,
+            location: None,
             groups: vec!["all".into()],
             meta: kb_core::DocumentMeta::default(),
         },

@@ -192,6 +192,7 @@ mod tests {
                 text: text.into(),
                 byte_start: 0,
                 byte_end: text.len(),
+                location: None,
                 groups: vec![],
                 meta: kb_core::DocumentMeta::default(),
             },

@@ -42,7 +42,7 @@ impl Catalog for SqliteCatalog {
     async fn chunks(&self, id: &DocumentId) -> Result<Vec<StoredChunk>, CatalogError> {
         let rows = sqlx::query(
             "SELECT point_id, ordinal, heading_json, byte_start, byte_end, token_count, \
-             chunk_hash, text FROM chunks WHERE doc_id = ? ORDER BY ordinal",
+             chunk_hash, text, location_json FROM chunks WHERE doc_id = ? ORDER BY ordinal",
         )
         .bind(id.as_str())
         .fetch_all(&self.pool)
@@ -61,6 +61,10 @@ impl Catalog for SqliteCatalog {
                         byte_start: row.get::<i64, _>("byte_start") as usize,
                         byte_end: row.get::<i64, _>("byte_end") as usize,
                         token_count: row.get::<i64, _>("token_count") as usize,
+                        location: row
+                            .get::<Option<String>, _>("location_json")
+                            .map(|l| parse_json(&l, "chunk location"))
+                            .transpose()?,
                     },
                 })
             })

@@ -48,6 +48,10 @@ pub(crate) fn document_from_row(
             owner: row.get("owner"),
             effective_date,
             tags: parse_json(&tags, "tags")?,
+            message: row
+                .get::<Option<String>, _>("message_json")
+                .map(|m| parse_json(&m, "message headers"))
+                .transpose()?,
         },
         created_at: row.get("created_at"),
         updated_at: row.get("updated_at"),
@@ -58,7 +62,7 @@ pub(crate) fn document_from_row(
 pub(crate) const DOCUMENT_COLUMNS: &str = "id, path, title, content_hash, size_bytes, text_bytes, \
                                 chunk_count, groups_json, owner, effective_date, tags_json, \
                                 created_at, updated_at, source_path, source_root, \
-                                cli_groups_json";
+                                cli_groups_json, message_json";
 
 /// Swap one document's chunks inside `tx` (see
 /// [`Catalog::commit_document`](kb_core::Catalog::commit_document)).
@@ -93,15 +97,16 @@ pub(crate) async fn commit_in(
     sqlx::query(
         "INSERT INTO documents (id, path, title, content_hash, size_bytes, text_bytes, \
          chunk_count, groups_json, owner, effective_date, tags_json, created_at, updated_at, \
-         source_path, source_root, cli_groups_json) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         source_path, source_root, cli_groups_json, message_json) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT(id) DO UPDATE SET path = excluded.path, title = excluded.title, \
          content_hash = excluded.content_hash, size_bytes = excluded.size_bytes, \
          text_bytes = excluded.text_bytes, chunk_count = excluded.chunk_count, \
          groups_json = excluded.groups_json, owner = excluded.owner, \
          effective_date = excluded.effective_date, tags_json = excluded.tags_json, \
          updated_at = excluded.updated_at, source_path = excluded.source_path, \
-         source_root = excluded.source_root, cli_groups_json = excluded.cli_groups_json",
+         source_root = excluded.source_root, cli_groups_json = excluded.cli_groups_json, \
+         message_json = excluded.message_json",
     )
     .bind(doc.id.as_str())
     .bind(&doc.path)
@@ -124,13 +129,14 @@ pub(crate) async fn commit_in(
             .and_then(|s| s.cli_groups.as_ref())
             .map(to_json),
     )
+    .bind(doc.meta.message.as_ref().map(to_json))
     .execute(&mut **tx)
     .await
     .map_err(db_err("upsert document"))?;
     for rows in chunks.chunks(ROWS_PER_INSERT) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO chunks (point_id, doc_id, ordinal, heading_json, byte_start, byte_end, \
-             token_count, chunk_hash, text) ",
+             token_count, chunk_hash, text, location_json) ",
         );
         insert.push_values(rows, |mut row, c| {
             row.push_bind(c.point_id.to_string())
@@ -141,7 +147,8 @@ pub(crate) async fn commit_in(
                 .push_bind(c.chunk.byte_end as i64)
                 .push_bind(c.chunk.token_count as i64)
                 .push_bind(&c.chunk_hash)
-                .push_bind(&c.chunk.text);
+                .push_bind(&c.chunk.text)
+                .push_bind(c.chunk.location.as_ref().map(to_json));
         });
         insert
             .build()
@@ -155,5 +162,5 @@ pub(crate) async fn commit_in(
     Ok(replaced)
 }
 
-/// Rows per multi-row INSERT: 9 parameters each stays far below SQLite's 32,766.
+/// Rows per multi-row INSERT: 10 parameters each stays far below SQLite's 32,766.
 pub(crate) const ROWS_PER_INSERT: usize = 500;

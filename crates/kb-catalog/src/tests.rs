@@ -59,6 +59,7 @@ fn chunks(d: &DocumentRecord, n: u32) -> Vec<StoredChunk> {
                 byte_start: 0,
                 byte_end: 7,
                 token_count: 2,
+                location: None,
             },
         })
         .collect()
@@ -99,6 +100,7 @@ async fn document_metadata_round_trips() {
         owner: Some("People Team".into()),
         effective_date: "2026-03-01".parse().ok(),
         tags: vec!["leave".into(), "policy".into()],
+        message: None,
     };
 
     cat.commit_document(&d, &chunks(&d, 1)).await.unwrap();

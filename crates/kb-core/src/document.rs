@@ -1,5 +1,6 @@
 //! Documents and chunks: what ingest produces and what the index stores.
 
+use crate::location::{Location, MessageHeaders};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -67,6 +68,10 @@ pub struct Chunk {
     pub byte_end: usize,
     /// Tokens of the embedder's tokenizer in the text that was embedded.
     pub token_count: usize,
+    /// The pages, slides or rows of the source file the chunk came from, where the format has
+    /// them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
 }
 
 impl Chunk {
@@ -111,6 +116,9 @@ pub struct ChunkPayload {
     pub text: String,
     pub byte_start: usize,
     pub byte_end: usize,
+    /// Pages, slides or rows of the source the chunk came from (see [`Chunk::location`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
     /// Access groups allowed to read the document (`all` for everyone).
     pub groups: Vec<String>,
     /// Owner, effective date and tags of the document (flat keys in the index payload).
@@ -131,6 +139,9 @@ pub struct DocumentMeta {
     pub effective_date: Option<NaiveDate>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The headers of the e-mail message the document is (or is an attachment of).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<MessageHeaders>,
 }
 
 impl ChunkPayload {
@@ -162,6 +173,7 @@ mod tests {
             byte_start: 0,
             byte_end: 22,
             token_count: 6,
+            location: None,
         };
         assert_eq!(
             chunk.embedding_text("Leave Policy"),
@@ -183,6 +195,7 @@ mod tests {
             owner: Some("People Team".into()),
             effective_date: NaiveDate::from_ymd_opt(2026, 1, 15),
             tags: vec!["leave".into()],
+            message: None,
         };
         let value = serde_json::to_value(&new).unwrap();
         assert_eq!(value["effective_date"], "2026-01-15");

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod document;
 pub mod error;
 pub mod index;
+pub mod location;
 pub mod model;
 
 pub use access::{
@@ -19,6 +20,7 @@ pub use catalog::{Catalog, DocumentRecord, DocumentSource, IngestRun, RunStats, 
 pub use document::{Chunk, ChunkPayload, DocumentId, DocumentMeta, content_hash, point_id};
 pub use error::{BoxError, CatalogError, IndexError, ModelError};
 pub use index::{ChunkPoint, Filter, Hit, Retrieval, SearchQuery, VectorIndex};
+pub use location::{Location, Mark, MessageHeaders, Place, locate};
 pub use model::{
     ChatDelta, ChatMessage, ChatModel, ChatRequest, ChatResponse, ChatStream, Embedder, Embedding,
     InputKind, Role, Usage,

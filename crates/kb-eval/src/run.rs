@@ -467,6 +467,7 @@ mod tests {
                 text: String::new(),
                 byte_start: 0,
                 byte_end: 0,
+                location: None,
                 groups: Vec::new(),
                 meta: kb_core::DocumentMeta::default(),
             },

@@ -174,11 +174,13 @@ mod tests {
             text: "Employees get 25 days.".into(),
             byte_start: 10,
             byte_end: 32,
+            location: None,
             groups: vec!["hr".into()],
             meta: kb_core::DocumentMeta {
                 owner: Some("People Team".into()),
                 effective_date: NaiveDate::from_ymd_opt(2026, 1, 15),
                 tags: vec!["leave".into()],
+                message: None,
             },
         }
     }

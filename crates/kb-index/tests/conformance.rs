@@ -40,6 +40,7 @@ fn chunk(doc: &str, ordinal: u32, groups: &[&str], vector: [f32; DIMS]) -> Chunk
             text: format!("chunk {ordinal} of {doc}"),
             byte_start: ordinal as usize * 100,
             byte_end: ordinal as usize * 100 + 42,
+            location: None,
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
             meta: DocumentMeta::default(),
         },
@@ -52,6 +53,7 @@ fn described(mut point: ChunkPoint, tags: &[&str], date: Option<&str>) -> ChunkP
         owner: Some("Owner".into()),
         effective_date: date.map(|d| d.parse().expect("a date")),
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        message: None,
     };
     point
 }

@@ -42,6 +42,7 @@ fn points() -> Vec<ChunkPoint> {
                 text: format!("chunk {i}"),
                 byte_start: 0,
                 byte_end: 1,
+                location: None,
                 groups: vec!["all".into()],
                 meta: kb_core::DocumentMeta::default(),
             },

@@ -288,6 +288,7 @@ fn stored_point(doc: &DocumentRecord, stored: &StoredChunk, vector: Embedding) -
             text: c.text.clone(),
             byte_start: c.byte_start,
             byte_end: c.byte_end,
+            location: c.location.clone(),
             groups: doc.groups.clone(),
             meta: doc.meta.clone(),
         },

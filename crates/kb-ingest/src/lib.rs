@@ -1,7 +1,7 @@
 //! kb's ingest pipeline: files → text → token-sized chunks → embeddings → vector index,
 //! with the catalog recording documents, chunks and runs.
 //!
-//! - [`loader`] reads one file into text plus metadata,
+//! - [`loader`] (the `kb-extract` crate) reads one file into text plus metadata,
 //! - [`split`] cuts text into chunks sized in the embedder's own tokens,
 //! - [`batch`] packs chunks into capped batches and retries a failed batch alone,
 //! - [`pipeline`] drives a run: walk, compare hashes, embed in batches, write ahead, commit,
@@ -10,7 +10,6 @@
 pub mod batch;
 pub mod check;
 mod config;
-pub mod loader;
 pub mod pipeline;
 pub mod progress;
 pub mod reindex;
@@ -22,7 +21,9 @@ mod pacing_tests;
 pub use batch::{Pacing, PacingError};
 pub use check::{ConsistencyReport, RepairReport, check, repair};
 pub use config::{IngestConfig, InvalidIngestConfig, RunRequest};
-pub use loader::{
+/// The file readers, as the pipeline uses them.
+pub use kb_extract as loader;
+pub use kb_extract::{
     DocumentFormat, FrontMatter, LoadError, LoadLimits, LoadedDocument, SourceFormat, load_file,
     read_sidecar, sidecar_path,
 };

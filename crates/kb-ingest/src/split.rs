@@ -243,6 +243,7 @@ impl ChunkSplitter {
                     byte_start: start,
                     byte_end: start + piece.len(),
                     token_count: 0,
+                    location: None,
                 };
                 let own_tokens =
                     spans.and_then(|s| s.tokens_between_whitespace(start, piece.len()));

@@ -288,6 +288,7 @@ fn point(i: usize, text: &str, vector: Vec<f32>) -> ChunkPoint {
             text: text.to_owned(),
             byte_start: 0,
             byte_end: text.len(),
+            location: None,
             groups: vec![kb_index::PUBLIC_GROUP.to_owned()],
             meta: DocumentMeta::default(),
         },

@@ -9,7 +9,7 @@ use crate::split::SplitChunk;
 use kb_core::error::chain;
 use kb_core::{
     CatalogError, ChunkPayload, ChunkPoint, DocumentMeta, DocumentRecord, DocumentSource,
-    Embedding, StoredChunk, content_hash, point_id,
+    Embedding, StoredChunk, content_hash, locate, point_id,
 };
 use std::time::Instant;
 
@@ -76,11 +76,14 @@ impl Ingestor {
         let mut pieces = tokio::task::spawn_blocking(move || splitter.split(&text, format, &title))
             .await
             .expect("BUG: splitting panicked");
-        // Byte ranges are kept in the source file's terms where the text is the file's own.
-        if let Some(offset) = doc.source_offset {
-            for piece in &mut pieces {
-                piece.chunk.byte_start += offset;
-                piece.chunk.byte_end += offset;
+        let marks = std::mem::take(&mut doc.marks);
+        for piece in &mut pieces {
+            let chunk = &mut piece.chunk;
+            chunk.location = locate(&marks, chunk.byte_start, chunk.byte_end);
+            // Byte ranges are kept in the source file's terms where the text is the file's own.
+            if let Some(offset) = doc.source_offset {
+                chunk.byte_start += offset;
+                chunk.byte_end += offset;
             }
         }
         *split_ms += t.elapsed().as_millis() as u64;
@@ -120,6 +123,7 @@ impl Ingestor {
                 .or_else(|| self.options.default_owner.clone()),
             effective_date: own.effective_date,
             tags: or_default(&own.tags, &self.options.default_tags),
+            message: doc.message.clone(),
         };
         (or_default(&own.groups, default_groups), meta)
     }
@@ -206,6 +210,7 @@ impl OpenDocument {
                 text: c.text.clone(),
                 byte_start: c.byte_start,
                 byte_end: c.byte_end,
+                location: c.location.clone(),
                 groups: self.groups.clone(),
                 meta: self.meta.clone(),
             },

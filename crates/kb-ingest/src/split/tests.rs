@@ -519,6 +519,7 @@ mod properties {
                 byte_start: start,
                 byte_end: end,
                 token_count: 0,
+                location: None,
             },
             embedding_text: String::new(),
         };

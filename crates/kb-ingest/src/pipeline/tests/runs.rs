@@ -115,6 +115,7 @@ async fn metadata_reaches_catalog_and_payload_and_a_changed_sidecar_reindexes() 
                 owner: Some("Facilities".into()),
                 effective_date: "2026-04-01".parse().ok(),
                 tags: vec!["desks".into()],
+                message: None,
             }
         )
     );
@@ -126,6 +127,7 @@ async fn metadata_reaches_catalog_and_payload_and_a_changed_sidecar_reindexes() 
                 owner: Some("Ops".into()),
                 effective_date: None,
                 tags: vec!["handbook".into()],
+                message: None,
             }
         )
     );

@@ -2,7 +2,7 @@
 //! (bullets or counted), from `styles.xml` and `numbering.xml`.
 
 use super::{attr, xml_error};
-use crate::loader::LoadError;
+use crate::LoadError;
 use quick_xml::Reader;
 use quick_xml::events::Event;
 use std::collections::HashMap;

@@ -102,10 +102,11 @@ fn files_over_the_size_cap_are_refused_before_parsing() {
 #[test]
 fn every_format_has_an_extension_and_a_text_format() {
     for format in SourceFormat::ALL {
-        let name = format!("x.{}", format.to_string().to_lowercase());
-        let name = name
-            .replace("x.markdown", "x.md")
-            .replace("x.text", "x.txt");
+        let (ext, _) = SourceFormat::EXTENSIONS
+            .iter()
+            .find(|(_, f)| *f == format)
+            .unwrap_or_else(|| panic!("{format} has no extension"));
+        let name = format!("x.{}", ext.to_uppercase());
         assert_eq!(SourceFormat::from_path(Path::new(&name)), Some(format));
     }
     assert_eq!(

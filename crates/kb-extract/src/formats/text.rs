@@ -7,7 +7,7 @@
 //! is kept only when the bytes decode with almost no errors and the text has almost no control
 //! characters; otherwise the file is refused with a reason.
 
-use crate::loader::LoadError;
+use crate::LoadError;
 use encoding_rs::{DecoderResult, Encoding, UTF_8};
 
 /// Text decoded from a file's bytes.

@@ -9,7 +9,7 @@
 //! tables is page layout, not data: its cells are read as ordinary blocks.
 
 use super::MarkdownWriter;
-use crate::loader::{LoadError, SourceFormat};
+use crate::{LoadError, SourceFormat};
 use ego_tree::NodeRef;
 use ego_tree::iter::Edge;
 use scraper::{Html, Node};

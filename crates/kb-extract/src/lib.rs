@@ -1,4 +1,4 @@
-//! Reading one file into text and metadata.
+//! kb-extract: reading one file into text, metadata and source locations.
 //!
 //! | extensions                  | [`SourceFormat`] | text ([`DocumentFormat`]) |
 //! |-----------------------------|------------------|---------------------------|
@@ -51,14 +51,15 @@
 //! loads whole or not at all. Work is bounded by [`LoadLimits`]: the file size, and how much a
 //! compressed container (DOCX zip parts, PDF streams) may expand.
 
-mod formats;
+pub(crate) mod formats;
 mod metadata;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use metadata::SIDECAR_SUFFIX;
+pub use metadata::SIDECAR_SUFFIX;
 pub use metadata::{FrontMatter, IGNORED_FRONT_MATTER_KEYS, read_sidecar, sidecar_path};
 
+use kb_core::{Mark, MessageHeaders};
 use metadata::{check_no_access_front_matter, split_front_matter};
 use std::path::Path;
 
@@ -90,37 +91,102 @@ pub enum SourceFormat {
     Html,
     Pdf,
     Docx,
+    /// Excel 2007+ workbook.
+    Xlsx,
+    /// Excel 97–2003 workbook.
+    Xls,
+    /// OpenDocument spreadsheet.
+    Ods,
+    /// Comma-separated values (or `;`-separated, as some spreadsheet exports write them).
+    Csv,
+    /// Tab-separated values.
+    Tsv,
+    /// PowerPoint 2007+ deck.
+    Pptx,
+    /// OpenDocument text.
+    Odt,
+    /// OpenDocument presentation.
+    Odp,
+    /// Rich Text Format.
+    Rtf,
+    /// One e-mail message (RFC 5322), with its attachments.
+    Eml,
+    /// A mailbox of messages (mboxrd / mboxo), one document per message.
+    Mbox,
+    /// A picture of text (PNG, JPEG, WebP, TIFF), read by OCR.
+    Image,
 }
 
 impl SourceFormat {
     /// Every format kb reads.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 17] = [
         Self::Markdown,
         Self::Text,
         Self::Html,
         Self::Pdf,
         Self::Docx,
+        Self::Xlsx,
+        Self::Xls,
+        Self::Ods,
+        Self::Csv,
+        Self::Tsv,
+        Self::Pptx,
+        Self::Odt,
+        Self::Odp,
+        Self::Rtf,
+        Self::Eml,
+        Self::Mbox,
+        Self::Image,
+    ];
+
+    /// The file name extensions (lowercase) of each format, as [`Self::from_path`] reads them.
+    pub const EXTENSIONS: &[(&str, Self)] = &[
+        ("md", Self::Markdown),
+        ("markdown", Self::Markdown),
+        ("mdown", Self::Markdown),
+        ("txt", Self::Text),
+        ("text", Self::Text),
+        ("html", Self::Html),
+        ("htm", Self::Html),
+        ("pdf", Self::Pdf),
+        ("docx", Self::Docx),
+        ("xlsx", Self::Xlsx),
+        ("xlsm", Self::Xlsx),
+        ("xls", Self::Xls),
+        ("ods", Self::Ods),
+        ("csv", Self::Csv),
+        ("tsv", Self::Tsv),
+        ("tab", Self::Tsv),
+        ("pptx", Self::Pptx),
+        ("odt", Self::Odt),
+        ("odp", Self::Odp),
+        ("rtf", Self::Rtf),
+        ("eml", Self::Eml),
+        ("mbox", Self::Mbox),
+        ("png", Self::Image),
+        ("jpg", Self::Image),
+        ("jpeg", Self::Image),
+        ("webp", Self::Image),
+        ("tif", Self::Image),
+        ("tiff", Self::Image),
     ];
 
     /// The format for a file name (by extension, any case), or `None` if kb does not read that
-    /// kind of file. Legacy `.doc` files are not read: save them as `.docx`.
+    /// kind of file. Legacy `.doc` and `.ppt` files are not read: save them as `.docx` and
+    /// `.pptx`.
     pub fn from_path(path: &Path) -> Option<Self> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-        match ext.as_str() {
-            "md" | "markdown" | "mdown" => Some(Self::Markdown),
-            "txt" | "text" => Some(Self::Text),
-            "html" | "htm" => Some(Self::Html),
-            "pdf" => Some(Self::Pdf),
-            "docx" => Some(Self::Docx),
-            _ => None,
-        }
+        Self::EXTENSIONS
+            .iter()
+            .find(|(e, _)| *e == ext)
+            .map(|(_, format)| *format)
     }
 
     /// How the text read from this format is split.
     pub fn text_format(self) -> DocumentFormat {
         match self {
             Self::Text => DocumentFormat::Text,
-            Self::Markdown | Self::Html | Self::Pdf | Self::Docx => DocumentFormat::Markdown,
+            _ => DocumentFormat::Markdown,
         }
     }
 }
@@ -133,6 +199,18 @@ impl std::fmt::Display for SourceFormat {
             Self::Html => "HTML",
             Self::Pdf => "PDF",
             Self::Docx => "DOCX",
+            Self::Xlsx => "XLSX",
+            Self::Xls => "XLS",
+            Self::Ods => "ODS",
+            Self::Csv => "CSV",
+            Self::Tsv => "TSV",
+            Self::Pptx => "PPTX",
+            Self::Odt => "ODT",
+            Self::Odp => "ODP",
+            Self::Rtf => "RTF",
+            Self::Eml => "e-mail",
+            Self::Mbox => "mailbox",
+            Self::Image => "image",
         })
     }
 }
@@ -198,6 +276,42 @@ pub struct LoadedDocument {
     pub size_bytes: u64,
     /// sha256 of the source bytes.
     pub content_hash: String,
+    /// Where the pages, slides or sheet rows of the source start in [`Self::text`], in
+    /// order; empty for formats without such places. Chunks are located by them.
+    pub marks: Vec<Mark>,
+    /// What a person should know about how the file was read, for the ingest report: parts
+    /// left out and why ("hidden sheet Archive skipped", "attachment logo.gif is not a type kb
+    /// reads", "sheet Log capped at 50,000 rows", "page 4: OCR confidence 31 < 60, skipped").
+    pub notes: Vec<String>,
+    /// The headers of the e-mail message this document is (for its attachments: the message
+    /// they came with).
+    pub message: Option<MessageHeaders>,
+    /// Documents inside this file, each ingested as a document of its own whose id is this
+    /// one's plus `#` and the part's [`DocumentPart::fragment`]: the messages of a mailbox, the
+    /// attachments of a message.
+    pub parts: Vec<DocumentPart>,
+    /// For a reply: the text it quotes from an earlier message. Ingest drops it when that
+    /// message is catalogued too, so the same words are not indexed twice.
+    pub quoted: Option<Quoted>,
+}
+
+/// Quoted text at the end of a message (see [`LoadedDocument::quoted`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quoted {
+    /// The Message-ID of the quoted message (from In-Reply-To), without angle brackets.
+    pub message_id: String,
+    /// Where the quotation (its "On … wrote:" line or first `>` line) starts in the text; it
+    /// runs to the end.
+    pub start: usize,
+}
+
+/// A document found inside another file (see [`LoadedDocument::parts`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentPart {
+    /// Names the part within its file, e.g. `attachment/budget.xlsx` or `message/3`: unique
+    /// within the file and stable from one ingest to the next.
+    pub fragment: String,
+    pub document: LoadedDocument,
 }
 
 /// Why a file was skipped. Messages are lowercase and say what to do about it.
@@ -206,7 +320,7 @@ pub enum LoadError {
     #[error("cannot read file")]
     Io(#[from] std::io::Error),
     #[error(
-        "unsupported file type (kb reads .md, .markdown, .txt, .text, .html, .htm, .pdf and .docx)"
+        "unsupported file type (kb reads Markdown, text, HTML, PDF, DOCX, XLSX/XLS/ODS, CSV/TSV, PPTX, ODT/ODP, RTF, e-mail (.eml, .mbox) and images by OCR)"
     )]
     Unsupported,
     #[error("file is empty")]
@@ -362,6 +476,11 @@ pub fn parse_bytes_with_limits(
         source_offset,
         size_bytes: size,
         content_hash: kb_core::content_hash(bytes),
+        marks: extracted.marks,
+        notes: extracted.notes,
+        message: extracted.message,
+        parts: extracted.parts,
+        quoted: extracted.quoted,
     })
 }
 
@@ -373,6 +492,24 @@ struct Extracted {
     encoding: Option<&'static str>,
     /// The file decoded to nothing but whitespace (e.g. a UTF-16 byte-order mark alone).
     decoded_empty: bool,
+    marks: Vec<Mark>,
+    notes: Vec<String>,
+    message: Option<MessageHeaders>,
+    parts: Vec<DocumentPart>,
+    quoted: Option<Quoted>,
+}
+
+impl Extracted {
+    /// Takes what a reader of the newer formats made.
+    fn take(&mut self, read: formats::Read) {
+        self.title = read.title;
+        self.text = read.markdown;
+        self.marks = read.marks;
+        self.notes = read.notes;
+        self.message = read.message;
+        self.parts = read.parts;
+        self.quoted = read.quoted;
+    }
 }
 
 fn extract(
@@ -386,6 +523,11 @@ fn extract(
         front_matter: FrontMatter::default(),
         encoding: None,
         decoded_empty: false,
+        marks: Vec::new(),
+        notes: Vec::new(),
+        message: None,
+        parts: Vec::new(),
+        quoted: None,
     };
     match format {
         SourceFormat::Markdown | SourceFormat::Text | SourceFormat::Html => {
@@ -413,12 +555,24 @@ fn extract(
         }
         SourceFormat::Pdf => {
             let pdf = formats::pdf::to_markdown(bytes, limits)?;
-            (out.title, out.text) = (pdf.title, pdf.markdown);
+            (out.title, out.text, out.marks) = (pdf.title, pdf.markdown, pdf.marks);
         }
         SourceFormat::Docx => {
             let docx = formats::docx::to_markdown(bytes, limits)?;
             (out.title, out.text) = (docx.title, docx.markdown);
         }
+        SourceFormat::Xlsx
+        | SourceFormat::Xls
+        | SourceFormat::Ods
+        | SourceFormat::Csv
+        | SourceFormat::Tsv => out.take(formats::sheet::read(format, bytes, limits)?),
+        SourceFormat::Pptx | SourceFormat::Odt | SourceFormat::Odp | SourceFormat::Rtf => {
+            out.take(formats::office::read(format, bytes, limits)?);
+        }
+        SourceFormat::Eml | SourceFormat::Mbox => {
+            out.take(formats::mail::read(format, bytes, limits)?);
+        }
+        SourceFormat::Image => out.take(formats::ocr::read_image(bytes, limits)?),
     }
     Ok(out)
 }

@@ -1,6 +1,6 @@
 //! A document's own metadata: YAML front matter at the top of a Markdown file and the
 //! `<file>.meta.yaml` sidecar, and the rules that keep a mistake in them from leaving a
-//! restricted document readable by everyone (the table in [`crate::loader`]).
+//! restricted document readable by everyone (the table in [`crate`]).
 
 use super::{BOM, LoadError, SourceFormat};
 use chrono::NaiveDate;
@@ -296,7 +296,7 @@ fn checked_tags(given: Option<scalar::List>) -> Result<Vec<String>, String> {
 }
 
 /// What a sidecar's name adds to its document's.
-pub(crate) const SIDECAR_SUFFIX: &str = ".meta.yaml";
+pub const SIDECAR_SUFFIX: &str = ".meta.yaml";
 
 /// The sidecar of a document: its path plus `.meta.yaml`.
 pub fn sidecar_path(path: &Path) -> PathBuf {

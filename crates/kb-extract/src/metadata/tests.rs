@@ -2,7 +2,7 @@
 
 use super::super::tests::md;
 use super::*;
-use crate::loader::{LoadError, load_file, parse_bytes};
+use crate::{LoadError, load_file, parse_bytes};
 
 #[test]
 fn front_matter_gives_title_and_groups_and_is_removed_from_text() {

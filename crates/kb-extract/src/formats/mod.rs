@@ -8,8 +8,28 @@
 
 pub(crate) mod docx;
 pub(crate) mod html;
+pub(crate) mod mail;
+pub(crate) mod ocr;
+pub(crate) mod office;
 pub(crate) mod pdf;
+pub(crate) mod sheet;
 pub(crate) mod text;
+
+use crate::{DocumentPart, Quoted};
+use kb_core::{Mark, MessageHeaders, Place};
+
+/// What a reader of one of the newer formats (sheets, slides, mail, images) makes of a file:
+/// see the [`crate::LoadedDocument`] fields of the same names.
+#[derive(Debug, Default)]
+pub(crate) struct Read {
+    pub(crate) title: Option<String>,
+    pub(crate) markdown: String,
+    pub(crate) marks: Vec<Mark>,
+    pub(crate) notes: Vec<String>,
+    pub(crate) message: Option<MessageHeaders>,
+    pub(crate) parts: Vec<DocumentPart>,
+    pub(crate) quoted: Option<Quoted>,
+}
 
 /// Builds Markdown one block at a time: blocks are separated by a blank line, consecutive list
 /// items by a single newline.
@@ -17,9 +37,21 @@ pub(crate) mod text;
 pub(crate) struct MarkdownWriter {
     out: String,
     in_list: bool,
+    marks: Vec<Mark>,
 }
 
 impl MarkdownWriter {
+    /// Says that the blocks written from here on come from `place` (a page, slide or sheet
+    /// row), for the location of the chunks cut from them.
+    pub(crate) fn mark(&mut self, place: Place) {
+        let at = self.out.len();
+        match self.marks.last_mut() {
+            // Nothing was written since the last mark: this one replaces it.
+            Some(last) if last.at == at => last.place = place,
+            _ => self.marks.push(Mark { at, place }),
+        }
+    }
+
     /// A `#` heading; `level` is clamped to 1..=6. Empty headings are dropped.
     pub(crate) fn heading(&mut self, level: usize, text: &str) {
         let text = collapse_whitespace(text);
@@ -120,6 +152,11 @@ impl MarkdownWriter {
 
     pub(crate) fn finish(self) -> String {
         self.out
+    }
+
+    /// The Markdown and the [`Mark`]s left in it.
+    pub(crate) fn finish_marked(self) -> (String, Vec<Mark>) {
+        (self.out, self.marks)
     }
 
     fn start_block(&mut self, list_item: bool) {

@@ -12,7 +12,8 @@
 //! from 1 in file order: a citation can say "p. 4". Pages without text are left out.
 
 use super::MarkdownWriter;
-use crate::loader::{LoadError, LoadLimits, SourceFormat};
+use crate::{LoadError, LoadLimits, SourceFormat};
+use kb_core::{Mark, Place};
 use lopdf::content::Content;
 use lopdf::{Dictionary, Document, Encoding, Object, ObjectId};
 use std::collections::{BTreeMap, HashSet};
@@ -22,6 +23,8 @@ use std::collections::{BTreeMap, HashSet};
 pub(crate) struct PdfText {
     pub(crate) title: Option<String>,
     pub(crate) markdown: String,
+    /// Where each page starts in `markdown`.
+    pub(crate) marks: Vec<Mark>,
 }
 
 /// How deep form XObjects may nest inside each other before the rest is ignored.
@@ -79,10 +82,11 @@ pub(crate) fn to_markdown(bytes: &[u8], limits: &LoadLimits) -> Result<PdfText, 
         if text.trim().is_empty() {
             continue;
         }
+        out.mark(Place::Page(number));
         out.heading(1, &format!("Page {number}"));
         out.paragraph(&text);
     }
-    let markdown = out.finish();
+    let (markdown, marks) = out.finish_marked();
     if markdown.is_empty() {
         return Err(if reader.text_shown {
             corrupt(
@@ -95,6 +99,7 @@ pub(crate) fn to_markdown(bytes: &[u8], limits: &LoadLimits) -> Result<PdfText, 
     Ok(PdfText {
         title: info_title(&doc),
         markdown,
+        marks,
     })
 }
 

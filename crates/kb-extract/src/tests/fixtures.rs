@@ -1,7 +1,6 @@
 //! Loading the real files in tests/fixtures (made by tests/fixtures/make_fixtures.py).
 
-use crate::loader::*;
-use kb_testkit::memory::FakeEmbedder;
+use crate::*;
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
@@ -59,34 +58,25 @@ fn pdf_text_layer_has_one_heading_per_page() {
 }
 
 #[test]
-fn every_pdf_chunk_carries_the_page_it_starts_on() {
+fn pdf_pages_are_marked_where_they_start() {
     let doc = load("travel-policy.pdf").unwrap();
-    let splitter = crate::ChunkSplitter::new(
-        // Whitespace-separated words are its tokens, at most 64 per input.
-        std::sync::Arc::new(FakeEmbedder::default().with_max_input_tokens(64)),
-        crate::SplitOptions {
-            chunk_tokens: 16,
-            overlap_tokens: 0,
-        },
-    )
-    .unwrap();
 
-    let chunks = splitter.split(&doc.text, doc.format, &doc.title);
-
-    assert!(chunks.len() >= 3);
-    for c in &chunks {
-        let page = c.chunk.heading_path.last().map(String::as_str);
-        assert!(
-            page.is_some_and(|p| p.starts_with("Page ")),
-            "{:?}",
-            c.chunk
+    let pages: Vec<(usize, kb_core::Place)> =
+        doc.marks.iter().map(|m| (m.at, m.place.clone())).collect();
+    assert_eq!(pages.len(), 3, "{pages:?}");
+    for (i, (at, place)) in pages.iter().enumerate() {
+        assert_eq!(*place, kb_core::Place::Page(i as u32 + 1));
+        let heading = format!("# Page {}", i + 1);
+        assert_eq!(
+            doc.text[*at..].trim_start().get(..heading.len()),
+            Some(&*heading)
         );
     }
-    let approval = chunks
-        .iter()
-        .find(|c| c.chunk.text.contains("approval from a director"))
-        .unwrap();
-    assert_eq!(approval.chunk.heading_path, ["Page 2"]);
+    let approval = doc.text.find("approval from a director").unwrap();
+    assert_eq!(
+        kb_core::locate(&doc.marks, approval, approval + 10),
+        Some(kb_core::Location::Pages { first: 2, last: 2 })
+    );
 }
 
 #[test]

@@ -22,7 +22,7 @@
 mod styles;
 
 use super::MarkdownWriter;
-use crate::loader::{LoadError, LoadLimits, SourceFormat};
+use crate::{LoadError, LoadLimits, SourceFormat};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 use std::collections::HashMap;
