@@ -1,0 +1,321 @@
+//! Reading the zip packages of PPTX and OpenDocument files within an expansion budget, and
+//! the small XML helpers their readers share.
+
+use crate::{LoadError, LoadLimits, SourceFormat};
+use quick_xml::Reader;
+use quick_xml::events::{BytesRef, BytesStart, Event};
+use std::io::{Cursor, Read as _};
+
+const OLE_MAGIC: &[u8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1";
+
+/// A zip package whose parts are read within one expansion budget.
+pub(super) struct Package<'a> {
+    archive: zip::ZipArchive<Cursor<&'a [u8]>>,
+    format: SourceFormat,
+    /// Bytes that may still be inflated.
+    left: u64,
+    limit: u64,
+}
+
+impl<'a> Package<'a> {
+    /// Opens `bytes` as the zip package of a `format` file. `legacy` names the older binary
+    /// format an OLE file of this kind would be ("PowerPoint 97-2003 .ppt").
+    pub(super) fn open(
+        bytes: &'a [u8],
+        format: SourceFormat,
+        limits: &LoadLimits,
+        legacy: &str,
+    ) -> Result<Self, LoadError> {
+        if bytes.starts_with(OLE_MAGIC) {
+            // Office writes password-protected OOXML as an OLE file holding the encrypted
+            // package; any other OLE file is the old binary format.
+            let encrypted_package: Vec<u8> = "EncryptedPackage"
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect();
+            let encrypted = bytes
+                .windows(encrypted_package.len())
+                .any(|w| w == encrypted_package);
+            return Err(if encrypted {
+                LoadError::Encrypted { format }
+            } else {
+                corrupt(
+                    format,
+                    format!(
+                        "it is an old {legacy} file; save it as .{}",
+                        extension(format)
+                    ),
+                )
+            });
+        }
+        let archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
+            corrupt(
+                format,
+                format!("not a zip archive, so not a {format} file ({e})"),
+            )
+        })?;
+        Ok(Self {
+            archive,
+            format,
+            left: limits.max_expanded_bytes,
+            limit: limits.max_expanded_bytes,
+        })
+    }
+
+    pub(super) fn format(&self) -> SourceFormat {
+        self.format
+    }
+
+    /// The part `name` as text, or `None` if the package has no such part.
+    pub(super) fn read(&mut self, name: &str) -> Result<Option<String>, LoadError> {
+        let format = self.format;
+        let too_much = LoadError::ExpandsTooMuch {
+            format,
+            limit: self.limit,
+        };
+        let file = match self.archive.by_name(name) {
+            Ok(file) => file,
+            Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+            Err(
+                zip::result::ZipError::UnsupportedArchive(zip::result::ZipError::PASSWORD_REQUIRED)
+                | zip::result::ZipError::InvalidPassword,
+            ) => return Err(LoadError::Encrypted { format }),
+            Err(e) => return Err(corrupt(format, format!("cannot open {name} ({e})"))),
+        };
+        if file.size() > self.left {
+            return Err(too_much);
+        }
+        let mut bytes = Vec::new();
+        // The size in the zip headers may lie: never inflate more than the budget.
+        file.take(self.left + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| corrupt(format, format!("cannot inflate {name} ({e})")))?;
+        let read = bytes.len() as u64;
+        if read > self.left {
+            return Err(too_much);
+        }
+        self.left -= read;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| corrupt(format, format!("{name} is not UTF-8 XML")))?;
+        Ok(Some(match text.strip_prefix('\u{feff}') {
+            Some(rest) => rest.to_owned(),
+            None => text,
+        }))
+    }
+
+    /// The part `name`, which the format requires.
+    pub(super) fn require(&mut self, name: &str, what: &str) -> Result<String, LoadError> {
+        let format = self.format;
+        self.read(name)?.ok_or_else(|| {
+            corrupt(
+                format,
+                format!(
+                    "it has no {name}, so it is not {what}; save it again from its application"
+                ),
+            )
+        })
+    }
+}
+
+fn extension(format: SourceFormat) -> String {
+    format.to_string().to_ascii_lowercase()
+}
+
+pub(super) fn corrupt(format: SourceFormat, detail: impl Into<String>) -> LoadError {
+    LoadError::Corrupt {
+        format,
+        detail: detail.into(),
+    }
+}
+
+pub(super) fn xml_error(
+    format: SourceFormat,
+    part: &str,
+    error: impl std::fmt::Display,
+) -> LoadError {
+    corrupt(format, format!("{part} is not well-formed XML ({error})"))
+}
+
+/// A reader for one XML part: empty elements read as a start and an end, so that callers
+/// handle one shape of event.
+pub(super) fn xml_reader(xml: &str) -> Reader<&[u8]> {
+    let mut reader = Reader::from_str(xml);
+    reader.config_mut().expand_empty_elements = true;
+    reader
+}
+
+/// The value of the attribute whose local name is `name` and that has no namespace prefix
+/// when `prefixed` is false, or has one when it is true (`r:id` beside `id`).
+fn find_attr(e: &BytesStart<'_>, name: &str, prefixed: Option<bool>) -> Option<String> {
+    e.attributes()
+        .flatten()
+        .find(|a| {
+            a.key.local_name().as_ref() == name
+                && prefixed.is_none_or(|p| a.key.prefix().is_some() == p)
+        })
+        .and_then(|a| {
+            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .ok()
+                .map(|v| v.into_owned())
+        })
+}
+
+/// The value of the attribute with local name `name`, whatever its prefix.
+pub(super) fn attr(e: &BytesStart<'_>, name: &str) -> Option<String> {
+    find_attr(e, name, None)
+}
+
+/// The value of a namespaced attribute (`r:id`), not the plain one of the same local name.
+pub(super) fn prefixed_attr(e: &BytesStart<'_>, name: &str) -> Option<String> {
+    find_attr(e, name, Some(true))
+}
+
+/// Appends the character an entity or character reference stands for. Only the five
+/// predefined entities are known: a document's own entities are never expanded.
+pub(super) fn push_entity(out: &mut String, reference: &BytesRef<'_>) {
+    if let Ok(Some(c)) = reference.resolve_char_ref() {
+        super::super::push_clean(out, c.encode_utf8(&mut [0; 4]));
+        return;
+    }
+    out.push_str(match &**reference {
+        "amp" => "&",
+        "lt" => "<",
+        "gt" => ">",
+        "quot" => "\"",
+        "apos" => "'",
+        _ => "",
+    });
+}
+
+/// Appends XML text, line breaks in the markup becoming spaces (in these formats a line
+/// break is an element of its own).
+pub(super) fn push_text(out: &mut String, text: &str) {
+    for c in text.chars() {
+        if c.is_control() {
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+/// The text of the first element with local name `element` (`dc:title` of a core or meta
+/// part), whitespace collapsed; `None` when absent or empty.
+pub(super) fn element_text(xml: &str, element: &str) -> Option<String> {
+    let mut reader = xml_reader(xml);
+    let mut inside = false;
+    let mut text = String::new();
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) if e.local_name().as_ref() == element => inside = true,
+            Ok(Event::End(e)) if inside && e.local_name().as_ref() == element => break,
+            Ok(Event::Text(t)) if inside => push_text(&mut text, &t.xml10_content()),
+            Ok(Event::CData(t)) if inside => push_text(&mut text, &t),
+            Ok(Event::GeneralRef(r)) if inside => push_entity(&mut text, &r),
+            Ok(Event::Eof) | Err(_) => break,
+            _ => {}
+        }
+    }
+    let text = super::super::collapse_whitespace(&text);
+    (!text.is_empty()).then_some(text)
+}
+
+/// A relationship of an OOXML part.
+#[derive(Debug, Clone)]
+pub(super) struct Relationship {
+    pub(super) id: String,
+    /// The relationship type URI; compare its last segment ("slide", "notesSlide").
+    pub(super) kind: String,
+    /// The target part, resolved to a path inside the package.
+    pub(super) target: String,
+}
+
+/// The relationships of `part` (from `<folder>/_rels/<file>.rels`); external targets are
+/// left out. A package without the relationships part has none.
+pub(super) fn relationships(
+    package: &mut Package<'_>,
+    part: &str,
+) -> Result<Vec<Relationship>, LoadError> {
+    let (folder, file) = part.rsplit_once('/').unwrap_or(("", part));
+    let rels_name = if folder.is_empty() {
+        format!("_rels/{file}.rels")
+    } else {
+        format!("{folder}/_rels/{file}.rels")
+    };
+    let Some(xml) = package.read(&rels_name)? else {
+        return Ok(Vec::new());
+    };
+    let mut reader = xml_reader(&xml);
+    let mut out = Vec::new();
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) if e.local_name().as_ref() == "Relationship" => {
+                if attr(&e, "TargetMode").is_some_and(|m| m.eq_ignore_ascii_case("external")) {
+                    continue;
+                }
+                if let (Some(id), Some(kind), Some(target)) =
+                    (attr(&e, "Id"), attr(&e, "Type"), attr(&e, "Target"))
+                {
+                    out.push(Relationship {
+                        id,
+                        kind,
+                        target: resolve(part, &target),
+                    });
+                }
+            }
+            Ok(Event::Eof) => break,
+            Err(e) => return Err(xml_error(package.format(), &rels_name, e)),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+impl Relationship {
+    /// Whether the relationship type's last segment is `kind` ("slide", "notesSlide").
+    pub(super) fn is(&self, kind: &str) -> bool {
+        self.kind.rsplit('/').next() == Some(kind)
+    }
+}
+
+/// The path inside the package of `target`, relative to the folder of part `from` (or
+/// absolute when it starts with `/`). `..` never climbs above the package root.
+pub(super) fn resolve(from: &str, target: &str) -> String {
+    let joined = match target.strip_prefix('/') {
+        Some(absolute) => absolute.to_owned(),
+        None => match from.rsplit_once('/') {
+            Some((folder, _)) => format!("{folder}/{target}"),
+            None => target.to_owned(),
+        },
+    };
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in joined.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    segments.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_resolve_against_the_source_folder_and_never_above_the_root() {
+        assert_eq!(
+            resolve("ppt/presentation.xml", "slides/slide1.xml"),
+            "ppt/slides/slide1.xml"
+        );
+        assert_eq!(
+            resolve("ppt/slides/slide1.xml", "../notesSlides/notesSlide1.xml"),
+            "ppt/notesSlides/notesSlide1.xml"
+        );
+        assert_eq!(resolve("ppt/slides/s.xml", "/ppt/x.xml"), "ppt/x.xml");
+        assert_eq!(resolve("a/b.xml", "../../../../etc/passwd"), "etc/passwd");
+    }
+}
