@@ -136,6 +136,8 @@ struct Parser {
     groups: Vec<GroupState>,
     state: GroupState,
     default_encoding: &'static Encoding,
+    /// The font of text that names none (`\deffN`).
+    default_font: Option<i32>,
     /// Font number → the encoding its charset or code page names.
     fonts: HashMap<i32, &'static Encoding>,
     /// The font being defined in the font table.
@@ -169,6 +171,7 @@ impl Parser {
                 hidden: false,
             },
             default_encoding: encoding_rs::WINDOWS_1252,
+            default_font: None,
             fonts: HashMap::new(),
             font_definition: None,
             headings: HashMap::new(),
@@ -338,6 +341,7 @@ impl Parser {
     fn encoding(&self) -> &'static Encoding {
         self.state
             .font
+            .or(self.default_font)
             .and_then(|f| self.fonts.get(&f).copied())
             .unwrap_or(self.default_encoding)
     }
@@ -387,6 +391,7 @@ impl Parser {
                 }
             }
             "mac" => self.default_encoding = encoding_rs::MACINTOSH,
+            "deff" => self.default_font = parameter,
             "uc" => {
                 self.state.unicode_skip =
                     usize::try_from(parameter.unwrap_or(1)).unwrap_or(1).min(16)

@@ -79,6 +79,22 @@ fn pptx_marks_name_each_slide_by_its_position_and_hidden_slides_leave_a_note() {
     assert!(!deck.markdown.contains("layoffs"));
 }
 
+#[test]
+fn a_loaded_deck_locates_a_passage_on_its_slide() {
+    let doc = crate::parse_bytes(
+        Path::new("decks/quarterly-review.pptx"),
+        SourceFormat::Pptx,
+        &fixture("quarterly-review.pptx"),
+    )
+    .unwrap();
+    let start = doc.text.find("| North").unwrap();
+
+    let location = kb_core::locate(&doc.marks, start, start + 20);
+
+    assert_eq!(doc.title, "Quarterly Review Q3");
+    assert_eq!(location.map(|l| l.to_string()).as_deref(), Some("Slide 2"));
+}
+
 const PRESENTATION: &str = r#"<p:presentation xmlns:p="p" xmlns:r="r"><p:sldIdLst><p:sldId id="256" r:id="rId1"/></p:sldIdLst></p:presentation>"#;
 const PRESENTATION_RELS: &str = r#"<Relationships><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/slide" Target="slides/slide1.xml"/></Relationships>"#;
 
@@ -451,6 +467,13 @@ fn rtf_font_charsets_choose_the_code_page_of_hex_escapes() {
     let body = r"{\rtf1\ansi\ansicpg1252{\fonttbl{\f0 Arial;}{\f1\fcharset204 Cyr;}}\f0 caf\'e9 {\f1 \'cf\'f0\'e8\'e2\'e5\'f2}}";
 
     assert_eq!(rtf(body), "café Привет");
+}
+
+#[test]
+fn rtf_text_without_a_font_uses_the_default_fonts_charset() {
+    let body = r"{\rtf1\ansi\deff0{\fonttbl{\f0\fcharset134 SimSun;}}\'d6\'d0\'ce\'c4}";
+
+    assert_eq!(rtf(body), "中文");
 }
 
 #[test]
