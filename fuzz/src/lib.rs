@@ -17,6 +17,7 @@ use std::sync::Arc;
 const LIMITS: LoadLimits = LoadLimits {
     max_file_bytes: 1024 * 1024,
     max_expanded_bytes: 16 * 1024 * 1024,
+    max_sheet_cells: 100_000,
 };
 
 /// Parses `data` as a file of `format` and checks the result.

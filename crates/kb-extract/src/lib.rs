@@ -223,6 +223,9 @@ pub struct LoadLimits {
     /// How many bytes a compressed container may expand to: the zip parts of a DOCX together,
     /// each stream of a PDF, and the text taken from a PDF.
     pub max_expanded_bytes: u64,
+    /// How many non-empty cells are read from one spreadsheet or CSV file, all its sheets
+    /// together; the rest is left out with a note (spreadsheets).
+    pub max_sheet_cells: u64,
 }
 
 impl LoadLimits {
@@ -230,6 +233,8 @@ impl LoadLimits {
     pub const EXPANSION_FACTOR: u64 = 10;
     /// The most any container may expand to, whatever the file size limit.
     pub const MAX_EXPANDED_BYTES: u64 = 256 * 1024 * 1024;
+    /// The default [`Self::max_sheet_cells`].
+    pub const MAX_SHEET_CELLS: u64 = 1_000_000;
 
     /// Limits for a file size cap: containers may expand [`Self::EXPANSION_FACTOR`] times
     /// that, up to [`Self::MAX_EXPANDED_BYTES`].
@@ -239,6 +244,7 @@ impl LoadLimits {
             max_expanded_bytes: max_file_bytes
                 .saturating_mul(Self::EXPANSION_FACTOR)
                 .min(Self::MAX_EXPANDED_BYTES),
+            max_sheet_cells: Self::MAX_SHEET_CELLS,
         }
     }
 }
@@ -371,6 +377,16 @@ pub enum LoadError {
     ExpandsTooMuch { format: SourceFormat, limit: u64 },
     #[error("the {format} reader crashed on this file (a bug; please report it with the file)")]
     ReaderCrashed { format: SourceFormat },
+    /// (spreadsheets) An Excel 97-2003 file whose sheets span more cells than kb reads.
+    #[error(
+        "{format} sheet {sheet} spans {cells} cells (rows × columns), more than the {limit} kb reads from an Excel 97-2003 file; save it as .xlsx (kb then reads what fits) or split it"
+    )]
+    TooManyCells {
+        format: SourceFormat,
+        sheet: String,
+        cells: u64,
+        limit: u64,
+    },
 }
 
 /// Read and parse one file, refusing files over `max_bytes` before reading them. Never panics
@@ -459,8 +475,15 @@ pub fn parse_bytes_with_limits(
         .clone()
         .or(extracted.title)
         .filter(|t| !t.trim().is_empty())
-        // A PDF's first heading is "Page 1": its file name says more.
-        .or_else(|| (format != SourceFormat::Pdf).then(|| first_heading(&text, text_format))?)
+        // A PDF's first heading is "Page 1", a workbook's its first sheet's name: the file
+        // name says more.
+        .or_else(|| {
+            (!matches!(
+                format,
+                SourceFormat::Pdf | SourceFormat::Xlsx | SourceFormat::Xls | SourceFormat::Ods
+            ))
+            .then(|| first_heading(&text, text_format))?
+        })
         .unwrap_or_else(|| {
             path.file_stem()
                 .map(|s| s.to_string_lossy().replace(['-', '_'], " "))
