@@ -665,3 +665,29 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn chunks_are_located_by_sheet_and_rows_and_untitled_workbooks_by_file_name() {
+    let doc = crate::parse_bytes(
+        Path::new("hr/staff-list.xls"),
+        SourceFormat::Xls,
+        &fixture("staff.xls"),
+    )
+    .unwrap();
+    let titled = crate::parse_bytes(
+        Path::new("renewals.xlsx"),
+        SourceFormat::Xlsx,
+        &fixture("renewals.xlsx"),
+    )
+    .unwrap();
+
+    assert_eq!(doc.title, "staff list");
+    assert_eq!(doc.notes, ["hidden sheet Payroll skipped"]);
+    assert_eq!(titled.title, "Customer renewals 2025");
+    let notes_at = titled.text.find("# Notes").unwrap();
+    let first_sheet = kb_core::locate(&titled.marks, 0, notes_at).unwrap();
+    assert_eq!(first_sheet.to_string(), "Sheet Renewals, rows 1–5");
+    let osprey = titled.text.find("Customer: Osprey").unwrap();
+    let located = kb_core::locate(&titled.marks, osprey, osprey + 20).unwrap();
+    assert_eq!(located.to_string(), "Sheet Renewals, row 4");
+}
