@@ -584,13 +584,14 @@ fn xls_sheet_extents_come_from_the_cell_records() {
     let stream = biff_workbook("Wide", &[(3, 2), (9, 0), (5, 7)]);
 
     assert_eq!(
-        workbook::sheet_extents(&stream),
+        workbook::sheet_extents(&stream).unwrap(),
         [workbook::Extent {
             name: "Wide".into(),
             cells: 7 * 8
         }]
     );
-    // Truncated streams end the scan without a panic.
+    // Truncated streams end the scan without a panic; a sheet past the end is an error.
+    assert!(workbook::sheet_extents(&stream[..30]).is_err());
     for cut in 0..stream.len() {
         let _ = workbook::sheet_extents(&stream[..cut]);
     }
@@ -690,4 +691,49 @@ fn chunks_are_located_by_sheet_and_rows_and_untitled_workbooks_by_file_name() {
     let osprey = titled.text.find("Customer: Osprey").unwrap();
     let located = kb_core::locate(&titled.marks, osprey, osprey + 20).unwrap();
     assert_eq!(located.to_string(), "Sheet Renewals, row 4");
+}
+
+#[test]
+fn damaged_fixtures_give_errors_not_panics() {
+    let names = [
+        "renewals.xlsx",
+        "budget.ods",
+        "staff.xls",
+        "suppliers-gbk.csv",
+        "prices-semicolon.csv",
+        "inventory.tsv",
+    ];
+    let formats = [
+        SourceFormat::Xlsx,
+        SourceFormat::Xls,
+        SourceFormat::Ods,
+        SourceFormat::Csv,
+        SourceFormat::Tsv,
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for name in names {
+        let bytes = fixture(name);
+        let mut inputs: Vec<Vec<u8>> = [1, 30, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1]
+            .iter()
+            .map(|&cut| bytes[..cut].to_vec())
+            .collect();
+        for _ in 0..40 {
+            let mut flipped = bytes.clone();
+            for _ in 0..3 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let at = usize::try_from(state % bytes.len() as u64).unwrap();
+                flipped[at] ^= u8::try_from(state >> 56).unwrap() | 1;
+            }
+            inputs.push(flipped);
+        }
+        for input in &inputs {
+            for format in formats {
+                // A panic here fails the test (in ingest it would be caught and reported as a
+                // crashed reader).
+                let _ = read(format, input, &limits(10_000));
+            }
+        }
+    }
 }

@@ -75,6 +75,18 @@ fn kind(typ: SheetType, visible: SheetVisible) -> Option<SheetKind> {
     }
 }
 
+/// Runs a `calamine` call, turning a panic (its parsers index into damaged records without
+/// checking) into a corrupt-file error.
+fn guarded<T>(format: SourceFormat, f: impl FnOnce() -> T) -> Result<T, LoadError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
+        corrupt(
+            format,
+            "the workbook's records are damaged (its reader stopped on them); open it in a \
+             spreadsheet application and save it again",
+        )
+    })
+}
+
 fn title(title: Option<String>) -> Option<String> {
     title
         .map(|t| super::collapse_whitespace(&t))
@@ -97,7 +109,8 @@ fn read_xlsx(
     budget: &mut CellBudget,
 ) -> Result<Book, LoadError> {
     check_expansion(format, bytes, limits.max_expanded_bytes)?;
-    let mut xlsx = Xlsx::new(Cursor::new(bytes)).map_err(|e| xlsx_error(format, &e))?;
+    let mut xlsx =
+        guarded(format, || Xlsx::new(Cursor::new(bytes)))?.map_err(|e| xlsx_error(format, &e))?;
     let mut book = Book {
         title: title(xlsx.workbook_properties().ok().and_then(|p| p.title)),
         ..Book::default()
@@ -111,7 +124,7 @@ fn read_xlsx(
             continue;
         }
         let mut grid = Grid::new(&sheet.name);
-        match read_xlsx_cells(&mut xlsx, &mut grid, budget) {
+        match guarded(format, || read_xlsx_cells(&mut xlsx, &mut grid, budget))? {
             Ok(()) => {}
             // A sheet part that is not a worksheet (a chart sheet calamine calls a worksheet).
             Err(XlsxError::NotAWorksheet(_)) => continue,
@@ -228,7 +241,7 @@ fn read_xls(
     budget: &mut CellBudget,
 ) -> Result<Book, LoadError> {
     check_xls_extent(format, bytes, limits.max_sheet_cells.saturating_mul(2))?;
-    let mut xls = Xls::new(Cursor::new(bytes)).map_err(|e| match e {
+    let mut xls = guarded(format, || Xls::new(Cursor::new(bytes)))?.map_err(|e| match e {
         calamine::XlsError::Password => LoadError::Encrypted { format },
         e => corrupt(
             format,
@@ -247,7 +260,7 @@ fn read_xls(
         if !book.admits(&sheet.name, kind, budget) {
             continue;
         }
-        let Ok(range) = xls.worksheet_range(&sheet.name) else {
+        let Ok(range) = guarded(format, || xls.worksheet_range(&sheet.name))? else {
             continue;
         };
         let mut grid = Grid::new(&sheet.name);
@@ -295,7 +308,7 @@ fn check_xls_extent(format: SourceFormat, bytes: &[u8], limit: u64) -> Result<()
     file.open_stream(name)
         .and_then(|mut s| s.read_to_end(&mut stream))
         .map_err(not_xls)?;
-    let extents = sheet_extents(&stream);
+    let extents = sheet_extents(&stream).map_err(|detail| corrupt(format, detail))?;
     let total = extents
         .iter()
         .map(|e| e.cells)
@@ -327,8 +340,9 @@ type Bounds = (u16, u16, u16, u16);
 
 /// The extent of each sheet substream of an XLS `Workbook` stream (BIFF8 records: type and
 /// length as u16, then the data). Sheet names come from the `BoundSheet8` records that point
-/// at each substream; unreadable ones are named by their position.
-pub(super) fn sheet_extents(stream: &[u8]) -> Vec<Extent> {
+/// at each substream; unreadable ones are named by their position. A `BoundSheet8` that points
+/// past the end of the stream is an error (it would crash `calamine`).
+pub(super) fn sheet_extents(stream: &[u8]) -> Result<Vec<Extent>, String> {
     const BOF: u16 = 0x0809;
     const EOF: u16 = 0x000A;
     const BOUNDSHEET: u16 = 0x0085;
@@ -359,8 +373,14 @@ pub(super) fn sheet_extents(stream: &[u8]) -> Vec<Extent> {
         match typ {
             BOUNDSHEET => {
                 if let (Some(pos), Some(name)) = (data.get(0..4), bound_sheet_name(data)) {
-                    let pos = u32::from_le_bytes([pos[0], pos[1], pos[2], pos[3]]);
-                    names.insert(pos as usize, name);
+                    let pos = u32::from_le_bytes([pos[0], pos[1], pos[2], pos[3]]) as usize;
+                    if pos >= stream.len() {
+                        return Err(format!(
+                            "sheet {name} starts at byte {pos}, past the end of the {}-byte workbook stream",
+                            stream.len()
+                        ));
+                    }
+                    names.insert(pos, name);
                 }
             }
             BOF => {
@@ -406,7 +426,7 @@ pub(super) fn sheet_extents(stream: &[u8]) -> Vec<Extent> {
             }
         }
     }
-    extents
+    Ok(extents)
 }
 
 /// The name in a `BoundSheet8` record: after the stream position (4 bytes) and the state and
