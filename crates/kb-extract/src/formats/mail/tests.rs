@@ -465,6 +465,7 @@ fn decoded_parts_over_the_expansion_limit_are_refused() {
     let limits = LoadLimits {
         max_file_bytes: 1024 * 1024,
         max_expanded_bytes: 5_000,
+        ..LoadLimits::default()
     };
 
     let err = parse_bytes_with_limits(Path::new("big.eml"), SourceFormat::Eml, &bytes, &limits)
