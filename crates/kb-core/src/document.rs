@@ -59,11 +59,14 @@ pub fn point_id(doc: &DocumentId, doc_hash: &str, ordinal: u32) -> Uuid {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Chunk {
     pub ordinal: u32,
-    /// The chunk's text exactly as it appears in the document (shown in citations).
+    /// The chunk's text exactly as it appears in the document (shown in citations), except
+    /// that a chunk starting among the rows of a Markdown pipe table begins with a copy of the
+    /// table's header and delimiter rows, so that its rows keep their column names.
     pub text: String,
     /// Headings above the chunk, outermost first.
     pub heading_path: Vec<String>,
-    /// Byte range of `text` in the document's extracted text.
+    /// Byte range in the document's extracted text of what the chunk covers: `text` without
+    /// a repeated table header.
     pub byte_start: usize,
     pub byte_end: usize,
     /// Tokens of the embedder's tokenizer in the text that was embedded.

@@ -12,11 +12,26 @@
 //! the chunk is bounded by whitespace, as the context's tokens plus the document's tokens in
 //! the chunk's range; otherwise by tokenizing it. Together that made splitting the kernel docs
 //! with the MiniLM tokenizer several times faster (docs/BENCHMARKS.md).
+//!
+//! # Tables keep their header
+//!
+//! Readers write tables as Markdown pipe tables. A chunk that starts among the body rows of a
+//! pipe table ([`tables`]) is given the table's header and delimiter rows before its own text,
+//! so that a row such as `| Berlin | 180 |` says what 180 is. Its byte range stays the part of
+//! the document it covers itself (the rows). The repeated header counts toward the chunk's
+//! size: pieces are sized with it ([`HeadedSizer`]), so the chunk still fits the embedder. A
+//! table whose header takes more than half a chunk is not repeated (the rows would be left
+//! too little room); a row too long for one chunk is cut as any text is, and the chunks after
+//! the cut start mid-row, after the header. Plain-text documents (and so PDF text, which
+//! keeps no table structure) have no tables.
 
 use crate::loader::DocumentFormat;
 use kb_core::{Chunk, Embedder};
 use std::sync::Arc;
+use tables::PipeTable;
 use text_splitter::{ChunkConfig, ChunkSizer, MarkdownSplitter, TextSplitter};
+
+mod tables;
 
 /// How to size chunks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,18 +108,18 @@ impl<'a> SpanSizer<'a> {
         let inside = first >= past || (self.starts[first] >= start && self.ends[past - 1] <= end);
         inside.then(|| past - first.min(past))
     }
+}
 
-    /// Byte offset of `piece` in the document, if it is a slice of it.
-    fn offset_of(&self, piece: &str) -> Option<usize> {
-        let base = self.text.as_ptr() as usize;
-        let at = piece.as_ptr() as usize;
-        (at >= base && at + piece.len() <= base + self.text.len()).then(|| at - base)
-    }
+/// Byte offset of `piece` in `text`, if it is a slice of it.
+fn offset_of(text: &str, piece: &str) -> Option<usize> {
+    let base = text.as_ptr() as usize;
+    let at = piece.as_ptr() as usize;
+    (at >= base && at + piece.len() <= base + text.len()).then(|| at - base)
 }
 
 impl ChunkSizer for SpanSizer<'_> {
     fn size(&self, piece: &str) -> usize {
-        let Some(start) = self.offset_of(piece) else {
+        let Some(start) = offset_of(self.text, piece) else {
             return self.embedder.count_tokens(piece);
         };
         let end = start + piece.len();
@@ -112,6 +127,94 @@ impl ChunkSizer for SpanSizer<'_> {
         let first = self.ends.partition_point(|&e| e <= start);
         let past = self.starts.partition_point(|&s| s < end);
         past.saturating_sub(first)
+    }
+}
+
+/// The pipe tables of one document whose header a chunk starting among their rows repeats.
+struct Headers<'t> {
+    text: &'t str,
+    /// Tables in document order, each with its header's token count.
+    tables: Vec<(PipeTable, usize)>,
+}
+
+/// What a chunk starting at some offset repeats before its own text.
+#[derive(Debug, Clone, Copy)]
+struct Repeated<'t> {
+    text: &'t str,
+    /// Its tokens when it is a whole header (known in advance); `None` for the part of a
+    /// header before a chunk that starts inside it.
+    tokens: Option<usize>,
+}
+
+impl<'t> Headers<'t> {
+    /// The tables of a Markdown document whose header (header and delimiter rows) takes at
+    /// most half of `capacity` tokens.
+    fn new(
+        text: &'t str,
+        format: DocumentFormat,
+        embedder: &dyn Embedder,
+        capacity: usize,
+    ) -> Self {
+        let tables = match format {
+            DocumentFormat::Markdown => tables::pipe_tables(text)
+                .into_iter()
+                .map(|table| {
+                    let tokens = embedder.count_tokens(&text[table.header.clone()]);
+                    (table, tokens)
+                })
+                .filter(|(_, tokens)| tokens * 2 <= capacity)
+                .collect(),
+            DocumentFormat::Text => Vec::new(),
+        };
+        Self { text, tables }
+    }
+
+    /// What a chunk starting at `start` repeats: the header of the table whose body rows it
+    /// starts among; the part of the header before it if it starts inside a table's header
+    /// (after the header row's first byte); nothing anywhere else.
+    fn at(&self, start: usize) -> Option<Repeated<'t>> {
+        let past = self
+            .tables
+            .partition_point(|(table, _)| table.header.start < start);
+        let (table, tokens) = self.tables[..past].last()?;
+        if start >= table.body.end {
+            None
+        } else if start >= table.header.end {
+            Some(Repeated {
+                text: &self.text[table.header.clone()],
+                tokens: Some(*tokens),
+            })
+        } else {
+            Some(Repeated {
+                text: &self.text[table.header.start..start],
+                tokens: None,
+            })
+        }
+    }
+}
+
+/// Sizes a piece of a document as the chunk it would become: with the table header it repeats
+/// ([`Headers::at`]). Over a [`SpanSizer`] (`by_spans`), a whole header adds its token count to
+/// the piece's; otherwise (and for part of a header) the header and the piece are counted
+/// together by the embedder.
+struct HeadedSizer<'a, S> {
+    inner: S,
+    headers: &'a Headers<'a>,
+    embedder: &'a dyn Embedder,
+    by_spans: bool,
+}
+
+impl<S: ChunkSizer> ChunkSizer for HeadedSizer<'_, S> {
+    fn size(&self, piece: &str) -> usize {
+        let repeated = offset_of(self.headers.text, piece).and_then(|at| self.headers.at(at));
+        match repeated {
+            None => self.inner.size(piece),
+            Some(Repeated {
+                tokens: Some(tokens),
+                ..
+            }) if self.by_spans => tokens + self.inner.size(piece),
+            Some(Repeated { text, .. }) => self.embedder.count_tokens(&[text, piece].concat()),
+        }
     }
 }
 
@@ -183,18 +286,31 @@ impl ChunkSplitter {
     /// Split a document's text. Byte ranges index into `text`.
     pub fn split(&self, text: &str, format: DocumentFormat, title: &str) -> Vec<SplitChunk> {
         let embedder = self.embedder.as_ref();
+        let headers = Headers::new(text, format, embedder, self.capacity);
         let spans = embedder
             .token_spans(text)
             .and_then(|spans| SpanSizer::new(text, spans, embedder));
         match spans {
             Some(sizer) => {
-                let pieces = self.pieces(text, format, &sizer);
+                let headed = HeadedSizer {
+                    inner: &sizer,
+                    headers: &headers,
+                    embedder,
+                    by_spans: true,
+                };
+                let pieces = self.pieces(text, format, headed);
                 let counts = embedder.counts_add_at_whitespace().then_some(&sizer);
-                self.chunks(text, format, title, pieces, counts)
+                self.chunks(text, format, title, &headers, pieces, counts)
             }
             None => {
-                let pieces = self.pieces(text, format, EmbedderSizer(embedder));
-                self.chunks(text, format, title, pieces, None)
+                let headed = HeadedSizer {
+                    inner: EmbedderSizer(embedder),
+                    headers: &headers,
+                    embedder,
+                    by_spans: false,
+                };
+                let pieces = self.pieces(text, format, headed);
+                self.chunks(text, format, title, &headers, pieces, None)
             }
         }
     }
@@ -216,14 +332,16 @@ impl ChunkSplitter {
         }
     }
 
-    /// The chunks of `text` at these pieces, with their headings and embedding texts. With
-    /// `spans` (an embedder whose counts add up at whitespace), a chunk bounded by whitespace
-    /// is counted from the document's tokens; any other is tokenized again.
+    /// The chunks of `text` at these pieces, with their headings, repeated table headers and
+    /// embedding texts. With `spans` (an embedder whose counts add up at whitespace), a chunk
+    /// bounded by whitespace is counted from the document's tokens (plus its whole repeated
+    /// header's, which ends with a line break); any other is tokenized again.
     fn chunks(
         &self,
         text: &str,
         format: DocumentFormat,
         title: &str,
+        headers: &Headers<'_>,
         pieces: Vec<(usize, &str)>,
         spans: Option<&SpanSizer<'_>>,
     ) -> Vec<SplitChunk> {
@@ -236,17 +354,26 @@ impl ChunkSplitter {
             .filter(|(_, piece)| !piece.trim().is_empty())
             .enumerate()
             .map(|(ordinal, (start, piece))| {
+                let repeated = headers.at(start);
                 let mut chunk = Chunk {
                     ordinal: ordinal as u32,
-                    text: piece.to_owned(),
+                    text: match repeated {
+                        Some(header) => [header.text, piece].concat(),
+                        None => piece.to_owned(),
+                    },
                     heading_path: heading_path_at(&headings, start),
                     byte_start: start,
                     byte_end: start + piece.len(),
                     token_count: 0,
                     location: None,
                 };
-                let own_tokens =
-                    spans.and_then(|s| s.tokens_between_whitespace(start, piece.len()));
+                let own_tokens = spans.and_then(|s| {
+                    let own = s.tokens_between_whitespace(start, piece.len())?;
+                    match repeated {
+                        None => Some(own),
+                        Some(header) => header.tokens.map(|tokens| tokens + own),
+                    }
+                });
                 let (embedding_text, tokens) =
                     self.fit_embedding_text(&mut chunk, title, own_tokens);
                 chunk.token_count = tokens;

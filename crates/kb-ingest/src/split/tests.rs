@@ -258,6 +258,272 @@ fn overlap_must_be_smaller_than_half_the_chunk() {
     assert!(err.to_string().contains("ingest.overlap_tokens"));
 }
 
+/// `chunk.text` is the document text of the chunk's byte range, preceded by what it repeats;
+/// that prefix.
+fn repeated<'c>(text: &str, chunk: &'c Chunk) -> &'c str {
+    let own = &text[chunk.byte_start..chunk.byte_end];
+    chunk.text.strip_suffix(own).unwrap_or_else(|| {
+        panic!(
+            "chunk text {:?} does not end with its byte range's text {own:?}",
+            chunk.text
+        )
+    })
+}
+
+const CAPS_HEADER: &str = "| City | Daily cap (EUR) | Approver |\n| --- | ---: | --- |\n";
+
+/// A travel policy: a heading path, a paragraph, then a table of `rows` cities.
+fn caps_policy(rows: usize) -> String {
+    let rows = (0..rows)
+        .map(|i| format!("| City{i} | {} | Manager {i} |", 100 + i))
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!(
+        "# Travel\n\n## Caps per city\n\nDaily caps for hotel and meals.\n\n{CAPS_HEADER}{rows}\n\nAsk finance for anything else.\n"
+    )
+}
+
+#[test]
+fn chunks_starting_among_a_long_tables_rows_start_with_its_header() {
+    let text = caps_policy(40);
+    let body = text.find("| City0 ").unwrap();
+    let s = splitter(128, 48);
+
+    let chunks = s.split(&text, DocumentFormat::Markdown, "Travel Policy");
+
+    let in_body: Vec<_> = chunks
+        .iter()
+        .filter(|c| c.chunk.byte_start >= body && text[c.chunk.byte_start..].starts_with("| City"))
+        .collect();
+    assert!(in_body.len() >= 3, "{chunks:#?}");
+    for c in &chunks {
+        let header = repeated(&text, &c.chunk);
+        if c.chunk.byte_start >= body && c.chunk.byte_start < text.find("\n\nAsk").unwrap() {
+            assert_eq!(header, CAPS_HEADER, "{c:?}");
+            assert!(
+                c.embedding_text.ends_with(&format!(
+                    "\n\n{CAPS_HEADER}{}",
+                    &text[c.chunk.byte_start..c.chunk.byte_end]
+                )),
+                "the header is embedded too: {c:?}"
+            );
+        } else {
+            assert_eq!(header, "", "{c:?}");
+        }
+    }
+}
+
+#[test]
+fn a_repeated_header_counts_toward_the_chunk_size() {
+    let text = caps_policy(60);
+    let (max, chunk) = (128, 48);
+    let s = splitter(max, chunk);
+
+    let chunks = s.split(&text, DocumentFormat::Markdown, "Travel Policy");
+
+    assert!(chunks.iter().any(|c| c.chunk.text.starts_with(CAPS_HEADER)));
+    for c in &chunks {
+        let own = count_words(&c.chunk.text);
+        assert!(
+            own <= chunk,
+            "{own} tokens in a chunk of at most {chunk}: {c:?}"
+        );
+        assert_eq!(c.chunk.token_count, count_words(&c.embedding_text), "{c:?}");
+        assert!(c.chunk.token_count <= max, "{c:?}");
+    }
+}
+
+#[test]
+fn a_chunk_starting_at_the_tables_own_header_does_not_repeat_it() {
+    // The paragraph fills the first chunk; the whole table fits the second.
+    let table = format!("{CAPS_HEADER}| Berlin | 180 | Anna |\n| Paris | 150 | Luc |");
+    let text = format!(
+        "{}\n\n{table}\n",
+        "Words of the introduction here. ".repeat(8)
+    );
+    let s = splitter(128, 40);
+
+    let chunks = s.split(&text, DocumentFormat::Markdown, "");
+
+    let at_table = chunks
+        .iter()
+        .find(|c| c.chunk.text.contains("Berlin"))
+        .unwrap();
+    assert_eq!(at_table.chunk.byte_start, text.find(CAPS_HEADER).unwrap());
+    assert_eq!(at_table.chunk.text, table);
+    assert_eq!(at_table.chunk.text.matches("| City |").count(), 1);
+}
+
+#[test]
+fn two_tables_in_a_row_each_repeat_their_own_header() {
+    let table = |header: &str, key: &str, rows: usize| {
+        let rows = (0..rows)
+            .map(|i| format!("| {key}{i} | {i} |"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        format!("| {header} | Amount |\n| --- | --- |\n{rows}")
+    };
+    let text = format!(
+        "{}\n\n{}\n",
+        table("City", "city", 30),
+        table("Product", "product", 30)
+    );
+    let s = splitter(128, 32);
+
+    let chunks = s.split(&text, DocumentFormat::Markdown, "");
+
+    let (mut cities, mut products) = (0, 0);
+    for c in &chunks {
+        let own = &text[c.chunk.byte_start..c.chunk.byte_end];
+        let header = repeated(&text, &c.chunk);
+        match own.split_whitespace().nth(1) {
+            Some(cell) if cell.starts_with("city") && cell != "city0" => {
+                assert_eq!(header, "| City | Amount |\n| --- | --- |\n", "{c:?}");
+                cities += 1;
+            }
+            Some(cell) if cell.starts_with("product") && cell != "product0" => {
+                assert_eq!(header, "| Product | Amount |\n| --- | --- |\n", "{c:?}");
+                products += 1;
+            }
+            _ => assert_eq!(header, "", "{c:?}"),
+        }
+    }
+    assert!(cities >= 2 && products >= 2, "{chunks:#?}");
+}
+
+#[test]
+fn a_table_inside_a_section_keeps_the_sections_heading_path() {
+    let text = caps_policy(40);
+    let s = splitter(128, 48);
+
+    let chunks = s.split(&text, DocumentFormat::Markdown, "Travel Policy");
+
+    let headed: Vec<_> = chunks
+        .iter()
+        .filter(|c| c.chunk.text.starts_with(CAPS_HEADER))
+        .collect();
+    assert!(headed.len() >= 3);
+    for c in headed {
+        assert_eq!(c.chunk.heading_path, ["Travel", "Caps per city"]);
+        assert!(
+            c.embedding_text.starts_with(&format!(
+                "Travel Policy > Travel > Caps per city\n\n{CAPS_HEADER}"
+            )),
+            "{c:?}"
+        );
+    }
+}
+
+#[test]
+fn a_header_wider_than_half_a_chunk_is_not_repeated() {
+    let columns = 12;
+    let header = format!(
+        "|{}\n|{}\n",
+        (0..columns)
+            .map(|i| format!(" column{i} |"))
+            .collect::<String>(),
+        " --- |".repeat(columns)
+    );
+    let rows = (0..20)
+        .map(|r| {
+            format!(
+                "|{}",
+                (0..columns)
+                    .map(|i| format!(" {r}.{i} |"))
+                    .collect::<String>()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let text = format!("{header}{rows}\n");
+    // The header is 50 words: more than half of a 64-token chunk.
+    assert_eq!(count_words(&header), 50);
+    let s = splitter(128, 64);
+
+    let chunks = s.split(&text, DocumentFormat::Markdown, "");
+
+    assert!(chunks.len() > 3);
+    for c in &chunks {
+        assert_eq!(repeated(&text, &c.chunk), "", "{c:?}");
+        assert!(count_words(&c.chunk.text) <= 64);
+    }
+}
+
+#[test]
+fn a_row_too_long_for_one_chunk_is_cut_and_its_rest_follows_the_header() {
+    let long_cell = (0..80)
+        .map(|i| format!("w{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let text = format!(
+        "| Clause | Text |\n| --- | --- |\n| 1 | short |\n| 2 | {long_cell} |\n| 3 | end |\n"
+    );
+    let s = splitter(128, 32);
+
+    let chunks = s.split(&text, DocumentFormat::Markdown, "");
+
+    let mid_row: Vec<_> = chunks
+        .iter()
+        .filter(|c| text[c.chunk.byte_start..].starts_with('w'))
+        .collect();
+    assert!(!mid_row.is_empty(), "{chunks:#?}");
+    for c in chunks
+        .iter()
+        .filter(|c| c.chunk.byte_start > text.find("| 1 |").unwrap())
+    {
+        assert_eq!(
+            repeated(&text, &c.chunk),
+            "| Clause | Text |\n| --- | --- |\n",
+            "{c:?}"
+        );
+        assert!(count_words(&c.chunk.text) <= 32, "{c:?}");
+    }
+}
+
+#[test]
+fn plain_text_documents_have_no_tables() {
+    let text = caps_policy(40);
+    let s = splitter(128, 48);
+
+    let chunks = s.split(&text, DocumentFormat::Text, "");
+
+    assert!(chunks.len() > 3);
+    for c in &chunks {
+        assert_eq!(repeated(&text, &c.chunk), "");
+    }
+}
+
+#[test]
+fn headers_are_counted_from_the_documents_tokens_when_counts_add_up_at_whitespace() {
+    let text = caps_policy(60);
+    let counter = FakeEmbedder::default()
+        .with_max_input_tokens(128)
+        .with_token_count(count_runs_without_body)
+        .with_token_spans(|text| Some(run_spans(text)), true);
+    let splitter = ChunkSplitter::new(
+        Arc::new(counter),
+        SplitOptions {
+            chunk_tokens: 40,
+            overlap_tokens: 0,
+        },
+    )
+    .unwrap();
+    // Rows hold no BODY: a chunk's rows are never tokenized again, the header only once.
+    let text = text.replace("Daily caps for hotel", "BODY caps for hotel");
+
+    let chunks = splitter.split(&text, DocumentFormat::Markdown, "Handbook");
+
+    let headed = chunks
+        .iter()
+        .filter(|c| c.chunk.text.starts_with(CAPS_HEADER))
+        .count();
+    assert!(headed >= 3, "{chunks:#?}");
+    for c in &chunks {
+        assert_eq!(c.chunk.token_count, count_runs(&c.embedding_text), "{c:?}");
+        assert!(count_runs(&c.chunk.text) <= 40, "{c:?}");
+    }
+}
+
 /// The splitter against the engine's token estimate (the count the engine embedder uses)
 /// over random documents: English, Chinese, Markdown, very long words, no whitespace.
 mod properties {
@@ -300,6 +566,7 @@ mod properties {
             // A very long word, and a run of letters, digits and Han with no whitespace.
             "[a-z]{60,400}",
             "[a-zA-Z0-9公司员工补贴]{50,300}",
+            table(),
         ]
     }
 
@@ -342,7 +609,8 @@ mod properties {
                 prop_assert_eq!(tokens, c.chunk.token_count);
                 prop_assert!(text.is_char_boundary(c.chunk.byte_start));
                 prop_assert!(text.is_char_boundary(c.chunk.byte_end));
-                prop_assert_eq!(&text[c.chunk.byte_start..c.chunk.byte_end], c.chunk.text.as_str());
+                let own = &text[c.chunk.byte_start..c.chunk.byte_end];
+                prop_assert!(c.chunk.text.ends_with(own), "{:?} is not {own:?}", c.chunk.text);
             }
         }
 
@@ -431,7 +699,36 @@ mod properties {
             1 => "```\n[a-z =;(){}\n]{0,80}\n```",
             1 => "\\| [a-z]{1,8} \\| [0-9]{1,4} \\|",
             1 => "[ \t\n]{1,40}",
+            1 => table(),
         ]
+    }
+
+    /// A pipe table: header and delimiter rows, then 1 to 60 rows of words, numbers and Han
+    /// characters, some of them long.
+    fn table() -> impl Strategy<Value = String> {
+        (1usize..6).prop_flat_map(|columns| {
+            let cell = prop_oneof![
+                4 => "[A-Za-z]{1,10}( [a-z]{1,8}){0,2}",
+                2 => "[0-9]{1,7}",
+                1 => "[公司员工补贴]{1,8}",
+                1 => "[a-z]{1,6}( [a-z]{1,6}){10,40}",
+            ];
+            (
+                proptest::collection::vec("[A-Z][a-z]{0,10}", columns),
+                proptest::collection::vec(proptest::collection::vec(cell, columns), 1..60),
+            )
+                .prop_map(|(header, rows)| {
+                    let row = |cells: &[String]| format!("| {} |", cells.join(" | "));
+                    let mut out = row(&header);
+                    out.push('\n');
+                    out.push_str(&format!("|{}", " --- |".repeat(header.len())));
+                    for cells in &rows {
+                        out.push('\n');
+                        out.push_str(&row(cells));
+                    }
+                    out
+                })
+        })
     }
 
     /// Documents of [`markdown_block`]s with any separator, possibly starting and ending
@@ -503,7 +800,70 @@ mod properties {
             );
             for c in &chunks {
                 prop_assert!(c.chunk.byte_start < c.chunk.byte_end, "empty chunk {:?}", c.chunk);
-                prop_assert_eq!(&text[c.chunk.byte_start..c.chunk.byte_end], c.chunk.text.as_str());
+                let own = &text[c.chunk.byte_start..c.chunk.byte_end];
+                prop_assert!(c.chunk.text.ends_with(own), "{:?} is not {own:?}", c.chunk.text);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        #[test]
+        fn chunks_among_table_rows_repeat_the_header_and_still_fit(
+            before in "([A-Za-z]{1,8}[ .]){0,60}",
+            table in table(),
+            after in "([A-Za-z]{1,8}[ .]){0,20}",
+            heading in "[A-Z][a-z]{1,10}",
+            // Title and heading always fit the context reserve: the heading path stays.
+            title in "([A-Z][a-z]{0,10}( [a-z]{1,8}){0,2})?",
+            max in 64usize..200,
+            chunk in 16usize..120,
+            overlap in 0usize..8,
+            by_spans in any::<bool>(),
+        ) {
+            let text = format!("# {heading}\n\n{before}\n\n{table}\n\n{after}");
+            let header_start = text.find(&table).unwrap();
+            let body_start = header_start + table.match_indices('\n').nth(1).unwrap().0 + 1;
+            let body_end = header_start + table.len();
+            let header = &text[header_start..body_start];
+            let embedder: Arc<dyn Embedder> = if by_spans {
+                Arc::new(run_counter(max, true))
+            } else {
+                Arc::new(estimator(max))
+            };
+            let options = SplitOptions { chunk_tokens: chunk, overlap_tokens: overlap };
+            let s = ChunkSplitter::new(embedder.clone(), options).unwrap();
+            let capacity = chunk.min(max - CONTEXT_RESERVE);
+            let repeats = embedder.count_tokens(header) * 2 <= capacity;
+
+            let chunks = s.split(&text, DocumentFormat::Markdown, &title);
+
+            for c in &chunks {
+                let tokens = embedder.count_tokens(&c.embedding_text);
+                prop_assert!(tokens <= max, "{tokens} > {max} tokens: {:?}", c.embedding_text);
+                prop_assert_eq!(tokens, c.chunk.token_count);
+                let own = &text[c.chunk.byte_start..c.chunk.byte_end];
+                let prefix = c.chunk.text.strip_suffix(own);
+                prop_assert!(prefix.is_some(), "{:?} is not {own:?}", c.chunk.text);
+                let prefix = prefix.unwrap_or_default();
+                let start = c.chunk.byte_start;
+                if repeats && (body_start..body_end).contains(&start) {
+                    prop_assert_eq!(prefix, header, "chunk {:?}", c.chunk);
+                } else if repeats && header_start < start && start < body_start {
+                    prop_assert_eq!(prefix, &text[header_start..start]);
+                } else {
+                    prop_assert_eq!(prefix, "", "chunk {:?}", c.chunk);
+                }
+                if !prefix.is_empty() {
+                    let own_size = embedder.count_tokens(&c.chunk.text);
+                    prop_assert!(
+                        own_size <= capacity,
+                        "{own_size} tokens with the header, capacity {capacity}: {:?}",
+                        c.chunk.text
+                    );
+                    prop_assert_eq!(&c.chunk.heading_path, std::slice::from_ref(&heading));
+                }
             }
         }
     }
