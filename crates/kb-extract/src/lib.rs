@@ -56,6 +56,7 @@ mod metadata;
 #[cfg(test)]
 mod tests;
 
+pub use formats::ocr::OcrSettings;
 pub use metadata::SIDECAR_SUFFIX;
 pub use metadata::{FrontMatter, IGNORED_FRONT_MATTER_KEYS, read_sidecar, sidecar_path};
 
@@ -215,14 +216,17 @@ impl std::fmt::Display for SourceFormat {
     }
 }
 
-/// Bounds on the work of loading one file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Bounds on the work of loading one file, and how pictures and scans are read by OCR.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadLimits {
     /// Files larger than this are refused before they are read (`ingest.max_file_bytes`).
     pub max_file_bytes: u64,
     /// How many bytes a compressed container may expand to: the zip parts of a DOCX together,
     /// each stream of a PDF, and the text taken from a PDF.
     pub max_expanded_bytes: u64,
+    /// OCR of images and of PDF pages without a text layer (`ingest.ocr`): on by default,
+    /// in English and Simplified Chinese, without a cache.
+    pub ocr: OcrSettings,
 }
 
 impl LoadLimits {
@@ -239,6 +243,7 @@ impl LoadLimits {
             max_expanded_bytes: max_file_bytes
                 .saturating_mul(Self::EXPANSION_FACTOR)
                 .min(Self::MAX_EXPANDED_BYTES),
+            ocr: OcrSettings::default(),
         }
     }
 }
@@ -371,6 +376,29 @@ pub enum LoadError {
     ExpandsTooMuch { format: SourceFormat, limit: u64 },
     #[error("the {format} reader crashed on this file (a bug; please report it with the file)")]
     ReaderCrashed { format: SourceFormat },
+    // OCR (issue 16, the ocr piece): formats/ocr/.
+    #[error(
+        "OCR is not installed (apt-get install tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim tesseract-ocr-osd poppler-utils)"
+    )]
+    OcrNotInstalled,
+    #[error(
+        "OCR language {language} is not installed (apt-get install {package}); install it or remove it from ingest.ocr.languages"
+    )]
+    OcrLanguageMissing { language: String, package: String },
+    #[error("{format} needs OCR, which is turned off; set ingest.ocr.enabled = true to read it")]
+    OcrDisabled { format: SourceFormat },
+    #[error("OCR failed: {detail}")]
+    OcrFailed { detail: String },
+    #[error("OCR found no text to keep: {reasons}")]
+    OcrNoText { reasons: String },
+    #[error(
+        "image is {width}×{height} pixels, over the {limit}-pixel limit for OCR; scale it down and ingest again"
+    )]
+    ImageTooLarge { width: u32, height: u32, limit: u64 },
+    #[error(
+        "image has {pages} pages, more than OCR reads from one file (ingest.ocr.max_pages = {limit}); split it or raise the setting"
+    )]
+    OcrTooManyPages { pages: usize, limit: usize },
 }
 
 /// Read and parse one file, refusing files over `max_bytes` before reading them. Never panics
@@ -459,8 +487,11 @@ pub fn parse_bytes_with_limits(
         .clone()
         .or(extracted.title)
         .filter(|t| !t.trim().is_empty())
-        // A PDF's first heading is "Page 1": its file name says more.
-        .or_else(|| (format != SourceFormat::Pdf).then(|| first_heading(&text, text_format))?)
+        // A PDF's (or multi-page TIFF's) first heading is "Page 1": its file name says more.
+        .or_else(|| {
+            (!matches!(format, SourceFormat::Pdf | SourceFormat::Image))
+                .then(|| first_heading(&text, text_format))?
+        })
         .unwrap_or_else(|| {
             path.file_stem()
                 .map(|s| s.to_string_lossy().replace(['-', '_'], " "))
@@ -553,10 +584,7 @@ fn extract(
                 }
             }
         }
-        SourceFormat::Pdf => {
-            let pdf = formats::pdf::to_markdown(bytes, limits)?;
-            (out.title, out.text, out.marks) = (pdf.title, pdf.markdown, pdf.marks);
-        }
+        SourceFormat::Pdf => out.take(formats::pdf::to_markdown(bytes, limits)?),
         SourceFormat::Docx => {
             let docx = formats::docx::to_markdown(bytes, limits)?;
             (out.title, out.text) = (docx.title, docx.markdown);
