@@ -97,7 +97,7 @@ pub(crate) fn to_markdown(bytes: &[u8], limits: &LoadLimits) -> Result<Read, Loa
             });
         }
     }
-    let scanned = ocr::read_pdf_pages(bytes, &scans, &limits.ocr)?;
+    let scanned = ocr::read_pdf_pages(bytes, &scans, &limits.ocr, !texts.is_empty())?;
     for (number, text) in scanned.pages {
         total += text.len();
         if total > limit {

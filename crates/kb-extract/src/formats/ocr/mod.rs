@@ -178,7 +178,9 @@ pub(crate) fn read_image(bytes: &[u8], limits: &LoadLimits) -> Result<Read, Load
             let dir = engine::scratch()?;
             let path = dir.path().join("image");
             std::fs::write(&path, bytes)?;
-            let timeout = settings.page_timeout.saturating_mul(page_count as u32);
+            let timeout = settings
+                .page_timeout
+                .saturating_mul(u32::try_from(page_count).unwrap_or(u32::MAX));
             match engine.recognize(&path, &settings.languages, None, timeout) {
                 Ok(pages) => {
                     if let Some(cache) = &cache {
@@ -270,13 +272,15 @@ pub(crate) struct PdfOcr {
 /// The resolution pages are rendered at for OCR, unless the page is too large for it.
 const RENDER_DPI: u32 = 300;
 
-/// Reads `pages` of the PDF `pdf` (all of them without a text layer) by OCR. The file fails
-/// only when OCR cannot run at all (not installed, a language missing); a page that fails is
-/// left out with a note.
+/// Reads `pages` of the PDF `pdf` (all of them without a text layer) by OCR; a page that
+/// fails is left out with a note. When OCR cannot run at all (not installed, a language
+/// missing), the pages not yet read are left out with a note saying why, unless nothing would
+/// be left of the file (`has_text`: it has text pages of its own): then that is the error.
 pub(crate) fn read_pdf_pages(
     pdf: &[u8],
     pages: &[ScanPage],
     settings: &OcrSettings,
+    has_text: bool,
 ) -> Result<PdfOcr, LoadError> {
     let mut result = PdfOcr::default();
     if pages.is_empty() {
@@ -284,25 +288,38 @@ pub(crate) fn read_pdf_pages(
     }
     if !settings.enabled {
         result.notes.push(format!(
-            "{} no text layer and OCR is turned off (ingest.ocr.enabled), so not read",
-            page_list(pages)
+            "{}, not read: OCR is turned off (ingest.ocr.enabled)",
+            no_text_layer(pages)
         ));
         return Ok(result);
     }
     let (pages, over) = pages.split_at(pages.len().min(settings.max_pages));
     if !over.is_empty() {
         result.notes.push(format!(
-            "{} no text layer and were not read: OCR reads at most {} pages of a file (ingest.ocr.max_pages)",
-            page_list(over),
+            "{}, not read: OCR reads at most {} pages of a file (ingest.ocr.max_pages)",
+            no_text_layer(over),
             settings.max_pages
         ));
     }
-    let engine = Engine::probe(settings)?;
+    // Leaves out `rest` with `error` as the reason, unless nothing would be left.
+    let cannot_run = |mut result: PdfOcr, rest: &[ScanPage], error: LoadError| {
+        if !has_text && result.pages.is_empty() {
+            return Err(error);
+        }
+        result
+            .notes
+            .push(format!("{}, not read: {error}", no_text_layer(rest)));
+        Ok(result)
+    };
+    let engine = match Engine::probe(settings) {
+        Ok(engine) => engine,
+        Err(error) => return cannot_run(result, pages, error),
+    };
     let cache = settings.cache();
     let hash = kb_core::content_hash(pdf);
     // Made on the first page not in the cache: the PDF written out for the renderer.
     let mut scratch: Option<(tempfile::TempDir, PathBuf)> = None;
-    for page in pages {
+    for (i, page) in pages.iter().enumerate() {
         let key = Cache::key(
             &hash,
             &format!("pdf page {}", page.number),
@@ -313,11 +330,10 @@ pub(crate) fn read_pdf_pages(
             Some(read) => Ok(read),
             None => {
                 if scratch.is_none() {
-                    engine::check_renderer(settings)?;
-                    let dir = engine::scratch()?;
-                    let path = dir.path().join("document.pdf");
-                    std::fs::write(&path, pdf)?;
-                    scratch = Some((dir, path));
+                    match write_for_renderer(settings, pdf) {
+                        Ok(written) => scratch = Some(written),
+                        Err(error) => return cannot_run(result, &pages[i..], error),
+                    }
                 }
                 let (dir, path) = scratch
                     .as_ref()
@@ -341,8 +357,8 @@ pub(crate) fn read_pdf_pages(
                 if text.is_empty() {
                     continue;
                 }
-                let words: f32 = read.iter().map(|p| p.confidence).sum::<f32>();
-                let confidence = words / read.len().max(1) as f32;
+                let sum: f32 = read.iter().map(|p| p.confidence).sum();
+                let confidence = sum / read.len().max(1) as f32;
                 match settings.doubt(number, confidence) {
                     Some(note) => result.notes.push(note),
                     None => {
@@ -364,6 +380,18 @@ pub(crate) fn read_pdf_pages(
         }
     }
     Ok(result)
+}
+
+/// Checks that the renderer is installed and writes the PDF where it can read it.
+fn write_for_renderer(
+    settings: &OcrSettings,
+    pdf: &[u8],
+) -> Result<(tempfile::TempDir, PathBuf), LoadError> {
+    engine::check_renderer(settings)?;
+    let dir = engine::scratch()?;
+    let path = dir.path().join("document.pdf");
+    std::fs::write(&path, pdf)?;
+    Ok((dir, path))
 }
 
 enum PdfPageFailure {
@@ -401,8 +429,8 @@ fn render_dpi(width_pt: f64, height_pt: f64) -> Option<u32> {
     (fits >= 1.0).then(|| (fits as u32).min(RENDER_DPI))
 }
 
-/// "page 3 has" / "pages 3, 5–9 have", for notes.
-fn page_list(pages: &[ScanPage]) -> String {
+/// "page 3 has no text layer" / "pages 3, 5–9 have no text layer", for notes.
+fn no_text_layer(pages: &[ScanPage]) -> String {
     let mut ranges: Vec<(u32, u32)> = Vec::new();
     for page in pages {
         match ranges.last_mut() {
@@ -422,8 +450,8 @@ fn page_list(pages: &[ScanPage]) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     if pages.len() == 1 {
-        format!("page {listed} has")
+        format!("page {listed} has no text layer")
     } else {
-        format!("pages {listed} have")
+        format!("pages {listed} have no text layer")
     }
 }

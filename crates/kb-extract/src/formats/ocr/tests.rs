@@ -104,7 +104,10 @@ printf 'level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidt
 
     /// A pdftoppm that writes an empty file where the page picture should be.
     fn pdftoppm(&self) -> PathBuf {
-        self.script("pdftoppm", r#"[ "$1" = -v ] && exit 0; for last; do :; done; : > "$last.png""#)
+        self.script(
+            "pdftoppm",
+            r#"[ "$1" = -v ] && exit 0; for last; do :; done; : > "$last.png""#,
+        )
     }
 
     /// The real Tesseract, with every picture it reads counted.
@@ -373,14 +376,25 @@ fn without_tesseract_or_pdftoppm_the_file_is_skipped_with_what_to_install() {
     };
 
     let image = read("leave-policy.png", missing.clone()).unwrap_err();
-    let pdf = read("board-minutes-scan.pdf", missing).unwrap_err();
-    let unrendered = read("board-minutes-scan.pdf", no_renderer).unwrap_err();
+    let pdf = read("board-minutes-scan.pdf", missing.clone()).unwrap_err();
+    let unrendered = read("board-minutes-scan.pdf", no_renderer.clone()).unwrap_err();
+    let mixed = read("mixed-text-and-scan.pdf", missing).unwrap();
+    let mixed_unrendered = read("mixed-text-and-scan.pdf", no_renderer).unwrap();
 
+    let not_installed = "OCR is not installed (apt-get install tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim tesseract-ocr-osd poppler-utils)";
     for err in [image, pdf, unrendered] {
         assert!(matches!(err, LoadError::OcrNotInstalled), "{err:?}");
+        assert_eq!(err.to_string(), not_installed);
+    }
+    // A PDF with text pages of its own keeps them, and says what it could not read.
+    for doc in [mixed, mixed_unrendered] {
+        assert!(doc.text.contains("This contract starts on 1 July 2024."));
+        assert!(!doc.text.contains("# Page 2"));
         assert_eq!(
-            err.to_string(),
-            "OCR is not installed (apt-get install tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim tesseract-ocr-osd poppler-utils)"
+            doc.notes,
+            [format!(
+                "page 2 has no text layer, not read: {not_installed}"
+            )]
         );
     }
 }
@@ -424,7 +438,7 @@ fn with_ocr_turned_off_scans_are_skipped_and_text_pages_kept() {
     assert!(!mixed.text.contains("# Page 2"));
     assert_eq!(
         mixed.notes,
-        ["page 2 has no text layer and OCR is turned off (ingest.ocr.enabled), so not read"]
+        ["page 2 has no text layer, not read: OCR is turned off (ingest.ocr.enabled)"]
     );
 }
 
@@ -461,7 +475,7 @@ fn a_ten_thousand_page_scan_is_read_up_to_max_pages_and_the_rest_noted() {
     assert_eq!(
         doc.notes,
         [
-            "pages 4–10000 have no text layer and were not read: OCR reads at most 3 pages of a file (ingest.ocr.max_pages)"
+            "pages 4–10000 have no text layer, not read: OCR reads at most 3 pages of a file (ingest.ocr.max_pages)"
         ]
     );
 }
