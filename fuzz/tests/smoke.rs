@@ -8,8 +8,10 @@ use std::path::PathBuf;
 
 fn fixtures() -> Vec<(String, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let scans = dir.join("scans");
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .expect("tests/fixtures exists")
+        .chain(std::fs::read_dir(&scans).expect("tests/fixtures/scans exists"))
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.is_file())

@@ -56,6 +56,7 @@ mod metadata;
 #[cfg(test)]
 mod tests;
 
+pub use formats::ocr::OcrSettings;
 pub use metadata::SIDECAR_SUFFIX;
 pub use metadata::{FrontMatter, IGNORED_FRONT_MATTER_KEYS, read_sidecar, sidecar_path};
 
@@ -215,8 +216,8 @@ impl std::fmt::Display for SourceFormat {
     }
 }
 
-/// Bounds on the work of loading one file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Bounds on the work of loading one file, and how pictures and scans are read by OCR.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadLimits {
     /// Files larger than this are refused before they are read (`ingest.max_file_bytes`).
     pub max_file_bytes: u64,
@@ -226,6 +227,9 @@ pub struct LoadLimits {
     /// How many non-empty cells are read from one spreadsheet or CSV file, all its sheets
     /// together; the rest is left out with a note (spreadsheets).
     pub max_sheet_cells: u64,
+    /// OCR of images and of PDF pages without a text layer (`ingest.ocr`): on by default,
+    /// in English and Simplified Chinese, without a cache.
+    pub ocr: OcrSettings,
 }
 
 impl LoadLimits {
@@ -245,6 +249,7 @@ impl LoadLimits {
                 .saturating_mul(Self::EXPANSION_FACTOR)
                 .min(Self::MAX_EXPANDED_BYTES),
             max_sheet_cells: Self::MAX_SHEET_CELLS,
+            ocr: OcrSettings::default(),
         }
     }
 }
@@ -387,6 +392,30 @@ pub enum LoadError {
         cells: u64,
         limit: u64,
     },
+
+    // OCR (issue 16, the ocr piece): formats/ocr/.
+    #[error(
+        "OCR is not installed (apt-get install tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim tesseract-ocr-osd poppler-utils)"
+    )]
+    OcrNotInstalled,
+    #[error(
+        "OCR language {language} is not installed (apt-get install {package}); install it or remove it from ingest.ocr.languages"
+    )]
+    OcrLanguageMissing { language: String, package: String },
+    #[error("{format} needs OCR, which is turned off; set ingest.ocr.enabled = true to read it")]
+    OcrDisabled { format: SourceFormat },
+    #[error("OCR failed: {detail}")]
+    OcrFailed { detail: String },
+    #[error("OCR found no text to keep: {reasons}")]
+    OcrNoText { reasons: String },
+    #[error(
+        "image is {width}×{height} pixels, over the {limit}-pixel limit for OCR; scale it down and ingest again"
+    )]
+    ImageTooLarge { width: u32, height: u32, limit: u64 },
+    #[error(
+        "image has {pages} pages, more than OCR reads from one file (ingest.ocr.max_pages = {limit}); split it or raise the setting"
+    )]
+    OcrTooManyPages { pages: usize, limit: usize },
 }
 
 /// Read and parse one file, refusing files over `max_bytes` before reading them. Never panics
@@ -475,12 +504,16 @@ pub fn parse_bytes_with_limits(
         .clone()
         .or(extracted.title)
         .filter(|t| !t.trim().is_empty())
-        // A PDF's first heading is "Page 1", a workbook's its first sheet's name: the file
-        // name says more.
+        // A PDF's (or multi-page TIFF's) first heading is "Page 1", a workbook's its first
+        // sheet's name: the file name says more.
         .or_else(|| {
             (!matches!(
                 format,
-                SourceFormat::Pdf | SourceFormat::Xlsx | SourceFormat::Xls | SourceFormat::Ods
+                SourceFormat::Pdf
+                    | SourceFormat::Image
+                    | SourceFormat::Xlsx
+                    | SourceFormat::Xls
+                    | SourceFormat::Ods
             ))
             .then(|| first_heading(&text, text_format))?
         })
@@ -576,10 +609,7 @@ fn extract(
                 }
             }
         }
-        SourceFormat::Pdf => {
-            let pdf = formats::pdf::to_markdown(bytes, limits)?;
-            (out.title, out.text, out.marks) = (pdf.title, pdf.markdown, pdf.marks);
-        }
+        SourceFormat::Pdf => out.take(formats::pdf::to_markdown(bytes, limits)?),
         SourceFormat::Docx => {
             let docx = formats::docx::to_markdown(bytes, limits)?;
             (out.title, out.text) = (docx.title, docx.markdown);

@@ -4,8 +4,10 @@
 
 use crate::batch::Pacing;
 use crate::split::SplitOptions;
+use kb_extract::{LoadLimits, OcrSettings};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -42,6 +44,109 @@ pub struct IngestConfig {
     /// such a link is skipped with a reason, so a file outside the ingest root is never
     /// published by a link inside it.
     pub follow_symlinks: bool,
+    /// OCR of pictures and of scanned PDF pages (`[ingest.ocr]`).
+    pub ocr: OcrConfig,
+}
+
+/// `[ingest.ocr]`: how pictures (PNG, JPEG, WebP, TIFF) and PDF pages without a text layer
+/// are read, by the Tesseract engine (Debian: `tesseract-ocr`, a `tesseract-ocr-<language>`
+/// package per language, `tesseract-ocr-osd`, and `poppler-utils` for PDF pages).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OcrConfig {
+    /// Off: pictures are skipped, and PDF pages without a text layer left out, with a reason.
+    pub enabled: bool,
+    /// Tesseract language codes, read together (`eng`, `chi_sim`, `deu`, …).
+    pub languages: Vec<String>,
+    /// Pages whose mean word confidence (0–100) is below this are left out with a note.
+    pub min_confidence: u8,
+    /// The most seconds one page may take to render and read; a page over it is left out.
+    pub page_timeout_secs: u64,
+    /// The most pages read by OCR in one file.
+    pub max_pages: usize,
+    /// Where OCR results are kept by content hash, so that an unchanged file is never read by
+    /// OCR again; unset, every ingest reads every scan again.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for OcrConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            languages: OcrSettings::DEFAULT_LANGUAGES.map(str::to_owned).to_vec(),
+            min_confidence: OcrSettings::DEFAULT_MIN_CONFIDENCE,
+            page_timeout_secs: OcrSettings::DEFAULT_PAGE_TIMEOUT.as_secs(),
+            max_pages: OcrSettings::DEFAULT_MAX_PAGES,
+            cache_dir: None,
+        }
+    }
+}
+
+impl OcrConfig {
+    /// Check every value that can be wrong, naming its key.
+    pub fn validate(&self) -> Result<(), InvalidIngestConfig> {
+        let fail = |key, problem| Err(InvalidIngestConfig { key, problem });
+        if self.languages.is_empty() {
+            return fail(
+                "ocr.languages",
+                "name at least one Tesseract language, such as \"eng\"",
+            );
+        }
+        for language in &self.languages {
+            if language.is_empty()
+                || !language
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_')
+            {
+                return fail(
+                    "ocr.languages",
+                    "each must be a Tesseract language code of lowercase letters and _, such as \"eng\" or \"chi_sim\"",
+                );
+            }
+            if language == "osd" {
+                return fail(
+                    "ocr.languages",
+                    "osd is orientation detection, not a language; kb uses it without being asked",
+                );
+            }
+        }
+        if self.min_confidence > 100 {
+            return fail("ocr.min_confidence", "must be from 0 to 100");
+        }
+        if self.page_timeout_secs == 0 {
+            return fail("ocr.page_timeout_secs", "must be at least 1");
+        }
+        if self.max_pages == 0 {
+            return fail(
+                "ocr.max_pages",
+                "must be at least 1 (to read no scans, set ingest.ocr.enabled = false)",
+            );
+        }
+        if self
+            .cache_dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            return fail(
+                "ocr.cache_dir",
+                "is empty; name a folder, or leave it out for no cache",
+            );
+        }
+        Ok(())
+    }
+
+    /// The settings the file readers take.
+    pub fn settings(&self) -> OcrSettings {
+        OcrSettings {
+            enabled: self.enabled,
+            languages: self.languages.clone(),
+            min_confidence: self.min_confidence,
+            page_timeout: Duration::from_secs(self.page_timeout_secs),
+            max_pages: self.max_pages,
+            cache_dir: self.cache_dir.clone(),
+            ..OcrSettings::default()
+        }
+    }
 }
 
 impl Default for IngestConfig {
@@ -57,6 +162,7 @@ impl Default for IngestConfig {
             default_groups: vec!["all".into()],
             roots: Vec::new(),
             follow_symlinks: false,
+            ocr: OcrConfig::default(),
         }
     }
 }
@@ -98,7 +204,16 @@ impl IngestConfig {
                 "name at least one group (\"all\" for everyone)",
             );
         }
-        Ok(())
+        self.ocr.validate()
+    }
+
+    /// The limits and OCR settings each file is loaded with
+    /// (`kb_extract::load_file_with_limits`).
+    pub fn load_limits(&self) -> LoadLimits {
+        LoadLimits {
+            ocr: self.ocr.settings(),
+            ..LoadLimits::for_max_file_bytes(self.max_file_bytes)
+        }
     }
 
     /// How documents are split.
@@ -209,5 +324,101 @@ mod tests {
             ..IngestConfig::default()
         };
         assert_eq!(groups.validate().unwrap_err().key, "default_groups");
+    }
+
+    #[test]
+    fn ocr_settings_default_to_english_and_chinese_and_reach_the_readers() {
+        let config: IngestConfig = serde_json::from_value(serde_json::json!({
+            "max_file_bytes": 1000,
+            "ocr": {"languages": ["deu"], "page_timeout_secs": 5, "cache_dir": "/data/ocr-cache"}
+        }))
+        .unwrap();
+
+        assert_eq!(
+            IngestConfig::default().ocr.settings(),
+            OcrSettings::default()
+        );
+        assert_eq!(IngestConfig::default().load_limits(), LoadLimits::default());
+        let limits = config.load_limits();
+        assert_eq!(limits.max_file_bytes, 1000);
+        assert_eq!(limits.ocr.languages, ["deu"]);
+        assert_eq!(limits.ocr.page_timeout, Duration::from_secs(5));
+        assert_eq!(
+            limits.ocr.min_confidence,
+            OcrSettings::DEFAULT_MIN_CONFIDENCE
+        );
+        assert_eq!(limits.ocr.cache_dir, Some(PathBuf::from("/data/ocr-cache")));
+        assert!(limits.ocr.enabled);
+        assert!(
+            serde_json::from_value::<IngestConfig>(serde_json::json!({"ocr": {"langs": []}}))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn ocr_settings_that_cannot_work_are_named() {
+        let with = |ocr: OcrConfig| {
+            IngestConfig {
+                ocr,
+                ..IngestConfig::default()
+            }
+            .validate()
+            .unwrap_err()
+            .to_string()
+        };
+        let base = OcrConfig::default();
+
+        assert_eq!(
+            with(OcrConfig {
+                languages: vec![],
+                ..base.clone()
+            }),
+            "ingest.ocr.languages: name at least one Tesseract language, such as \"eng\""
+        );
+        for bad in ["Eng", "eng+chi_sim", "../eng", "", "chi sim"] {
+            let err = with(OcrConfig {
+                languages: vec!["eng".into(), bad.into()],
+                ..base.clone()
+            });
+            assert!(
+                err.starts_with("ingest.ocr.languages: each must be"),
+                "{bad}: {err}"
+            );
+        }
+        assert!(
+            with(OcrConfig {
+                languages: vec!["osd".into()],
+                ..base.clone()
+            })
+            .contains("osd is orientation detection")
+        );
+        assert_eq!(
+            with(OcrConfig {
+                min_confidence: 101,
+                ..base.clone()
+            }),
+            "ingest.ocr.min_confidence: must be from 0 to 100"
+        );
+        assert_eq!(
+            with(OcrConfig {
+                page_timeout_secs: 0,
+                ..base.clone()
+            }),
+            "ingest.ocr.page_timeout_secs: must be at least 1"
+        );
+        assert!(
+            with(OcrConfig {
+                max_pages: 0,
+                ..base.clone()
+            })
+            .starts_with("ingest.ocr.max_pages: must be at least 1")
+        );
+        assert!(
+            with(OcrConfig {
+                cache_dir: Some(PathBuf::new()),
+                ..base
+            })
+            .starts_with("ingest.ocr.cache_dir: is empty")
+        );
     }
 }

@@ -20,7 +20,7 @@ mod pacing_tests;
 
 pub use batch::{Pacing, PacingError};
 pub use check::{ConsistencyReport, RepairReport, check, repair};
-pub use config::{IngestConfig, InvalidIngestConfig, RunRequest};
+pub use config::{IngestConfig, InvalidIngestConfig, OcrConfig, RunRequest};
 /// The file readers, as the pipeline uses them.
 pub use kb_extract as loader;
 pub use kb_extract::{

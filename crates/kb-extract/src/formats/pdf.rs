@@ -9,28 +9,32 @@
 //!
 //! Pages are the top-level headings and nothing else is a heading (text lines that look like
 //! Markdown headings are escaped), so every chunk's heading path is `["Page N"]`, N counted
-//! from 1 in file order: a citation can say "p. 4". Pages without text are left out.
+//! from 1 in file order: a citation can say "p. 4". Blank pages are left out.
+//!
+//! A page that draws something (an image, paths, or text in a font without a Unicode mapping)
+//! but gives no text is a scan: it is read by OCR ([`super::ocr`]) and takes its place among
+//! the text pages, so a PDF with some text pages keeps those and reads the rest. Pages OCR
+//! leaves out are listed in the notes; a PDF that ends up with no text at all fails with the
+//! reason (OCR turned off, not installed, nothing legible).
 
-use super::MarkdownWriter;
+use super::ocr::{self, ScanPage};
+use super::{MarkdownWriter, Read};
 use crate::{LoadError, LoadLimits, SourceFormat};
-use kb_core::{Mark, Place};
+use kb_core::Place;
 use lopdf::content::Content;
 use lopdf::{Dictionary, Document, Encoding, Object, ObjectId};
 use std::collections::{BTreeMap, HashSet};
 
-/// A PDF's text as Markdown, with the title from its metadata if it has one.
-#[derive(Debug)]
-pub(crate) struct PdfText {
-    pub(crate) title: Option<String>,
-    pub(crate) markdown: String,
-    /// Where each page starts in `markdown`.
-    pub(crate) marks: Vec<Mark>,
-}
-
 /// How deep form XObjects may nest inside each other before the rest is ignored.
 const MAX_FORM_DEPTH: usize = 8;
+/// How many `/Parent` links are followed to find a page's inherited `/MediaBox`.
+const MAX_PAGE_TREE_DEPTH: usize = 32;
+/// The page size assumed when a page gives none: US Letter, in points.
+const DEFAULT_MEDIA_BOX: (f64, f64) = (612.0, 792.0);
 
-pub(crate) fn to_markdown(bytes: &[u8], limits: &LoadLimits) -> Result<PdfText, LoadError> {
+/// A PDF's text as Markdown (its text layer, and OCR of its scanned pages), with the title
+/// from its metadata if it has one, a page mark per page and notes on the pages left out.
+pub(crate) fn to_markdown(bytes: &[u8], limits: &LoadLimits) -> Result<Read, LoadError> {
     let head = &bytes[..bytes.len().min(1024)];
     if find(head, b"%PDF-").is_none() {
         return Err(corrupt("no %PDF- header, so not a PDF file"));
@@ -59,10 +63,13 @@ pub(crate) fn to_markdown(bytes: &[u8], limits: &LoadLimits) -> Result<PdfText, 
         doc: &doc,
         limit,
         text_shown: false,
+        painted: false,
     };
-    let mut out = MarkdownWriter::default();
+    let mut texts = BTreeMap::new();
+    let mut scans = Vec::new();
     let mut total = 0usize;
     for (number, page_id) in pages {
+        reader.painted = false;
         let text = reader
             .page_text(page_id)
             .map_err(|e| match pdf_error(e, limit) {
@@ -79,28 +86,89 @@ pub(crate) fn to_markdown(bytes: &[u8], limits: &LoadLimits) -> Result<PdfText, 
                 limit: limits.max_expanded_bytes,
             });
         }
-        if text.trim().is_empty() {
-            continue;
+        if !text.trim().is_empty() {
+            texts.insert(number, vec![text]);
+        } else if reader.painted {
+            let (width_pt, height_pt) = media_box(&doc, page_id);
+            scans.push(ScanPage {
+                number,
+                width_pt,
+                height_pt,
+            });
         }
-        out.mark(Place::Page(number));
+    }
+    let scanned = ocr::read_pdf_pages(bytes, &scans, &limits.ocr, !texts.is_empty())?;
+    for (number, text) in scanned.pages {
+        total += text.len();
+        if total > limit {
+            return Err(LoadError::ExpandsTooMuch {
+                format: SourceFormat::Pdf,
+                limit: limits.max_expanded_bytes,
+            });
+        }
+        texts.insert(number, text.split("\n\n").map(str::to_owned).collect());
+    }
+
+    let mut out = MarkdownWriter::default();
+    for (number, paragraphs) in &texts {
+        out.mark(Place::Page(*number));
         out.heading(1, &format!("Page {number}"));
-        out.paragraph(&text);
+        for paragraph in paragraphs {
+            out.paragraph(paragraph);
+        }
     }
     let (markdown, marks) = out.finish_marked();
     if markdown.is_empty() {
-        return Err(if reader.text_shown {
-            corrupt(
-                "its text cannot be decoded (fonts without a Unicode mapping); run it through OCR first",
-            )
-        } else {
+        return Err(if scans.is_empty() {
             LoadError::NoTextLayer
+        } else if !limits.ocr.enabled && reader.text_shown {
+            corrupt(
+                "its text cannot be decoded (fonts without a Unicode mapping); set ingest.ocr.enabled = true to read it by OCR",
+            )
+        } else if !limits.ocr.enabled {
+            LoadError::OcrDisabled {
+                format: SourceFormat::Pdf,
+            }
+        } else {
+            LoadError::OcrNoText {
+                reasons: ocr::nothing_read(&scanned.notes),
+            }
         });
     }
-    Ok(PdfText {
+    Ok(Read {
         title: info_title(&doc),
         markdown,
         marks,
+        notes: scanned.notes,
+        ..Read::default()
     })
+}
+
+/// A page's `/MediaBox` width and height in points (times its `/UserUnit`), inherited from
+/// the page tree if the page has none.
+fn media_box(doc: &Document, page_id: ObjectId) -> (f64, f64) {
+    let mut node = doc.get_dictionary(page_id).ok();
+    for _ in 0..MAX_PAGE_TREE_DEPTH {
+        let Some(dict) = node else { break };
+        let corners: Option<Vec<f64>> = dict
+            .get_deref(b"MediaBox", doc)
+            .and_then(Object::as_array)
+            .ok()
+            .map(|a| a.iter().filter_map(number).map(f64::from).collect());
+        if let Some([x0, y0, x1, y1]) = corners.as_deref() {
+            let unit = dict
+                .get(b"UserUnit")
+                .ok()
+                .and_then(number)
+                .map_or(1.0, f64::from);
+            return ((x1 - x0).abs() * unit, (y1 - y0).abs() * unit);
+        }
+        node = dict
+            .get_deref(b"Parent", doc)
+            .and_then(Object::as_dict)
+            .ok();
+    }
+    DEFAULT_MEDIA_BOX
 }
 
 fn corrupt(detail: impl Into<String>) -> LoadError {
@@ -141,6 +209,8 @@ struct PageReader<'a> {
     limit: usize,
     /// Whether any text-showing operator was seen, decodable or not.
     text_shown: bool,
+    /// Whether the page being read draws anything (text, an image, a path, a shading).
+    painted: bool,
 }
 
 impl<'a> PageReader<'a> {
@@ -190,6 +260,26 @@ impl<'a> PageReader<'a> {
         let mut state = TextState::default();
         for op in &content.operations {
             let operands = &op.operands;
+            if matches!(
+                op.operator.as_str(),
+                "Do" | "BI"
+                    | "sh"
+                    | "f"
+                    | "F"
+                    | "f*"
+                    | "B"
+                    | "B*"
+                    | "b"
+                    | "b*"
+                    | "S"
+                    | "s"
+                    | "Tj"
+                    | "TJ"
+                    | "'"
+                    | "\""
+            ) {
+                self.painted = true;
+            }
             match op.operator.as_str() {
                 "BT" => state.begin_text(),
                 "Tf" => {

@@ -90,13 +90,17 @@ fn pdf_with_an_owner_password_only_is_read() {
 }
 
 #[test]
-fn scanned_pdf_is_skipped_as_having_no_text_layer() {
-    let err = load("scanned-memo.pdf").unwrap_err();
+fn scanned_pdf_is_skipped_with_a_reason_when_ocr_is_off() {
+    let limits = LoadLimits {
+        ocr: OcrSettings::DISABLED,
+        ..LoadLimits::default()
+    };
+    let err = load_file_with_limits(&fixture("scanned-memo.pdf"), &limits).unwrap_err();
 
-    assert!(matches!(err, LoadError::NoTextLayer));
+    assert!(matches!(err, LoadError::OcrDisabled { .. }));
     assert_eq!(
         err.to_string(),
-        "PDF has no text layer (scanned?); run it through OCR first"
+        "PDF needs OCR, which is turned off; set ingest.ocr.enabled = true to read it"
     );
 }
 

@@ -315,7 +315,7 @@ async fn files_of_a_type_kb_does_not_read_are_listed_not_ingested_and_sidecars_a
     kb.write("policy.md", "# Policy\n\nThe canteen opens at noon.\n");
     kb.write("policy.md.meta.yaml", "owner: facilities\n");
     kb.write("budget.xlsx", "not really a workbook");
-    kb.write("whiteboard.png", "not really an image");
+    kb.write("meeting.mp3", "not really a recording");
 
     let (report, docs) = ingest_roots(&kb.ingestor, &kb.catalog, &kb.roots()).await;
 
@@ -325,12 +325,7 @@ async fn files_of_a_type_kb_does_not_read_are_listed_not_ingested_and_sidecars_a
     passed_over.sort();
     assert_eq!(
         passed_over,
-        ["budget.xlsx", "whiteboard.png"].map(|name| kb
-            .docs
-            .path()
-            .join(name)
-            .display()
-            .to_string())
+        ["budget.xlsx", "meeting.mp3"].map(|name| kb.docs.path().join(name).display().to_string())
     );
     // Named on its own, such a file is a failure with its reason, as before.
     let named = kb.docs.path().join("budget.xlsx");
