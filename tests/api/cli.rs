@@ -90,7 +90,7 @@ fn local_ingest_reports_broken_and_unread_files_and_exits_non_zero() {
         b"\x7fELF\x02\x01\x00\x00bin\x00",
     )
     .unwrap();
-    std::fs::write(docs.path().join("budget.xlsx"), b"PK\x03\x04").unwrap();
+    std::fs::write(docs.path().join("archive.zip"), b"PK\x03\x04").unwrap();
 
     let out = run(kb(data.path()).arg("ingest").arg(docs.path()));
 
@@ -103,7 +103,7 @@ fn local_ingest_reports_broken_and_unread_files_and_exits_non_zero() {
     assert!(
         stdout.contains(&format!(
             "passed over 1 files of a type kb does not read (not ingested):\n  {}",
-            docs.path().join("budget.xlsx").display()
+            docs.path().join("archive.zip").display()
         )),
         "a file of a type kb does not read is listed too: {stdout}"
     );

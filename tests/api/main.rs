@@ -9,6 +9,7 @@ mod ask;
 mod cli;
 mod engine_failover;
 mod errors;
+mod formats;
 mod generative;
 mod hardening;
 mod helpers;

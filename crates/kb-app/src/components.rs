@@ -138,6 +138,10 @@ impl Components {
 /// Ingest options from the settings (the CLI and the admin route add each run's flags).
 pub fn ingest_options(settings: &Settings) -> IngestOptions {
     let mut options = IngestOptions::from_config(&settings.ingest);
+    // OCR results are kept beside the catalog unless configured elsewhere.
+    if options.load_limits.ocr.cache_dir.is_none() {
+        options.load_limits.ocr.cache_dir = Some(settings.data_dir.join("ocr-cache"));
+    }
     // The engine embedder splits larger calls itself; a batch must be one request so that
     // retrying it never repeats a request that succeeded.
     if settings.embedder.provider == EmbedderProvider::Engine {

@@ -189,6 +189,12 @@ impl Catalog for TimedCatalog {
             .await
     }
 
+    async fn find_message(&self, message_id: &str) -> Result<Option<DocumentId>, CatalogError> {
+        self.clock
+            .time(Stage::Catalog, self.inner.find_message(message_id))
+            .await
+    }
+
     async fn chunks(&self, id: &DocumentId) -> Result<Vec<StoredChunk>, CatalogError> {
         self.clock.time(Stage::Catalog, self.inner.chunks(id)).await
     }

@@ -39,6 +39,20 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
+    async fn find_message(&self, message_id: &str) -> Result<Option<DocumentId>, CatalogError> {
+        // Attachments carry their message's headers too: the message is the one whose id has
+        // no fragment added, else the first.
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM documents WHERE message_json IS NOT NULL \
+             AND json_extract(message_json, '$.message_id') = ? ORDER BY length(id), id LIMIT 1",
+        )
+        .bind(message_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err("find message"))?;
+        Ok(id.map(DocumentId::new))
+    }
+
     async fn chunks(&self, id: &DocumentId) -> Result<Vec<StoredChunk>, CatalogError> {
         let rows = sqlx::query(
             "SELECT point_id, ordinal, heading_json, byte_start, byte_end, token_count, \

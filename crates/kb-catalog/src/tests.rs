@@ -2,8 +2,8 @@ use super::*;
 use crate::runs::RunOwner;
 use kb_core::point_id;
 use kb_core::{
-    Catalog, Chunk, DocumentId, DocumentMeta, DocumentRecord, DocumentSource, IngestRun, RunStats,
-    StoredChunk,
+    Catalog, Chunk, DocumentId, DocumentMeta, DocumentRecord, DocumentSource, IngestRun, Location,
+    MessageHeaders, RunStats, StoredChunk,
 };
 use uuid::Uuid;
 
@@ -113,6 +113,49 @@ async fn document_metadata_round_trips() {
     let stored = cat.get_document(&d.id).await.unwrap().unwrap();
     assert_eq!(stored.meta, changed.meta);
     assert_eq!(cat.list_documents().await.unwrap()[0].meta, changed.meta);
+}
+
+#[tokio::test]
+async fn chunk_locations_and_message_headers_round_trip() {
+    let (cat, _dir) = catalog().await;
+    let mut d = doc("thread.eml", "v1");
+    d.meta.message = Some(MessageHeaders {
+        from: Some("Ana <ana@example.com>".into()),
+        to: vec!["team@example.com".into()],
+        subject: Some("Budget 2027".into()),
+        message_id: Some("abc@example.com".into()),
+        ..MessageHeaders::default()
+    });
+    let mut c = chunks(&d, 2);
+    c[1].chunk.location = Some(Location::Rows {
+        sheet: "Budget".into(),
+        first: 2,
+        last: 9,
+    });
+
+    cat.commit_document(&d, &c).await.unwrap();
+
+    assert_eq!(cat.chunks(&d.id).await.unwrap(), c);
+    assert_eq!(cat.get_document(&d.id).await.unwrap().unwrap().meta, d.meta);
+}
+
+#[tokio::test]
+async fn a_message_is_found_by_its_message_id_before_its_attachments() {
+    let (cat, _dir) = catalog().await;
+    let headers = MessageHeaders {
+        message_id: Some("abc@example.com".into()),
+        ..MessageHeaders::default()
+    };
+    for id in ["thread.eml#attachment/budget.xlsx", "thread.eml"] {
+        let mut d = doc(id, "v1");
+        d.meta.message = Some(headers.clone());
+        cat.commit_document(&d, &chunks(&d, 1)).await.unwrap();
+    }
+
+    let found = cat.find_message("abc@example.com").await.unwrap();
+
+    assert_eq!(found, Some(DocumentId::new("thread.eml")));
+    assert_eq!(cat.find_message("other@example.com").await.unwrap(), None);
 }
 
 fn source(path: &str, groups: Option<&[&str]>) -> DocumentSource {

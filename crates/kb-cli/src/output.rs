@@ -48,6 +48,12 @@ pub fn print_ingest_report(r: &IngestReport) {
             println!("  {}: {}", f.path, f.reason);
         }
     }
+    if !r.notes.is_empty() {
+        println!("left out of files that were read:");
+        for n in &r.notes {
+            println!("  {}: {}", n.path, n.note);
+        }
+    }
     if !r.passed_over.is_empty() {
         println!(
             "passed over {} files of a type kb does not read (not ingested):",

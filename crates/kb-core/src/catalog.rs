@@ -95,6 +95,10 @@ pub trait Catalog: Send + Sync + Debug {
 
     async fn list_documents(&self) -> Result<Vec<DocumentRecord>, CatalogError>;
 
+    /// The document that is the e-mail message with this Message-ID (without angle brackets),
+    /// if one is catalogued (see [`crate::MessageHeaders::message_id`]).
+    async fn find_message(&self, message_id: &str) -> Result<Option<DocumentId>, CatalogError>;
+
     async fn chunks(&self, id: &DocumentId) -> Result<Vec<StoredChunk>, CatalogError>;
 
     /// Point ids of every chunk in the catalog.

@@ -1,16 +1,24 @@
 //! kb-extract: reading one file into text, metadata and source locations.
 //!
-//! | extensions                  | [`SourceFormat`] | text ([`DocumentFormat`]) |
+//! | extensions                  | [`SourceFormat`] | text ([`DocumentFormat`]), located by |
 //! |-----------------------------|------------------|---------------------------|
 //! | `.md` `.markdown` `.mdown`  | `Markdown`       | Markdown, front matter read |
 //! | `.txt` `.text`              | `Text`           | plain text                |
 //! | `.html` `.htm`              | `Html`           | Markdown made from the page |
-//! | `.pdf`                      | `Pdf`            | Markdown, one `# Page N` heading per page |
+//! | `.pdf`                      | `Pdf`            | Markdown, one `# Page N` heading per page; pages |
 //! | `.docx`                     | `Docx`           | Markdown made from the document |
+//! | `.xlsx` `.xlsm` `.xls` `.ods` | `Xlsx` `Xls` `Ods` | one `# sheet` section per visible sheet, each row a record that repeats the headers; sheet and rows |
+//! | `.csv` `.tsv` `.tab`        | `Csv` `Tsv`      | rows as records; rows of a sheet named after the file |
+//! | `.pptx` `.odp`              | `Pptx` `Odp`     | one `# title` section per visible slide, speaker notes under `## Notes`; slides |
+//! | `.odt` `.rtf`               | `Odt` `Rtf`      | Markdown made from the document |
+//! | `.eml`                      | `Eml`            | headers, then the text (else the HTML) part; attachments kb reads are [`DocumentPart`]s |
+//! | `.mbox`                     | `Mbox`           | an index of the messages; each message is a [`DocumentPart`] |
+//! | `.png` `.jpg` `.jpeg` `.webp` `.tif` `.tiff` | `Image` | text read by OCR; pages |
 //!
-//! [`DocumentFormat`] is how the splitter reads the text: HTML, PDF and DOCX become Markdown
-//! (`#` headings, `- ` lists, pipe tables) so their chunks get heading paths; for a PDF the
-//! heading path of every chunk is `["Page N"]`, the page the chunk starts on.
+//! [`DocumentFormat`] is how the splitter reads the text: everything but plain text becomes
+//! Markdown (`#` headings, `- ` lists, pipe tables) so its chunks get heading paths. Readers of
+//! paged, slide and sheet formats leave [`Mark`]s in the text, from which each chunk's
+//! [`kb_core::Location`] is read (`kb_core::locate`); e-mail gives the message's headers.
 //!
 //! Text files (Markdown, text, HTML) may be UTF-8, UTF-16 with a byte-order mark, or a legacy
 //! encoding (GBK/GB18030, Big5, Shift_JIS, windows-1252, …) that is detected; HTML may also
@@ -481,8 +489,12 @@ pub fn parse_bytes_with_limits(
     }
     // The readers return errors for bad input; this only turns a bug (ours or a parser's)
     // into a skipped file instead of a crashed ingest.
-    let extracted = std::panic::catch_unwind(|| extract(format, bytes, limits))
+    let mut extracted = std::panic::catch_unwind(|| extract(format, bytes, limits))
         .unwrap_or(Err(LoadError::ReaderCrashed { format }))?;
+    if matches!(format, SourceFormat::Csv | SourceFormat::Tsv) {
+        // A spreadsheet program names the one sheet of a CSV file after the file.
+        name_delimited_sheet(&mut extracted.marks, path);
+    }
     let text = extracted.text.trim_end().to_owned();
     // The text is a verbatim tail of the file (up to trailing whitespace) only when it was
     // read as UTF-8 and not converted; then its offset in the file is what precedes it.
@@ -538,6 +550,20 @@ pub fn parse_bytes_with_limits(
         parts: extracted.parts,
         quoted: extracted.quoted,
     })
+}
+
+/// Rows of a CSV or TSV file are located in a sheet named after the file's stem, as a
+/// spreadsheet program shows it.
+fn name_delimited_sheet(marks: &mut [Mark], path: &Path) {
+    let Some(stem) = path.file_stem().map(|s| s.to_string_lossy()) else {
+        return;
+    };
+    let sheet: std::sync::Arc<str> = stem.into();
+    for mark in marks {
+        if let kb_core::Place::Row { sheet: name, .. } = &mut mark.place {
+            *name = sheet.clone();
+        }
+    }
 }
 
 /// What a format's reader made of the bytes.

@@ -143,3 +143,25 @@ fn an_unreadable_file_keeps_the_io_error_as_cause() {
         "cannot read file: permission denied"
     );
 }
+
+#[test]
+fn the_rows_of_a_csv_file_are_located_in_a_sheet_named_after_the_file() {
+    let csv = "Office,Room,Seats\nBerlin,Spree,12\nToronto,Humber,10\n";
+
+    let doc = parse_bytes(
+        Path::new("facilities/meeting-rooms.csv"),
+        SourceFormat::Csv,
+        csv.as_bytes(),
+    )
+    .unwrap();
+
+    let at = doc.text.find("Humber").unwrap();
+    assert_eq!(
+        kb_core::locate(&doc.marks, at, at + 6),
+        Some(kb_core::Location::Rows {
+            sheet: "meeting-rooms".into(),
+            first: 3,
+            last: 3
+        })
+    );
+}

@@ -174,13 +174,16 @@ mod tests {
             text: "Employees get 25 days.".into(),
             byte_start: 10,
             byte_end: 32,
-            location: None,
+            location: Some(kb_core::Location::Pages { first: 2, last: 3 }),
             groups: vec!["hr".into()],
             meta: kb_core::DocumentMeta {
                 owner: Some("People Team".into()),
                 effective_date: NaiveDate::from_ymd_opt(2026, 1, 15),
                 tags: vec!["leave".into()],
-                message: None,
+                message: Some(kb_core::MessageHeaders {
+                    subject: Some("Leave 2026".into()),
+                    ..Default::default()
+                }),
             },
         }
     }
@@ -194,6 +197,11 @@ mod tests {
         assert_eq!(map[TAGS_KEY], serde_json::json!(["leave"]));
         assert_eq!(map[EFFECTIVE_DATE_KEY], "2026-01-15");
         assert_eq!(map["byte_end"], 32);
+        assert_eq!(
+            map["location"],
+            serde_json::json!({"kind": "pages", "first": 2, "last": 3})
+        );
+        assert_eq!(map["message"]["subject"], "Leave 2026");
         assert_eq!(from_json(map, "p").expect("deserializes"), sample());
     }
 

@@ -280,7 +280,7 @@ mod tests {
         assert_eq!(SplitOptions::default(), config.split());
         assert_eq!(Pacing::default(), config.pacing());
         let options = crate::IngestOptions::default();
-        assert_eq!(options.max_file_bytes, config.max_file_bytes);
+        assert_eq!(options.load_limits.max_file_bytes, config.max_file_bytes);
         assert_eq!(options.default_groups, config.default_groups);
     }
 

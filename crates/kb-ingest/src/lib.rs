@@ -25,11 +25,11 @@ pub use config::{IngestConfig, InvalidIngestConfig, OcrConfig, RunRequest};
 pub use kb_extract as loader;
 pub use kb_extract::{
     DocumentFormat, FrontMatter, LoadError, LoadLimits, LoadedDocument, SourceFormat, load_file,
-    read_sidecar, sidecar_path,
+    load_file_with_limits, read_sidecar, sidecar_path,
 };
 pub use pipeline::{
-    DocumentAction, FileFailure, GroupCommit, IngestError, IngestOptions, IngestReport, Ingestor,
-    PacingReport, StageTimings,
+    DocumentAction, FileFailure, FileNote, GroupCommit, IngestError, IngestOptions, IngestReport,
+    Ingestor, PacingReport, StageTimings,
 };
 pub use progress::{NoProgress, Phase, Progress, ProgressSnapshot};
 pub use split::{ChunkSplitter, SplitOptions};

@@ -20,7 +20,7 @@ use kb_core::error::chain;
 use kb_core::{Catalog, Embedder, InputKind, VectorIndex};
 use kb_embed_local::{LocalEmbedder, LocalEmbedderConfig};
 use kb_index::EmbeddedIndex;
-use kb_ingest::{ChunkSplitter, IngestOptions, Ingestor, SplitOptions, load_file};
+use kb_ingest::{ChunkSplitter, IngestOptions, Ingestor, SplitOptions, load_file_with_limits};
 use serde::Serialize;
 use serde_json::json;
 use std::path::PathBuf;
@@ -186,13 +186,13 @@ fn stages_alone(
 ) -> anyhow::Result<(StagesAlone, Vec<String>)> {
     let cpu = process_cpu_seconds();
     let splitter = ChunkSplitter::new(embedder, split)?;
-    let max_bytes = IngestOptions::default().max_file_bytes;
+    let limits = IngestOptions::default().load_limits;
     let (mut read, mut cut) = (0.0, 0.0);
     let (mut bytes, mut tokens) = (0, 0);
     let mut texts = Vec::new();
     for path in files {
         let started = Instant::now();
-        let doc = match load_file(path, max_bytes) {
+        let doc = match load_file_with_limits(path, &limits) {
             Ok(doc) => doc,
             Err(error) => {
                 eprintln!("skipping {}: {}", path.display(), chain(&error));

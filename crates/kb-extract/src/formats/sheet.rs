@@ -1,7 +1,8 @@
 //! Spreadsheets (XLSX, XLS, ODS, CSV, TSV) → Markdown records.
 //!
 //! Each sheet becomes a section under a `# <sheet name>` heading (a CSV or TSV file is one
-//! sheet without a heading; its rows are located in a sheet named [`DELIMITED_SHEET`]). The
+//! sheet without a heading; its rows are located in a sheet named [`DELIMITED_SHEET`], which
+//! `parse_bytes_with_limits` renames after the file's stem, as a spreadsheet program does). The
 //! header row is the first non-empty row; each following non-empty row is written as one
 //! paragraph that repeats the headers, so a chunk stands on its own:
 //!

@@ -37,6 +37,20 @@ impl Input {
         }
     }
 
+    /// The input of a document found inside this file (see `LoadedDocument::parts`): its id,
+    /// path and source are this file's plus `#fragment`; its groups are this file's.
+    pub(super) fn part(&self, fragment: &str) -> Input {
+        let with_fragment = |p: &Path| PathBuf::from(format!("{}#{fragment}", p.display()));
+        Input {
+            path: with_fragment(&self.path),
+            real: with_fragment(&self.real),
+            root: self.root.clone(),
+            id: DocumentId::new(format!("{}#{fragment}", self.id)),
+            explicit: self.explicit,
+            cli_groups: self.cli_groups.clone(),
+        }
+    }
+
     /// Why this file is skipped when another input of the run already has its id.
     fn id_already_taken(&self) -> FileFailure {
         FileFailure {
@@ -104,11 +118,11 @@ impl Ingestor {
 
     /// Remove catalogued documents of the ingested folders (recorded source file, or path
     /// walked to it, under one of them) that this run did not find. Documents of other folders
-    /// are never removed.
+    /// are never removed, nor those inside a file that could not be read this time.
     pub(super) async fn prune(
         &self,
         roots: &[PathBuf],
-        seen: &HashSet<DocumentId>,
+        seen: &Seen,
         report: &mut IngestReport,
     ) -> Result<(), IngestError> {
         let roots: Vec<PathBuf> = roots
@@ -121,15 +135,76 @@ impl Ingestor {
             let under_root = roots.iter().any(|r| {
                 Path::new(&doc.path).starts_with(r) || source.is_some_and(|s| s.starts_with(r))
             });
-            if under_root && !seen.contains(&doc.id) {
-                if !self.options.dry_run {
-                    self.remove_document(&doc.id).await?;
-                }
-                report.stats.removed += 1;
-                report.documents.push((doc.id, DocumentAction::Removed));
+            let in_unread_file = seen
+                .file_of(&doc)
+                .is_some_and(|file| !seen.read_whole.contains(file));
+            if under_root && !seen.ids.contains(&doc.id) && !in_unread_file {
+                self.remove_for_run(doc.id, report).await?;
             }
         }
         Ok(())
+    }
+
+    /// Remove the catalogued documents inside files read whole in this run that the files no
+    /// longer hold (an attachment taken out of a message, a message out of a mailbox).
+    pub(super) async fn remove_parts_gone(
+        &self,
+        seen: &Seen,
+        report: &mut IngestReport,
+    ) -> Result<(), IngestError> {
+        if seen.read_whole.is_empty() || !seen.has_parts {
+            return Ok(());
+        }
+        for doc in self.catalog.list_documents().await? {
+            let gone = !seen.ids.contains(&doc.id)
+                && seen
+                    .file_of(&doc)
+                    .is_some_and(|file| seen.read_whole.contains(file));
+            if gone {
+                self.remove_for_run(doc.id, report).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_for_run(
+        &self,
+        id: DocumentId,
+        report: &mut IngestReport,
+    ) -> Result<(), IngestError> {
+        if !self.options.dry_run {
+            self.remove_document(&id).await?;
+        }
+        report.stats.removed += 1;
+        report.documents.push((id, DocumentAction::Removed));
+        Ok(())
+    }
+}
+
+/// What a run found: the documents it met, and the files it read.
+#[derive(Debug, Default)]
+pub(super) struct Seen {
+    /// Documents of this run: its files, and the documents inside those that were read.
+    pub(super) ids: HashSet<DocumentId>,
+    /// Every file of the run (real paths).
+    pub(super) files: HashSet<PathBuf>,
+    /// The files that loaded without error: the documents inside each are exactly those in
+    /// `ids`.
+    pub(super) read_whole: HashSet<PathBuf>,
+    /// Some file held documents inside it (or may have: see [`Seen::file_of`]).
+    pub(super) has_parts: bool,
+    /// The Message-IDs of the e-mail messages taken so far that are new or changed.
+    pub(super) messages: HashSet<String>,
+}
+
+impl Seen {
+    /// The file of this run that a catalogued document is inside of (its recorded source is
+    /// that file's path plus `#fragment`), if any.
+    pub(super) fn file_of(&self, doc: &DocumentRecord) -> Option<&PathBuf> {
+        let source = &doc.source.as_ref()?.path;
+        source
+            .match_indices('#')
+            .find_map(|(at, _)| self.files.get(Path::new(&source[..at])))
     }
 }
 

@@ -38,18 +38,18 @@ mod tests;
 
 pub use commit::GroupCommit;
 pub use report::{
-    DocumentAction, FileFailure, IngestReport, PacingReport, StageTimings, format_duration,
+    DocumentAction, FileFailure, FileNote, IngestReport, PacingReport, StageTimings,
+    format_duration,
 };
 
 use crate::batch::{BatchItem, BatchOutcome, Pacing, PacingError, busy_time, embed_batch};
 use crate::progress::{NoProgress, Phase, Progress, Tracker};
 use crate::split::{ChunkSplitter, SplitConfigError, SplitOptions};
-use crate::{IngestConfig, RunRequest};
+use crate::{IngestConfig, LoadLimits, RunRequest};
 use commit::{ItemKey, Work};
-use inputs::{Input, collect_inputs};
+use inputs::{Input, Seen, collect_inputs};
 use kb_core::{Catalog, CatalogError, DocumentId, Embedder, IndexError, ModelError, VectorIndex};
 use prepare::{FileError, Prepared, PreparedFile};
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -64,8 +64,9 @@ pub struct IngestOptions {
     pub split: SplitOptions,
     /// Batch caps, concurrency and retries of the embedding calls.
     pub pacing: Pacing,
-    /// Files larger than this are skipped.
-    pub max_file_bytes: u64,
+    /// What the file readers may do: file size, expansion of containers, spreadsheet cells,
+    /// OCR (`ingest.max_file_bytes`, `ingest.ocr`).
+    pub load_limits: LoadLimits,
     /// Access groups of documents that name none, when no groups are given on the command
     /// line for them (`ingest.default_groups`).
     pub default_groups: Vec<String>,
@@ -91,7 +92,7 @@ impl IngestOptions {
         Self {
             split: config.split(),
             pacing: config.pacing(),
-            max_file_bytes: config.max_file_bytes,
+            load_limits: config.load_limits(),
             default_groups: config.default_groups.clone(),
             default_tags: Vec::new(),
             default_owner: None,
@@ -317,7 +318,7 @@ impl Ingestor {
         tracker.phase(Phase::Files);
         let pacing = self.options.pacing;
         let mut work = Work::new(&pacing);
-        let mut seen = HashSet::new();
+        let mut seen = Seen::default();
         let mut next_file = files.iter();
         let mut reading = true;
         // Files being read and split ahead, taken in input order: several per core, so that
@@ -354,7 +355,8 @@ impl Ingestor {
                 while preparing.len() < read_ahead
                     && let Some(input) = next_file.next()
                 {
-                    seen.insert(input.id.clone());
+                    seen.ids.insert(input.id.clone());
+                    seen.files.insert(input.real.clone());
                     let (this, input) = (self.clone(), input.clone());
                     let span = info_span!("document", id = %input.id);
                     preparing.spawn(this.prepare(input).instrument(span));
@@ -367,7 +369,8 @@ impl Ingestor {
                         let file = file.expect("BUG: reading a file panicked");
                         tracker.snapshot.current = Some(file.input.id.clone());
                         tracker.emit();
-                        self.read_file(file, &mut work, report, tracker).await?;
+                        self.read_file(file, &mut work, report, tracker, &mut seen)
+                            .await?;
                     }
                     None => {
                         reading = false;
@@ -404,6 +407,9 @@ impl Ingestor {
             );
             return Ok(());
         }
+        // Documents inside a file that the file no longer holds (an attachment taken out of a
+        // message) go whether or not the run prunes: the file they came from was read whole.
+        self.remove_parts_gone(&seen, report).await?;
         if self.options.prune {
             tracker.phase(Phase::Pruning);
             self.prune(roots, &seen, report).await?;
@@ -417,23 +423,60 @@ impl Ingestor {
         Ok(())
     }
 
-    /// Take a file that was read, compared and split: queue its chunks for embedding.
-    /// Unchanged and skipped files are settled here.
+    /// Take a file that was read, compared and split: queue its chunks (and those of the
+    /// documents inside it) for embedding. Unchanged and skipped documents are settled here.
     async fn read_file(
         &self,
         file: PreparedFile,
         work: &mut Work,
         report: &mut IngestReport,
         tracker: &mut Tracker<'_>,
+        seen: &mut Seen,
     ) -> Result<(), IngestError> {
         let PreparedFile {
             input,
             outcome,
+            parts,
+            notes,
             read_ms,
             split_ms,
         } = file;
         report.timings.read_ms += read_ms;
         report.timings.split_ms += split_ms;
+        report.notes.extend(notes.into_iter().map(|note| FileNote {
+            path: input.path.display().to_string(),
+            note,
+        }));
+        if outcome.is_ok() && !parts.is_empty() {
+            // Every document counts as a file in the progress shown.
+            tracker.snapshot.files_total += parts.len() as u64;
+        }
+        if matches!(
+            outcome,
+            Ok(Prepared::Done(_) | Prepared::Moved(_) | Prepared::Split(_))
+        ) {
+            seen.read_whole.insert(input.real.clone());
+        }
+        self.take_document(input, outcome, work, report, tracker, seen)
+            .await?;
+        for (input, outcome) in parts {
+            seen.has_parts = true;
+            seen.ids.insert(input.id.clone());
+            self.take_document(input, outcome, work, report, tracker, seen)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn take_document(
+        &self,
+        input: Input,
+        outcome: Result<Prepared, FileError>,
+        work: &mut Work,
+        report: &mut IngestReport,
+        tracker: &mut Tracker<'_>,
+        seen: &mut Seen,
+    ) -> Result<(), IngestError> {
         let outcome = match outcome {
             Ok(Prepared::Done(action)) => Ok(action),
             Ok(Prepared::Moved(source)) => {
@@ -447,7 +490,17 @@ impl Ingestor {
                 tracker.emit();
                 return Ok(());
             }
-            Ok(Prepared::Split(doc)) => {
+            Ok(Prepared::Split(mut doc)) => {
+                if doc
+                    .unquoted
+                    .as_ref()
+                    .is_some_and(|u| seen.messages.contains(&u.message_id))
+                {
+                    doc.drop_quotation();
+                }
+                if let Some(id) = doc.message_id() {
+                    seen.messages.insert(id.to_owned());
+                }
                 let key = work.next_doc;
                 work.next_doc += 1;
                 for (piece, p) in doc.pieces.iter().enumerate() {

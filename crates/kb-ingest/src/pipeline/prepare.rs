@@ -4,48 +4,79 @@
 use super::inputs::Input;
 use super::report::DocumentAction;
 use super::{IngestError, Ingestor};
-use crate::loader::{LoadError, LoadedDocument, load_file};
+use crate::loader::{LoadError, LoadedDocument, Quoted, load_file_with_limits};
 use crate::split::SplitChunk;
 use kb_core::error::chain;
 use kb_core::{
     CatalogError, ChunkPayload, ChunkPoint, DocumentMeta, DocumentRecord, DocumentSource,
-    Embedding, StoredChunk, content_hash, locate, point_id,
+    Embedding, Mark, StoredChunk, content_hash, locate, point_id,
 };
 use std::time::Instant;
 
 impl Ingestor {
     /// Read a file, compare it with the catalog and split it (runs as its own task, a few
-    /// files ahead of the run).
+    /// files ahead of the run). The documents inside it (a mailbox's messages, a message's
+    /// attachments) are prepared the same way, each as a document of its own.
     pub(super) async fn prepare(self, input: Input) -> PreparedFile {
         let (mut read_ms, mut split_ms) = (0, 0);
-        let outcome = self.prepare_file(&input, &mut read_ms, &mut split_ms).await;
-        PreparedFile {
-            input,
-            outcome,
-            read_ms,
-            split_ms,
-        }
-    }
-
-    async fn prepare_file(
-        &self,
-        input: &Input,
-        read_ms: &mut u64,
-        split_ms: &mut u64,
-    ) -> Result<Prepared, FileError> {
         let t = Instant::now();
         // The real file, so that the sidecar read is the one beside it, not beside a link.
         let path = input.real.clone();
-        let max = self.options.max_file_bytes;
-        let loaded = tokio::task::spawn_blocking(move || load_file(&path, max))
+        let limits = self.options.load_limits.clone();
+        let loaded = tokio::task::spawn_blocking(move || load_file_with_limits(&path, &limits))
             .await
             .expect("BUG: file loading panicked");
-        *read_ms += t.elapsed().as_millis() as u64;
+        read_ms += t.elapsed().as_millis() as u64;
+        let mut file = PreparedFile {
+            input,
+            outcome: Ok(Prepared::Ignored),
+            parts: Vec::new(),
+            notes: Vec::new(),
+            read_ms,
+            split_ms,
+        };
         let mut doc = match loaded {
             Ok(doc) => doc,
-            Err(LoadError::Unsupported) if !input.explicit => return Ok(Prepared::Ignored),
-            Err(e) => return Err(FileError::Skip(chain(&e).to_string())),
+            Err(LoadError::Unsupported) if !file.input.explicit => return file,
+            Err(e) => {
+                file.outcome = Err(FileError::Skip(chain(&e).to_string()));
+                return file;
+            }
         };
+        let parts = std::mem::take(&mut doc.parts);
+        file.notes = std::mem::take(&mut doc.notes);
+        let parent = doc.front_matter.clone();
+        file.outcome = self.prepare_loaded(&file.input, doc, &mut split_ms).await;
+        for part in parts {
+            let input = file.input.part(&part.fragment);
+            let mut doc = part.document;
+            // A part is readable by whoever may read the file it came in, never by more: an
+            // attachment's own front matter cannot widen that (nor narrow it).
+            doc.front_matter.groups.clone_from(&parent.groups);
+            doc.front_matter.owner = doc.front_matter.owner.or_else(|| parent.owner.clone());
+            if doc.front_matter.tags.is_empty() {
+                doc.front_matter.tags.clone_from(&parent.tags);
+            }
+            file.notes.extend(
+                std::mem::take(&mut doc.notes)
+                    .into_iter()
+                    .map(|note| format!("{}: {note}", part.fragment)),
+            );
+            let outcome = self.prepare_loaded(&input, doc, &mut split_ms).await;
+            file.parts.push((input, outcome));
+        }
+        file.split_ms = split_ms;
+        file
+    }
+
+    /// Compare a loaded document with the catalog and split it.
+    async fn prepare_loaded(
+        &self,
+        input: &Input,
+        mut doc: LoadedDocument,
+        split_ms: &mut u64,
+    ) -> Result<Prepared, FileError> {
+        let quoted = self.quotation_to_decide(&mut doc).await?;
         let existing = self.catalog.get_document(&input.id).await?;
         if let Some(existing) = &existing
             && self.is_unchanged(existing, &doc, input)
@@ -69,23 +100,23 @@ impl Ingestor {
         }
 
         let t = Instant::now();
-        let splitter = self.splitter.clone();
         let text = std::mem::take(&mut doc.text);
-        let text_bytes = text.len() as u64;
-        let (format, title) = (doc.format, doc.title.clone());
-        let mut pieces = tokio::task::spawn_blocking(move || splitter.split(&text, format, &title))
-            .await
-            .expect("BUG: splitting panicked");
         let marks = std::mem::take(&mut doc.marks);
-        for piece in &mut pieces {
-            let chunk = &mut piece.chunk;
-            chunk.location = locate(&marks, chunk.byte_start, chunk.byte_end);
-            // Byte ranges are kept in the source file's terms where the text is the file's own.
-            if let Some(offset) = doc.source_offset {
-                chunk.byte_start += offset;
-                chunk.byte_end += offset;
+        let unquoted = match quoted {
+            Some(quoted) => {
+                let own = text[..quoted.start].trim_end().to_owned();
+                let pieces = self.split(own.clone(), &doc, &marks).await;
+                Some(Unquoted {
+                    message_id: quoted.message_id,
+                    text_bytes: own.len() as u64,
+                    pieces,
+                })
+                .filter(|u| !u.pieces.is_empty())
             }
-        }
+            None => None,
+        };
+        let text_bytes = text.len() as u64;
+        let pieces = self.split(text, &doc, &marks).await;
         *split_ms += t.elapsed().as_millis() as u64;
         if pieces.is_empty() {
             return Err(FileError::Skip(LoadError::NoText.to_string()));
@@ -101,7 +132,55 @@ impl Ingestor {
             groups,
             meta,
             refused: None,
+            unquoted,
         })))
+    }
+
+    /// Split a document's text into chunks located in its source.
+    async fn split(&self, text: String, doc: &LoadedDocument, marks: &[Mark]) -> Vec<SplitChunk> {
+        let splitter = self.splitter.clone();
+        let (format, title) = (doc.format, doc.title.clone());
+        let mut pieces = tokio::task::spawn_blocking(move || splitter.split(&text, format, &title))
+            .await
+            .expect("BUG: splitting panicked");
+        for piece in &mut pieces {
+            let chunk = &mut piece.chunk;
+            chunk.location = locate(marks, chunk.byte_start, chunk.byte_end);
+            // Byte ranges are kept in the source file's terms where the text is the file's own.
+            if let Some(offset) = doc.source_offset {
+                chunk.byte_start += offset;
+                chunk.byte_end += offset;
+            }
+        }
+        pieces
+    }
+
+    /// A reply's quotation of an earlier message is not indexed when that message is
+    /// catalogued itself, so the same words are not indexed (and cited) twice: dropped here if
+    /// it is catalogued already; else returned, for the run to decide once the documents
+    /// before this one are taken (see [`OpenDocument::unquoted`]).
+    async fn quotation_to_decide(
+        &self,
+        doc: &mut LoadedDocument,
+    ) -> Result<Option<Quoted>, FileError> {
+        let Some(quoted) = doc.quoted.take().filter(|q| {
+            q.start < doc.text.len()
+                && doc.text.is_char_boundary(q.start)
+                && !doc.text[..q.start].trim().is_empty()
+        }) else {
+            return Ok(None);
+        };
+        if self
+            .catalog
+            .find_message(&quoted.message_id)
+            .await?
+            .is_some()
+        {
+            doc.text.truncate(quoted.start);
+            doc.text.truncate(doc.text.trim_end().len());
+            return Ok(None);
+        }
+        Ok(Some(quoted))
     }
 
     /// A document's access groups and metadata: its own (front matter, then sidecar) field by
@@ -168,6 +247,10 @@ pub(super) enum Prepared {
 pub(super) struct PreparedFile {
     pub(super) input: Input,
     pub(super) outcome: Result<Prepared, FileError>,
+    /// The documents inside the file, each with its own input (see [`Input::part`]).
+    pub(super) parts: Vec<(Input, Result<Prepared, FileError>)>,
+    /// What the readers said they left out (hidden sheets, unread attachments, …).
+    pub(super) notes: Vec<String>,
     pub(super) read_ms: u64,
     pub(super) split_ms: u64,
 }
@@ -188,6 +271,34 @@ pub(super) struct OpenDocument {
     pub(super) outstanding: usize,
     /// Why the model refused one of its chunks; such a document is not written.
     pub(super) refused: Option<String>,
+    /// For a reply that quotes a message not catalogued when it was read: its chunks without
+    /// the quotation, taken instead if that message is among the documents of the run taken
+    /// before it.
+    pub(super) unquoted: Option<Unquoted>,
+}
+
+/// A reply's chunks without the quotation of an earlier message.
+pub(super) struct Unquoted {
+    /// The quoted message's Message-ID.
+    pub(super) message_id: String,
+    pub(super) text_bytes: u64,
+    pub(super) pieces: Vec<SplitChunk>,
+}
+
+impl OpenDocument {
+    /// Take the chunks without the quotation.
+    pub(super) fn drop_quotation(&mut self) {
+        if let Some(unquoted) = self.unquoted.take() {
+            self.text_bytes = unquoted.text_bytes;
+            self.outstanding = unquoted.pieces.len();
+            self.pieces = unquoted.pieces;
+        }
+    }
+
+    /// The Message-ID of the e-mail message this document is.
+    pub(super) fn message_id(&self) -> Option<&str> {
+        self.meta.message.as_ref()?.message_id.as_deref()
+    }
 }
 
 impl OpenDocument {

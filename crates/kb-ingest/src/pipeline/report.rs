@@ -25,6 +25,13 @@ pub struct FileFailure {
     pub reason: String,
 }
 
+/// Something a reader said about a file it read: a part it left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileNote {
+    pub path: String,
+    pub note: String,
+}
+
 /// Wall time spent per stage. Reading, splitting and writing are summed over documents;
 /// `embed_ms` is the time during which at least one embedding call was in flight (calls overlap).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -62,6 +69,10 @@ pub struct IngestReport {
     /// a type named on its own is a failure instead.)
     #[serde(default)]
     pub passed_over: Vec<String>,
+    /// What the readers left out of files they read (hidden sheets, attachments of a type kb
+    /// does not read, pages OCR could not read, …).
+    #[serde(default)]
+    pub notes: Vec<FileNote>,
     pub timings: StageTimings,
     pub pacing: PacingReport,
     /// Stopped early on request; the next run finishes the job.

@@ -83,6 +83,23 @@ impl Catalog for FakeCatalog {
             .collect())
     }
 
+    async fn find_message(&self, message_id: &str) -> Result<Option<DocumentId>, CatalogError> {
+        Ok(self
+            .state
+            .lock()
+            .unwrap()
+            .documents
+            .values()
+            .find(|d| {
+                d.meta
+                    .message
+                    .as_ref()
+                    .and_then(|m| m.message_id.as_deref())
+                    == Some(message_id)
+            })
+            .map(|d| d.id.clone()))
+    }
+
     async fn chunks(&self, id: &DocumentId) -> Result<Vec<StoredChunk>, CatalogError> {
         Ok(self
             .state

@@ -37,7 +37,7 @@ pub(super) fn read(bytes: &[u8], limits: &LoadLimits) -> Result<Read, LoadError>
         let message_limits = LoadLimits {
             max_file_bytes: limits.max_file_bytes,
             max_expanded_bytes: left,
-            ..*limits
+            ..limits.clone()
         };
         let name = format!("message-{n}.eml");
         match crate::parse_bytes_with_limits(

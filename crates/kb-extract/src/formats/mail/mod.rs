@@ -478,7 +478,7 @@ fn read_attachments(
         let attachment_limits = LoadLimits {
             max_file_bytes: limits.max_file_bytes,
             max_expanded_bytes: budget.left,
-            ..*limits
+            ..limits.clone()
         };
         match crate::parse_bytes_with_limits(Path::new(&name), format, bytes, &attachment_limits) {
             Ok(mut document) => {

@@ -314,8 +314,8 @@ async fn files_of_a_type_kb_does_not_read_are_listed_not_ingested_and_sidecars_a
     let kb = Kb::new(FakeEmbedder::default(), 4);
     kb.write("policy.md", "# Policy\n\nThe canteen opens at noon.\n");
     kb.write("policy.md.meta.yaml", "owner: facilities\n");
-    kb.write("budget.xlsx", "not really a workbook");
-    kb.write("meeting.mp3", "not really a recording");
+    kb.write("archive.zip", "PK not really an archive");
+    kb.write("standup.mp3", "not really a recording");
 
     let (report, docs) = ingest_roots(&kb.ingestor, &kb.catalog, &kb.roots()).await;
 
@@ -325,10 +325,10 @@ async fn files_of_a_type_kb_does_not_read_are_listed_not_ingested_and_sidecars_a
     passed_over.sort();
     assert_eq!(
         passed_over,
-        ["budget.xlsx", "meeting.mp3"].map(|name| kb.docs.path().join(name).display().to_string())
+        ["archive.zip", "standup.mp3"].map(|name| kb.docs.path().join(name).display().to_string())
     );
     // Named on its own, such a file is a failure with its reason, as before.
-    let named = kb.docs.path().join("budget.xlsx");
+    let named = kb.docs.path().join("archive.zip");
     let (report, _) = ingest_roots(&kb.ingestor, &kb.catalog, &[named]).await;
     assert!(report.passed_over.is_empty(), "{report:?}");
     assert_eq!(report.failures.len(), 1, "{report:?}");
