@@ -71,7 +71,7 @@ async fn broken_files_are_reported_and_skipped_while_the_rest_is_ingested() {
         "---\ntitle: [unclosed\n---\nbody\n",
     )
     .unwrap();
-    fs::write(dir.path().join("image.png"), b"\x89PNG").unwrap();
+    fs::write(dir.path().join("archive.zip"), b"PK\x03\x04").unwrap();
 
     let report = app.ingest(&[dir.path().to_path_buf()]).await;
 

@@ -152,7 +152,7 @@ impl Ingestor {
         seen: &Seen,
         report: &mut IngestReport,
     ) -> Result<(), IngestError> {
-        if seen.read_whole.is_empty() || !seen.has_parts {
+        if seen.read_whole.is_empty() {
             return Ok(());
         }
         for doc in self.catalog.list_documents().await? {
@@ -191,8 +191,6 @@ pub(super) struct Seen {
     /// The files that loaded without error: the documents inside each are exactly those in
     /// `ids`.
     pub(super) read_whole: HashSet<PathBuf>,
-    /// Some file held documents inside it (or may have: see [`Seen::file_of`]).
-    pub(super) has_parts: bool,
     /// The Message-IDs of the e-mail messages taken so far that are new or changed.
     pub(super) messages: HashSet<String>,
 }

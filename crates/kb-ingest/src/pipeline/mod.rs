@@ -460,7 +460,6 @@ impl Ingestor {
         self.take_document(input, outcome, work, report, tracker, seen)
             .await?;
         for (input, outcome) in parts {
-            seen.has_parts = true;
             seen.ids.insert(input.id.clone());
             self.take_document(input, outcome, work, report, tracker, seen)
                 .await?;
