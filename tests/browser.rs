@@ -1,7 +1,8 @@
 //! The chat page at `/`, driven in Debian's headless Chromium through chromedriver
 //! (WebDriver, with fantoccini): enter a key once, ask, watch the answer stream in, click a
-//! citation and read the cited passage with its title and path; on a desktop window and on a
-//! 390×844 phone screen.
+//! citation and read the cited passage beside the answer, highlighted among its neighbours and
+//! rendered as a person reads it (headings, lists, tables; never a server path, never document
+//! text as HTML); on a desktop window and on a 390×844 phone screen.
 //!
 //! Skipped with a printed reason when chromium or chromedriver is missing, unless
 //! `KB_REQUIRE_BROWSER=1` (set by scripts/test.sh), which makes that a failure.
@@ -194,8 +195,9 @@ async fn ask_and_watch(client: &Client) -> (Vec<String>, String) {
     }
 }
 
-/// Click the last answer's first citation and check the passage panel.
-async fn check_citation(client: &Client) {
+/// Click the last answer's first citation and wait until the passage panel shows the passage
+/// in its context (the request for it finished).
+async fn open_citation(client: &Client) {
     let cite = wait_for(
         client,
         "li.turn.assistant:last-of-type .answer-text button.cite",
@@ -205,15 +207,164 @@ async fn check_citation(client: &Client) {
     cite.click().await.unwrap();
     let panel = wait_for(client, "#passage:not([hidden])").await;
     assert!(panel.is_displayed().await.unwrap());
+    wait_for(client, "#passage-status[hidden]").await;
+}
+
+/// Click the last answer's first citation and check the passage panel.
+async fn check_citation(client: &Client, served_from: &Path) {
+    open_citation(client).await;
     let title = text_of(client, "#passage-title").await;
-    let path = text_of(client, "#passage-path").await;
-    let passage = text_of(client, "#passage-text").await;
+    let cited = text_of(client, "#passage-text .chunk.cited").await;
     assert_eq!(title, "[1] Lockers");
-    assert!(path.ends_with("/lockers.md"), "{path}");
+    assert!(cited.contains("Keys are issued by reception."), "{cited}");
+    let panel = text_of(client, "#passage").await;
+    let folder = served_from.file_name().unwrap().to_str().unwrap();
     assert!(
-        passage.contains("Keys are issued by reception."),
-        "{passage}"
+        !panel.contains(folder),
+        "the panel shows a server path: {panel}"
     );
+    let page = client.source().await.unwrap();
+    assert!(!page.contains(folder), "the page holds a server path");
+}
+
+/// A handbook page in three sections (a chunk each): prose, a table and a list, with markup
+/// planted in a table cell that must be shown as text.
+const GUIDE: &str = "# Locker guide\n\n\
+Every employee gets a personal locker on the second floor. Keys are issued by reception, \
+which keeps a spare key for each locker in a sealed cabinet. Lockers are opened only by the \
+employee they belong to or, in an emergency, by facilities staff with a witness present. \
+Lockers are cleaned twice a year; the dates are announced on the notice board two weeks ahead \
+so that everyone can take their belongings home in time.\n\n\
+## Locker sizes\n\n\
+Lockers come in three sizes. The deposit is paid back when the key is returned.\n\n\
+| Size | Floor | Deposit |\n| --- | --- | --- |\n\
+| Small | 2 | 10 EUR |\n| Medium | 2 | 15 EUR |\n\
+| Large <img src=x onerror=alert(1)> | 3 | 20 EUR |\n\n\
+## Locker rules\n\n\
+- Empty your locker before a **holiday** longer than two weeks.\n\
+- Report a lost key to reception at once; a new lock costs 25 EUR.\n\
+- Do not store food, medicine or valuables over 500 EUR in a locker.\n";
+
+/// The guide on a server of its own, with a source link for its folder; the page asks that
+/// server, and a citation of the guide opens its three sections, the cited one highlighted.
+async fn check_rendered_passage(client: &Client, engine: &FakeEngine) {
+    // Arrange
+    let docs = tempfile::tempdir().unwrap();
+    let root = docs.path().canonicalize().unwrap();
+    std::fs::create_dir(root.join("facilities")).unwrap();
+    std::fs::write(root.join("facilities/locker guide.md"), GUIDE).unwrap();
+    let base_url = engine.base_url();
+    let rule = json!([{ "root": root, "url": "https://wiki.example.com/{path}" }]);
+    let app = helpers::spawn_app_with(move |s| {
+        helpers::use_fake_chat(s, base_url);
+        s.answer.source_urls = serde_json::from_value(rule).unwrap();
+    })
+    .await;
+    app.ingest(&[root.clone()]).await;
+    let (_, document) = app
+        .get(
+            "/v1/documents/facilities%2Flocker%20guide.md",
+            Some(helpers::ADMIN_TOKEN),
+        )
+        .await;
+    let chunks = document["chunks"].as_array().unwrap().len();
+    assert!(
+        (2..=3).contains(&chunks),
+        "the guide should be cut into 2 or 3 chunks (the page shows 2 on each side of the \
+         cited one), not {chunks}: {document}"
+    );
+    engine.set_chat_reply(Some("Lockers are on the second floor. [1]".into()));
+    client.goto(&format!("{}/", app.address)).await.unwrap();
+    let key = app.create_key("browser", "reader", "");
+    type_into(client, "api-key", &key).await;
+    click(client, "save-key").await;
+    ask_and_watch(client).await;
+
+    // Act
+    open_citation(client).await;
+
+    // Assert: the passage beside the answer, highlighted among its neighbours.
+    assert_eq!(text_of(client, "#passage-title").await, "[1] Locker guide");
+    let cited = client
+        .find_all(Locator::Css("#passage-text .chunk.cited"))
+        .await
+        .unwrap();
+    assert_eq!(cited.len(), 1, "one cited chunk");
+    let context = client
+        .find_all(Locator::Css("#passage-text .chunk.context"))
+        .await
+        .unwrap();
+    assert_eq!(
+        context.len() + 1,
+        chunks,
+        "every other chunk is shown as context"
+    );
+    let highlight = cited[0].css_value("background-color").await.unwrap();
+    assert_ne!(
+        highlight, "rgba(0, 0, 0, 0)",
+        "the cited chunk is highlighted"
+    );
+    // Rendered as a person reads it: headings, a table with its header, a list, bold text.
+    let headings = texts(client, "#passage-text .md-heading").await;
+    assert_eq!(headings, ["Locker guide", "Locker sizes", "Locker rules"]);
+    assert_eq!(
+        texts(client, "#passage-text table th").await,
+        ["Size", "Floor", "Deposit"]
+    );
+    let cells = texts(client, "#passage-text table td").await;
+    assert_eq!(cells.len(), 9, "{cells:?}");
+    assert_eq!(
+        cells[6], "Large <img src=x onerror=alert(1)>",
+        "markup shown as text"
+    );
+    let items = texts(client, "#passage-text ul > li").await;
+    assert_eq!(items.len(), 3, "{items:?}");
+    assert_eq!(texts(client, "#passage-text li strong").await, ["holiday"]);
+    let shown = text_of(client, "#passage-text").await;
+    for raw in ["##", "| ---", "**", "| Small"] {
+        assert!(!shown.contains(raw), "raw Markdown {raw:?} shown: {shown}");
+    }
+    assert!(
+        client
+            .find_all(Locator::Css("#passage img, #passage script"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "document text was rendered as HTML"
+    );
+    // A link to the source system, and no path on the server's disk.
+    let link = client.find(Locator::Id("passage-link")).await.unwrap();
+    assert!(link.is_displayed().await.unwrap());
+    assert_eq!(
+        link.attr("href").await.unwrap().as_deref(),
+        Some("https://wiki.example.com/facilities/locker%20guide.md")
+    );
+    let folder = root.file_name().unwrap().to_str().unwrap();
+    assert!(!client.source().await.unwrap().contains(folder));
+    // Beside the answer: the panel and the conversation do not overlap.
+    let layout = client
+        .execute(
+            "const p = document.getElementById('passage').getBoundingClientRect();
+             const m = document.getElementById('log').getBoundingClientRect();
+             return [p.left, m.right];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let [panel_left, log_right] = [0, 1].map(|i| layout[i].as_f64().unwrap());
+    assert!(
+        log_right <= panel_left,
+        "the passage covers the answer: {layout}"
+    );
+}
+
+/// The text of every element `css` finds, in document order.
+async fn texts(client: &Client, css: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for element in client.find_all(Locator::Css(css)).await.unwrap() {
+        out.push(element.text().await.unwrap());
+    }
+    out
 }
 
 #[tokio::test]
@@ -231,7 +382,8 @@ async fn the_chat_page_streams_an_answer_whose_citation_shows_the_passage() {
     };
     // Arrange: kb with the fake chat engine, streaming one word each 120 ms.
     let engine = FakeEngine::builder().chat_model("fake-chat").start().await;
-    let (app, _docs) = helpers::app_with_chat(&engine).await;
+    let (app, docs) = helpers::app_with_chat(&engine).await;
+    let served_from = docs.path().canonicalize().unwrap();
     engine.set_stream_chunk_delay(Duration::from_millis(120));
     let driver = start_driver(&driver).await;
     let profile = tempfile::tempdir().unwrap();
@@ -262,7 +414,7 @@ async fn the_chat_page_streams_an_answer_whose_citation_shows_the_passage() {
             .await
             .unwrap()
     );
-    check_citation(&client).await;
+    check_citation(&client, &served_from).await;
     let sent = engine.last_request(kb_testkit::Route::Chat).unwrap();
     assert!(sent.to_string().contains("Where is my locker?"));
 
@@ -300,7 +452,7 @@ async fn the_chat_page_streams_an_answer_whose_citation_shows_the_passage() {
             .is_empty(),
         "model output was rendered as HTML"
     );
-    check_citation(&client).await;
+    check_citation(&client, &served_from).await;
     let layout = client
         .execute(
             "const p = document.getElementById('passage').getBoundingClientRect();
@@ -316,6 +468,10 @@ async fn the_chat_page_streams_an_answer_whose_citation_shows_the_passage() {
         left >= 0.0 && right <= inner,
         "the passage overflows: {layout}"
     );
+
+    // A structured document, on a desktop window: rendered, highlighted, beside the answer.
+    client.set_window_size(1280, 900).await.unwrap();
+    check_rendered_passage(&client, &engine).await;
 
     client.close().await.unwrap();
 }

@@ -6,6 +6,7 @@
 //! - [`extractive`] answers without a chat model, from the best-matching sentences,
 //! - [`sanitize`] neutralises links and images in answers (the model reads untrusted text),
 //! - [`rewrite`] turns a follow-up question into a standalone one before retrieval,
+//! - [`source_urls`] links citations to the documents' source systems (`answer.source_urls`),
 //! - [`Answerer`] ties retrieval and generation together.
 
 pub mod answerer;
@@ -14,6 +15,7 @@ pub mod extractive;
 pub mod prompt;
 pub mod rewrite;
 pub mod sanitize;
+pub mod source_urls;
 
 pub use answerer::{
     Answer, AnswerError, AnswerMode, AnswerOptions, Answerer, AskEvent, AskRequest, AskStream,
@@ -21,3 +23,4 @@ pub use answerer::{
 };
 pub use rewrite::{Rewrite, RewriteMethod, Turn, TurnRole};
 pub use sanitize::{AllowedHosts, InvalidHost, StreamSanitizer, sanitize};
+pub use source_urls::{InvalidSourceUrl, SourceUrlRule, SourceUrls};

@@ -531,6 +531,38 @@ mod tests {
     }
 
     #[test]
+    fn source_urls_load_and_a_template_that_cannot_make_links_is_refused_naming_the_key() {
+        figment::Jail::expect_with(|jail| {
+            let s = load_toml(
+                jail,
+                "[answer]\nsource_urls = [{ root = \"/srv/handbook\", url = \"https://wiki.example.com/hb/{path}\" }]\n",
+            )
+            .unwrap();
+            assert_eq!(
+                s.answer
+                    .source_urls
+                    .url_for("/srv/handbook/HR/leave policy.md"),
+                Some("https://wiki.example.com/hb/HR/leave%20policy.md".to_owned())
+            );
+
+            let err = load_toml(
+                jail,
+                "[answer]\nsource_urls = [{ root = \"/srv/handbook\", url = \"https://{path}/\" }]\n",
+            )
+            .unwrap_err()
+            .to_string();
+
+            assert!(
+                err.contains(
+                    "answer.source_urls[0]: url \"https://{path}/\" puts {path} in the host"
+                ),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn index_api_key_is_not_printed_in_debug() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("KB__INDEX__API_KEY", "very-secret-value");

@@ -1,11 +1,13 @@
-//! kb's HTTP service: `POST /v1/ask`, `POST /v1/search`, the OpenAI-compatible facade, admin
-//! routes for documents and ingest, health probes, `/openapi.json` and the chat page at `/`.
+//! kb's HTTP service: `POST /v1/ask`, `POST /v1/search`, a cited passage in its context
+//! (`GET /v1/documents/{id}/chunks/{n}`), the OpenAI-compatible facade, admin routes for
+//! documents and ingest, health probes, `/openapi.json` and the chat page at `/`.
 //! Every `/v1` route needs a credential ([`auth`]); `/healthz`, `/readyz`, `/metrics`, `/` and
 //! `/openapi.json` are open so that probes, scrapers and browsers need none. [`Application`]
 //! binds, serves and shuts down gracefully; [`Server`] is `kb serve` assembled over the
 //! components `kb_app` opens from the settings.
 
 pub mod auth;
+pub mod disclosure;
 pub mod error;
 pub mod host;
 pub mod ingest_roots;
@@ -39,6 +41,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     let bounded = Router::new()
         .merge(routes::health::routes())
         .merge(routes::ask::routes())
+        .merge(routes::passages::routes())
         .merge(routes::openai::routes())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -4,7 +4,7 @@
 
 use crate::error::{ErrorBody, ErrorCode, ErrorDetail};
 use crate::metrics;
-use crate::routes::{admin, ask, health, openai, web};
+use crate::routes::{admin, ask, health, openai, passages, web};
 use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -28,6 +28,7 @@ use utoipa::{Modify, OpenApi};
         ask::ask,
         ask::ask_stream,
         ask::search,
+        passages::chunk,
         openai::list_models,
         openai::chat_completions,
         admin::list_documents,
@@ -36,6 +37,7 @@ use utoipa::{Modify, OpenApi};
         admin::ingest,
         web::index,
         web::script,
+        web::markdown_script,
         web::stylesheet,
     ),
     components(schemas(ErrorBody, ErrorDetail, ErrorCode, kb_answer::AskEvent)),

@@ -1,6 +1,7 @@
 // kb's chat page: asks POST /v1/ask/stream with the saved API key and renders the streamed
-// answer. Everything from the server is inserted as text (textContent, text nodes), never as
-// HTML.
+// answer; a citation opens the cited passage beside it, in its context
+// (GET /v1/documents/{id}/chunks/{n}). Everything from the server is inserted as text
+// (textContent, text nodes, DOM nodes built by markdown.js), never as HTML.
 "use strict";
 
 const KEY_STORAGE = "kb.apiKey";
@@ -71,12 +72,146 @@ function renderAnswer(target, text, sources) {
   target.append(document.createTextNode(text.slice(last)));
 }
 
-function showPassage(source) {
+/** The request headers carrying the saved key. */
+function authHeaders(extra) {
+  const headers = Object.assign({}, extra);
+  const key = savedKey();
+  if (key) headers.authorization = `Bearer ${key}`;
+  return headers;
+}
+
+/** Counts passage requests, so that a slow answer to an earlier click is dropped. */
+let passageRequests = 0;
+
+/** Only http(s) links become clickable (the server builds them; this is a second check). */
+function safeLink(url) {
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The passage panel's head: title, place in the file, section, e-mail headers, link. */
+function showSourceHead(source) {
   $("passage-title").textContent = `[${source.n}] ${source.title}`;
-  $("passage-path").textContent = source.path;
+  $("passage-location").textContent = source.location_label || "";
+  $("passage-location").hidden = !source.location_label;
   $("passage-section").textContent = (source.heading_path || []).join(" › ");
-  $("passage-text").textContent = source.snippet;
+  const headers = $("passage-message");
+  headers.replaceChildren();
+  const message = source.message;
+  if (message) {
+    const rows = [
+      ["From", message.from],
+      ["To", (message.to || []).join(", ")],
+      ["Cc", (message.cc || []).join(", ")],
+      ["Date", message.date],
+      ["Subject", message.subject],
+    ];
+    for (const [name, value] of rows) {
+      if (!value) continue;
+      headers.append(el("dt", "", name), el("dd", "", value));
+    }
+  }
+  headers.hidden = headers.childElementCount === 0;
+  const link = $("passage-link");
+  const href = source.source_url ? safeLink(source.source_url) : null;
+  link.hidden = !href;
+  if (href) link.href = href;
+  else link.removeAttribute("href");
+}
+
+/** One chunk of the passage, rendered as a person reads it. */
+function passageSection(chunk, cited) {
+  const section = el("section", cited ? "chunk cited" : "chunk context");
+  section.dataset.n = String(chunk.n);
+  if (cited) section.id = "passage-cited";
+  if (chunk.location_label && !cited) {
+    section.append(el("p", "chunk-location", chunk.location_label));
+  }
+  section.append(Markdown.render(chunk.text));
+  return section;
+}
+
+/** Bytes `from..to` of `text` (UTF-8), as text. */
+function byteSlice(text, from, to) {
+  const bytes = new TextEncoder().encode(text);
+  return new TextDecoder().decode(bytes.slice(Math.max(0, from), Math.min(bytes.length, to)));
+}
+
+/**
+ * Render the passage: the cited chunk whole and highlighted, its neighbours around it.
+ * Chunks may overlap (their byte ranges say by how much): a neighbour shows only what the
+ * cited chunk and the neighbours nearer to it do not.
+ */
+function showContext(data) {
+  const body = $("passage-text");
+  body.replaceChildren();
+  const before = data.before.map((chunk, i) => {
+    const next = i + 1 < data.before.length ? data.before[i + 1] : data.chunk;
+    const keep = next.byte_range[0] - chunk.byte_range[0];
+    const text = keep < chunk.byte_range[1] - chunk.byte_range[0]
+      ? byteSlice(chunk.text, 0, keep) : chunk.text;
+    return passageSection(Object.assign({}, chunk, { text }), false);
+  });
+  const after = data.after.map((chunk, i) => {
+    const previous = i === 0 ? data.chunk : data.after[i - 1];
+    const skip = previous.byte_range[1] - chunk.byte_range[0];
+    const text = skip > 0 ? byteSlice(chunk.text, skip, Infinity) : chunk.text;
+    return passageSection(Object.assign({}, chunk, { text }), false);
+  });
+  body.append(...before, passageSection(data.chunk, true), ...after);
+  const cited = $("passage-cited");
+  if (cited) cited.scrollIntoView({ block: "nearest" });
+}
+
+async function showPassage(source) {
+  const request = ++passageRequests;
+  showSourceHead(source);
+  const status = $("passage-status");
+  status.hidden = false;
+  status.classList.remove("error");
+  status.textContent = "Loading the passage in its context…";
+  // The snippet at once; the passage with its neighbours when it arrives.
+  $("passage-text").replaceChildren(
+    passageSection({ n: source.chunk, text: source.snippet }, true));
   $("passage").hidden = false;
+  document.body.classList.add("passage-open");
+  let response;
+  try {
+    const url = `/v1/documents/${encodeURIComponent(source.document)}` +
+      `/chunks/${encodeURIComponent(source.chunk)}?context=2`;
+    response = await fetch(url, { headers: authHeaders() });
+    if (request !== passageRequests) return;
+    if (!response.ok) {
+      status.textContent = `Only the cited text can be shown: ${
+        errorMessage(await response.text(), response.status)}`;
+      status.classList.add("error");
+      return;
+    }
+    const data = await response.json();
+    if (request !== passageRequests) return;
+    showSourceHead(Object.assign({}, source, {
+      title: data.title,
+      source_url: data.source_url,
+      message: data.message,
+      location_label: data.chunk.location_label,
+    }));
+    showContext(data);
+    status.hidden = true;
+  } catch (e) {
+    if (request !== passageRequests) return;
+    status.textContent = `Only the cited text can be shown: ${e.message}`;
+    status.classList.add("error");
+  }
+}
+
+function closePassage() {
+  passageRequests++;
+  $("passage").hidden = true;
+  document.body.classList.remove("passage-open");
 }
 
 async function copyText(text, button) {
@@ -123,9 +258,7 @@ async function ask(question) {
 
   const sources = new Map();
   let answer = "";
-  const headers = { "content-type": "application/json" };
-  const key = savedKey();
-  if (key) headers.authorization = `Bearer ${key}`;
+  const headers = authHeaders({ "content-type": "application/json" });
   let response;
   try {
     response = await fetch("/v1/ask/stream", {
@@ -169,7 +302,8 @@ async function ask(question) {
         if (payload.citations.length) {
           const list = el("ol", "sources");
           for (const c of payload.citations) {
-            const item = el("li", "", `${c.title} — ${c.path}`);
+            const place = c.location_label ? ` (${c.location_label})` : "";
+            const item = el("li", "", `${c.title}${place}`);
             item.value = c.n;
             list.append(item);
           }
@@ -207,11 +341,11 @@ document.addEventListener("DOMContentLoaded", () => {
     showKeyState();
     $("api-key").focus();
   });
-  $("passage-close").addEventListener("click", () => { $("passage").hidden = true; });
+  $("passage-close").addEventListener("click", closePassage);
   $("new-chat").addEventListener("click", () => {
     history = [];
     $("log").replaceChildren();
-    $("passage").hidden = true;
+    closePassage();
   });
   const form = $("ask-form");
   const input = $("question");

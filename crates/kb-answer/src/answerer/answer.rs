@@ -2,11 +2,12 @@
 //! the events of a streamed answer, and the errors.
 
 use futures::stream::BoxStream;
-use kb_core::{Filter, Hit, IndexError, ModelError, Retrieval, Usage};
+use kb_core::{Filter, Hit, IndexError, Location, MessageHeaders, ModelError, Retrieval, Usage};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::rewrite::Rewrite;
+use crate::source_urls::SourceUrls;
 
 /// How an answer was produced (reported to the caller).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -30,16 +31,25 @@ pub struct AskRequest {
     pub retrieval: Option<Retrieval>,
 }
 
-/// A source the answer cites.
+/// A source the answer cites: what a reader needs to find and check the passage (title,
+/// section, location, e-mail headers, a link to the source system), never where the file lies
+/// on the server's disk, which only admins get (`path`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Citation {
     /// The number used in the answer text, `[n]`.
     pub n: usize,
     pub document: String,
     pub title: String,
-    pub path: String,
+    /// Path of the source file on the server: admins only (absent for readers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Link to the document in the system it comes from, when `answer.source_urls` has a
+    /// rule for the folder it was ingested from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_url: Option<String>,
     pub heading_path: Vec<String>,
-    /// Chunk ordinal within the document.
+    /// Chunk ordinal within the document: `GET /v1/documents/{document}/chunks/{chunk}`
+    /// returns the passage with its neighbours.
     pub chunk: u32,
     /// Byte range of the passage in the document's text.
     pub byte_range: [usize; 2],
@@ -47,22 +57,42 @@ pub struct Citation {
     /// Cosine similarity of the passage to the question (the score `answer.min_score`
     /// compares), whatever the retrieval mode.
     pub score: f32,
+    /// The pages, slides or sheet rows of the source file the passage came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// `location` as a reader names it: "p. 3", "Slide 7", "Sheet Budget, rows 2–40".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_label: Option<String>,
+    /// The headers of the e-mail message the document is (or is an attachment of).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<MessageHeaders>,
 }
 
 impl Citation {
-    pub(super) fn from_hit(n: usize, hit: &Hit) -> Self {
+    /// The citation of `hit` as source `n`, with the server path and the source link.
+    pub(super) fn from_hit(n: usize, hit: &Hit, source_urls: &SourceUrls) -> Self {
         let p = &hit.payload;
         Self {
             n,
             document: p.doc_id.to_string(),
             title: p.title.clone(),
-            path: p.path.clone(),
+            path: Some(p.path.clone()),
+            source_url: source_urls.url_for(&p.path),
             heading_path: p.heading_path.clone(),
             chunk: p.ordinal,
             byte_range: [p.byte_start, p.byte_end],
             snippet: p.text.clone(),
             score: hit.cosine,
+            location_label: p.location.as_ref().map(ToString::to_string),
+            location: p.location.clone(),
+            message: p.meta.message.clone(),
         }
+    }
+
+    /// The citation as a reader may see it: without the server path.
+    pub fn without_path(mut self) -> Self {
+        self.path = None;
+        self
     }
 }
 

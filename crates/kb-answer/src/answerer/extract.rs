@@ -5,7 +5,7 @@ use crate::sanitize::sanitize;
 use kb_core::{Hit, InputKind, Retrieval, Usage};
 use tracing::{Instrument, info_span};
 
-use super::{Answer, AnswerError, Answerer, Citation, Mode, Timings};
+use super::{Answer, AnswerError, Answerer, Mode, Timings};
 
 impl Answerer {
     pub(super) async fn extract(
@@ -57,7 +57,7 @@ impl Answerer {
             answer: text.text,
             citations: cited
                 .iter()
-                .map(|n| Citation::from_hit(*n, &hits[n - 1]))
+                .map(|n| self.citation(*n, &hits[n - 1]))
                 .collect(),
             mode: Mode::Extractive,
             retrieval,

@@ -7,7 +7,7 @@ use crate::sanitize::{AllowedHosts, sanitize};
 use kb_core::{ChatModel, ChatRequest, Hit, Retrieval};
 use tracing::{Instrument, info_span};
 
-use super::{Answer, AnswerError, Answerer, Citation, Mode, Timings};
+use super::{Answer, AnswerError, Answerer, Mode, Timings};
 
 impl Answerer {
     pub(super) async fn generate(
@@ -37,7 +37,7 @@ impl Answerer {
             citations: checked
                 .cited
                 .iter()
-                .map(|n| Citation::from_hit(*n, &hits[n - 1]))
+                .map(|n| self.citation(*n, &hits[n - 1]))
                 .collect(),
             mode: Mode::Generative,
             retrieval,

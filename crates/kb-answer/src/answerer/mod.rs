@@ -60,6 +60,16 @@ impl Answerer {
         &self.options
     }
 
+    /// The link to the document whose file is `path` on the server (`answer.source_urls`).
+    pub fn source_url(&self, path: &str) -> Option<String> {
+        self.options.source_urls.url_for(path)
+    }
+
+    /// `hit` cited as source `n`.
+    fn citation(&self, n: usize, hit: &Hit) -> Citation {
+        Citation::from_hit(n, hit, &self.options.source_urls)
+    }
+
     fn validate(&self, question: &str, top_k: Option<usize>) -> Result<usize, AnswerError> {
         let question = question.trim();
         if question.is_empty() {

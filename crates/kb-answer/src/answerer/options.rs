@@ -1,6 +1,7 @@
 //! How answers are produced: the `answer` section of the settings.
 
 use crate::sanitize::AllowedHosts;
+use crate::source_urls::SourceUrls;
 use kb_core::Retrieval;
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +45,12 @@ pub struct AnswerOptions {
     /// reads untrusted documents, and a rendered image would send whatever it was told to put
     /// in its URL to that host. Default: none, so answers carry no live link or image.
     pub allowed_link_hosts: AllowedHosts,
+    /// Links from citations to the documents in the systems they come from, one URL template
+    /// per folder they are ingested from: `[{ root = "/srv/handbook", url =
+    /// "https://wiki.example.com/handbook/{path}" }]`, `{path}` being the file's path relative
+    /// to `root`, each segment percent-encoded. Readers see these links, never server paths.
+    /// Default: none.
+    pub source_urls: SourceUrls,
 }
 
 impl Default for AnswerOptions {
@@ -63,6 +70,7 @@ impl Default for AnswerOptions {
             max_question_chars: 2000,
             max_history_messages: 20,
             allowed_link_hosts: AllowedHosts::default(),
+            source_urls: SourceUrls::default(),
         }
     }
 }

@@ -47,7 +47,7 @@ impl Answerer {
             let sources: Vec<Citation> = relevant
                 .iter()
                 .enumerate()
-                .map(|(i, h)| Citation::from_hit(i + 1, h))
+                .map(|(i, h)| self.citation(i + 1, h))
                 .collect();
             let chat = match self.answer_model() {
                 Some(chat) if !relevant.is_empty() => chat.clone(),
@@ -88,6 +88,8 @@ impl Answerer {
             let mut deltas = chat.stream(&request).await.map_err(AnswerError::Chat)?;
             let hosts = self.options.allowed_link_hosts.clone();
             let stream = async_stream::stream! {
+                // The answer cites some of the sources, by their numbers.
+                let numbered = sources.clone();
                 yield Ok(AskEvent::Sources { sources, retrieval, rewrite: rewrite.clone() });
                 let mut text = String::new();
                 let mut usage = rewrite_usage;
@@ -131,7 +133,7 @@ impl Answerer {
                         citations: checked
                             .cited
                             .iter()
-                            .map(|n| Citation::from_hit(*n, &relevant[n - 1]))
+                            .map(|n| numbered[n - 1].clone())
                             .collect(),
                         mode: Mode::Generative,
                         retrieval,

@@ -55,7 +55,9 @@ error_codes! {
         "The key may not do this: a reader key on an admin route, or an ingest the server's \
          `ingest.roots` do not allow.";
     DocumentNotFound => "document_not_found", NOT_FOUND,
-        "No document has this id.";
+        "No document has this id, or none the key may read (the same answer for both).";
+    ChunkNotFound => "chunk_not_found", NOT_FOUND,
+        "The document has no chunk with this number.";
     NotFound => "not_found", NOT_FOUND,
         "No such route.";
     ModelNotFound => "model_not_found", NOT_FOUND,

@@ -42,8 +42,20 @@ pub enum ApiError {
     RateLimited { retry_after: Duration },
     #[error("the request body is over the server's limit (server.max_body_bytes)")]
     PayloadTooLarge,
+    /// Also the answer to a reader for a document its groups may not read: the same status,
+    /// code and message as for a missing one, so the answer never tells that it exists.
     #[error("no document with id {0}")]
     DocumentNotFound(String),
+    /// The document exists (and the caller may read it) but has no chunk numbered `n`.
+    #[error(
+        "document {document} has no chunk {n}; its chunks are numbered from 0 to {}",
+        .count.saturating_sub(1)
+    )]
+    ChunkNotFound {
+        document: String,
+        n: u32,
+        count: u32,
+    },
     #[error("no such route")]
     NotFound,
     #[error("the request took longer than the server allows (server.request_timeout_secs)")]
@@ -133,6 +145,7 @@ impl ApiError {
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::PayloadTooLarge => ErrorCode::PayloadTooLarge,
             Self::DocumentNotFound(_) => ErrorCode::DocumentNotFound,
+            Self::ChunkNotFound { .. } => ErrorCode::ChunkNotFound,
             Self::NotFound => ErrorCode::NotFound,
             Self::Timeout => ErrorCode::RequestTimeout,
             Self::Unavailable { .. } => ErrorCode::UpstreamUnavailable,

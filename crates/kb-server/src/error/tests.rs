@@ -111,6 +111,11 @@ fn one_of_each() -> Vec<ApiError> {
         },
         ApiError::PayloadTooLarge,
         ApiError::DocumentNotFound("handbook/leave.md".into()),
+        ApiError::ChunkNotFound {
+            document: "handbook/leave.md".into(),
+            n: 9,
+            count: 3,
+        },
         ApiError::NotFound,
         ApiError::Timeout,
         ApiError::Unavailable {

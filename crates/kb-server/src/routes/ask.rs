@@ -3,6 +3,7 @@
 //! query filter, so nothing else reaches the prompt, the sources or the results).
 
 use crate::auth::Caller;
+use crate::disclosure;
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::ApiJson;
 use crate::state::AppState;
@@ -13,7 +14,7 @@ use axum::routing::post;
 use chrono::NaiveDate;
 use futures::{Stream, StreamExt};
 use kb_answer::{Answer, AskEvent, AskRequest, Citation, Rewrite, Turn};
-use kb_core::{DocumentId, Filter, Principal, Retrieval};
+use kb_core::{DocumentId, Filter, Location, MessageHeaders, Principal, Retrieval};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use utoipa::ToSchema;
@@ -115,7 +116,7 @@ pub async fn ask(
         .ask_in_conversation(&request, &history)
         .await?;
     crate::metrics::record_answer(&answer);
-    Ok(ApiJson(answer))
+    Ok(ApiJson(disclosure::answer(&caller, answer)))
 }
 
 /// `POST /v1/ask/stream`: server-sent events. `sources` (every retrieved source, numbered,
@@ -142,8 +143,8 @@ pub async fn ask_stream(
         .answerer
         .ask_stream_in_conversation(&request, &history)
         .await?;
-    let sse = events.map(|item| {
-        Ok(match item {
+    let sse = events.map(move |item| {
+        Ok(match item.map(|event| disclosure::event(&caller, event)) {
             Ok(event) => {
                 let name = match &event {
                     AskEvent::Sources { .. } => "sources",
@@ -209,18 +210,34 @@ pub struct SearchBody {
     pub retrieval: Option<Retrieval>,
 }
 
-/// One passage of a search: its rank and cosine for everyone, the mode's raw score for admins.
+/// One passage of a search: its rank and cosine for everyone, the mode's raw score and the
+/// server path for admins.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SearchResult {
     /// Position in the results, from 1: the order of the retrieval mode.
     pub rank: usize,
     pub document: String,
     pub title: String,
-    pub path: String,
+    /// Admins only: the path of the source file on the server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Link to the document in its source system (`answer.source_urls`), when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_url: Option<String>,
     pub heading_path: Vec<String>,
+    /// Chunk ordinal: `GET /v1/documents/{document}/chunks/{chunk}` shows it in context.
     pub chunk: u32,
     pub byte_range: [usize; 2],
     pub text: String,
+    /// Pages, slides or sheet rows of the source file the passage came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// `location` as a reader names it ("p. 3", "Slide 7", "Sheet Budget, rows 2–40").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location_label: Option<String>,
+    /// Headers of the e-mail message the document is (or is an attachment of).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<MessageHeaders>,
     pub owner: Option<String>,
     pub effective_date: Option<NaiveDate>,
     pub tags: Vec<String>,
@@ -241,7 +258,8 @@ pub struct SearchResponse {
 }
 
 /// The best passages for a query, without an answer. Each result carries its `rank` and its
-/// `cosine`; only admins also get `raw_score`, the mode's own score.
+/// `cosine`; only admins also get `raw_score`, the mode's own score, and `path`, the file's
+/// path on the server (readers get `source_url` where one is configured).
 #[utoipa::path(post, path = "/v1/search", tag = "ask", request_body = SearchBody, security(("bearer" = [])),
     responses((status = 200, body = SearchResponse),
         (status = "4XX", body = ErrorBody),
@@ -264,11 +282,15 @@ pub async fn search(
             rank: i + 1,
             document: h.payload.doc_id.to_string(),
             title: h.payload.title,
-            path: h.payload.path,
+            source_url: state.answerer.source_url(&h.payload.path),
+            path: disclosure::path_for(&caller, h.payload.path),
             heading_path: h.payload.heading_path,
             chunk: h.payload.ordinal,
             byte_range: [h.payload.byte_start, h.payload.byte_end],
             text: h.payload.text,
+            location_label: h.payload.location.as_ref().map(ToString::to_string),
+            location: h.payload.location,
+            message: h.payload.meta.message,
             owner: h.payload.meta.owner,
             effective_date: h.payload.meta.effective_date,
             tags: h.payload.meta.tags,

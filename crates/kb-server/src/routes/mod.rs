@@ -4,6 +4,7 @@ pub mod admin;
 pub mod ask;
 pub mod health;
 pub mod openai;
+pub mod passages;
 pub mod web;
 
 use crate::error::ApiError;

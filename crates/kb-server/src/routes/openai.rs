@@ -6,8 +6,8 @@
 //!
 //! Citations ride along twice: in the message content, as the `[n]` markers of the answer and a
 //! closing `Sources:` list (one line per cited source), for clients that only show text; and as
-//! a top-level `sources` array of citations (kb's `Citation`: `n`, `document`, `title`, `path`,
-//! `heading_path`, `snippet`, ...) in the completion, or in the last content chunk of a stream,
+//! a top-level `sources` array of citations (kb's `Citation`: `n`, `document`, `title`,
+//! `heading_path`, `location`, `snippet`, `source_url`, ...; `path` for admins only) in the completion, or in the last content chunk of a stream,
 //! for clients that read extra fields. Errors use OpenAI's shape,
 //! `{"error": {"message", "type", "param", "code"}}`, with kb's stable code as `code`.
 
@@ -221,7 +221,8 @@ pub struct AssistantMessage {
     pub content: String,
 }
 
-/// The `Sources:` list appended to the content: one line per cited source.
+/// The `Sources:` list appended to the content: one line per cited source, with its section
+/// and its place in the file (page, slide, sheet rows) where known.
 pub fn sources_footer(citations: &[Citation]) -> String {
     if citations.is_empty() {
         return String::new();
@@ -231,6 +232,9 @@ pub fn sources_footer(citations: &[Citation]) -> String {
         out.push_str(&format!("\n[{}] {} ({}", c.n, c.title, c.document));
         if !c.heading_path.is_empty() {
             out.push_str(&format!(", {}", c.heading_path.join(" > ")));
+        }
+        if let Some(label) = &c.location_label {
+            out.push_str(&format!(", {label}"));
         }
         out.push(')');
     }
@@ -282,6 +286,7 @@ pub async fn chat_completions(
             .await
             .map_err(ApiError::from)?;
         crate::metrics::record_answer(&answer);
+        let answer = crate::disclosure::answer(&caller, answer);
         let content = format!("{}{}", answer.answer, sources_footer(&answer.citations));
         return Ok(axum::Json(ChatCompletion {
             id,
@@ -325,6 +330,7 @@ pub async fn chat_completions(
             Ok(AskEvent::Delta { text }) => vec![chunk(json!({ "content": text }), None)],
             Ok(AskEvent::Done { answer }) => {
                 crate::metrics::record_answer(&answer);
+                let answer = crate::disclosure::answer(&caller, answer);
                 let mut last = chunk(
                     json!({ "content": sources_footer(&answer.citations) }),
                     Some("stop"),
@@ -476,22 +482,36 @@ mod tests {
     }
 
     #[test]
-    fn the_footer_lists_each_cited_source_with_its_section() {
+    fn the_footer_lists_each_cited_source_with_its_section_and_place() {
         let citation = Citation {
             n: 1,
             document: "leave-policy.md".into(),
             title: "Leave Policy".into(),
-            path: "/h/leave-policy.md".into(),
+            path: Some("/h/leave-policy.md".into()),
+            source_url: None,
             heading_path: vec!["Leave Policy".into(), "Vacation".into()],
             chunk: 0,
             byte_range: [0, 1],
             snippet: "…".into(),
             score: 0.7,
+            location: None,
+            location_label: None,
+            message: None,
+        };
+        let on_page = Citation {
+            n: 2,
+            document: "travel.pdf".into(),
+            title: "Travel".into(),
+            heading_path: vec![],
+            location: Some(kb_core::Location::Pages { first: 3, last: 3 }),
+            location_label: Some("p. 3".into()),
+            ..citation.clone()
         };
 
         assert_eq!(
-            sources_footer(&[citation]),
-            "\n\nSources:\n[1] Leave Policy (leave-policy.md, Leave Policy > Vacation)"
+            sources_footer(&[citation, on_page]),
+            "\n\nSources:\n[1] Leave Policy (leave-policy.md, Leave Policy > Vacation)\
+             \n[2] Travel (travel.pdf, p. 3)"
         );
         assert_eq!(sources_footer(&[]), "");
     }

@@ -1,8 +1,9 @@
 //! The chat page at `GET /`: plain HTML, CSS and JavaScript under `crates/kb-server/web/`,
 //! compiled into the binary (no build step, no files to deploy). The page asks
-//! `/v1/ask/stream` with the API key the user entered (kept in the browser's localStorage) and
-//! renders only text nodes, never model output as HTML; a strict Content-Security-Policy allows
-//! nothing but this server's own script, style and API.
+//! `/v1/ask/stream` with the API key the user entered (kept in the browser's localStorage),
+//! opens a cited passage in its context beside the answer, and renders only text nodes and
+//! DOM nodes it builds itself (`markdown.js`), never model output or document text as HTML;
+//! a strict Content-Security-Policy allows nothing but this server's own script, style and API.
 
 use crate::state::AppState;
 use axum::Router;
@@ -12,6 +13,7 @@ use axum::routing::get;
 
 const INDEX_HTML: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
+const MARKDOWN_JS: &str = include_str!("../../web/markdown.js");
 const APP_CSS: &str = include_str!("../../web/app.css");
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
@@ -22,6 +24,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/assets/app.js", get(script))
+        .route("/assets/markdown.js", get(markdown_script))
         .route("/assets/app.css", get(stylesheet))
 }
 
@@ -57,6 +60,13 @@ pub async fn index() -> Response {
     responses((status = 200, content_type = "text/javascript", body = String)))]
 pub async fn script() -> Response {
     asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+/// The chat page's Markdown reader: passages rendered as DOM nodes, never as HTML.
+#[utoipa::path(get, path = "/assets/markdown.js", tag = "web",
+    responses((status = 200, content_type = "text/javascript", body = String)))]
+pub async fn markdown_script() -> Response {
+    asset("text/javascript; charset=utf-8", MARKDOWN_JS)
 }
 
 /// The chat page's stylesheet.
