@@ -202,8 +202,11 @@ async fn search_returns_ranked_chunks_and_honours_document_filters() {
         .map(|r| r["document"].as_str().unwrap())
         .collect();
     assert!(
-        ["travel.md", "mail/2026-11-16-hotel-caps-2027.eml#attachment/hotel-caps-2027.csv"]
-            .contains(&documents[0]),
+        [
+            "travel.md",
+            "mail/2026-11-16-hotel-caps-2027.eml#attachment/hotel-caps-2027.csv"
+        ]
+        .contains(&documents[0]),
         "{documents:?}"
     );
     assert!(documents.contains(&"travel.md"), "{documents:?}");

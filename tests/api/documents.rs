@@ -251,12 +251,8 @@ async fn a_document_the_reader_may_not_read_is_answered_like_a_missing_one() {
     );
     assert_eq!(restricted_far, restricted, "no chunk count leaks");
     assert_eq!(allowed_status, 200, "{allowed}");
-    assert!(
-        allowed["chunk"]["text"]
-            .as_str()
-            .unwrap()
-            .contains("KESTREL")
-    );
+    // The passage or its neighbours (16-token chunks cut the sentence) hold the codeword.
+    assert!(allowed.to_string().contains("KESTREL"), "{allowed}");
 }
 
 #[tokio::test]

@@ -236,7 +236,8 @@ async fn the_chat_page_is_served_with_a_strict_content_security_policy() {
     for script in scripts {
         let tag = &script[..script.find("</script>").expect("closed script tag")];
         assert!(
-            tag.contains("src=\"/assets/app.js\"") && tag.ends_with('>'),
+            (tag.contains("src=\"/assets/app.js\"") || tag.contains("src=\"/assets/markdown.js\""))
+                && tag.ends_with('>'),
             "only external scripts from this server: {tag}"
         );
     }
