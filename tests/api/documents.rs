@@ -239,7 +239,7 @@ async fn a_document_the_reader_may_not_read_is_answered_like_a_missing_one() {
     let (restricted_status, restricted) = chunk(&app, &outsider, "budget.md", "0", "").await;
     let (missing_status, missing) = chunk(&app, &outsider, "budget-2.md", "0", "").await;
     let (_, restricted_far) = chunk(&app, &outsider, "budget.md", "99", "").await;
-    let (allowed_status, allowed) = chunk(&app, &finance, "budget.md", "0", "").await;
+    let (allowed_status, allowed) = chunk(&app, &finance, "budget.md", "1", "").await;
 
     // Assert: the same status, code and message, but for the id the caller sent itself.
     assert_eq!(restricted_status, 404, "{restricted}");
