@@ -260,7 +260,7 @@ async fn check_rendered_passage(client: &Client, engine: &FakeEngine) {
         s.answer.source_urls = serde_json::from_value(rule).unwrap();
     })
     .await;
-    app.ingest(&[root.clone()]).await;
+    app.ingest(std::slice::from_ref(&root)).await;
     let (_, document) = app
         .get(
             "/v1/documents/facilities%2Flocker%20guide.md",

@@ -44,7 +44,7 @@ async fn app_with_documents() -> (TestApp, tempfile::TempDir, PathBuf) {
             .expect("a valid source_urls rule");
     })
     .await;
-    app.ingest(&[root.clone()]).await;
+    app.ingest(std::slice::from_ref(&root)).await;
     (app, docs, root)
 }
 
@@ -334,7 +334,7 @@ async fn without_source_urls_readers_get_no_link_and_still_no_path() {
     )
     .unwrap();
     let app = spawn_app_with(|_| {}).await;
-    app.ingest(&[root.clone()]).await;
+    app.ingest(std::slice::from_ref(&root)).await;
     let reader = app.create_key("reader", "reader", "");
 
     // Act
