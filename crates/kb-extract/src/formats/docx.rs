@@ -21,7 +21,7 @@
 
 mod styles;
 
-use super::MarkdownWriter;
+use super::{MarkdownWriter, push_entity};
 use crate::{LoadError, LoadLimits, SourceFormat};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
@@ -201,22 +201,6 @@ fn core_title(core: &str) -> Option<String> {
     }
     let title = super::collapse_whitespace(&title);
     (!title.is_empty()).then_some(title)
-}
-
-/// Appends the character an entity or character reference stands for.
-fn push_entity(out: &mut String, reference: &quick_xml::events::BytesRef<'_>) {
-    if let Ok(Some(c)) = reference.resolve_char_ref() {
-        super::push_clean(out, c.encode_utf8(&mut [0; 4]));
-        return;
-    }
-    out.push_str(match &**reference {
-        "amp" => "&",
-        "lt" => "<",
-        "gt" => ">",
-        "quot" => "\"",
-        "apos" => "'",
-        _ => "",
-    });
 }
 
 /// A paragraph being read.

@@ -200,6 +200,24 @@ fn table_cell(text: &str) -> String {
     collapse_whitespace(text).replace('|', "\\|")
 }
 
+/// Appends the character an XML character reference or predefined entity stands for. Only the
+/// five predefined entities are known: a document's own entities are never expanded (no
+/// billion-laughs expansion).
+pub(crate) fn push_entity(out: &mut String, reference: &quick_xml::events::BytesRef<'_>) {
+    if let Ok(Some(c)) = reference.resolve_char_ref() {
+        push_clean(out, c.encode_utf8(&mut [0; 4]));
+        return;
+    }
+    out.push_str(match &**reference {
+        "amp" => "&",
+        "lt" => "<",
+        "gt" => ">",
+        "quot" => "\"",
+        "apos" => "'",
+        _ => "",
+    });
+}
+
 /// Appends text to `out`, replacing control characters (other than tab and newline) with a
 /// space: they carry no meaning in a document and confuse tokenizers.
 pub(crate) fn push_clean(out: &mut String, text: &str) {

@@ -3,7 +3,7 @@
 
 use crate::{LoadError, LoadLimits, SourceFormat};
 use quick_xml::Reader;
-use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::events::{BytesStart, Event};
 use std::io::{Cursor, Read as _};
 
 const OLE_MAGIC: &[u8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1";
@@ -170,22 +170,7 @@ pub(super) fn prefixed_attr(e: &BytesStart<'_>, name: &str) -> Option<String> {
     find_attr(e, name, Some(true))
 }
 
-/// Appends the character an entity or character reference stands for. Only the five
-/// predefined entities are known: a document's own entities are never expanded.
-pub(super) fn push_entity(out: &mut String, reference: &BytesRef<'_>) {
-    if let Ok(Some(c)) = reference.resolve_char_ref() {
-        super::super::push_clean(out, c.encode_utf8(&mut [0; 4]));
-        return;
-    }
-    out.push_str(match &**reference {
-        "amp" => "&",
-        "lt" => "<",
-        "gt" => ">",
-        "quot" => "\"",
-        "apos" => "'",
-        _ => "",
-    });
-}
+pub(super) use crate::formats::push_entity;
 
 /// Appends XML text, line breaks in the markup becoming spaces (in these formats a line
 /// break is an element of its own).

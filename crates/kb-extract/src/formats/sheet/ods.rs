@@ -17,9 +17,10 @@
 
 use super::value::{NumberStyle, boolean, iso_datetime, iso_duration, number};
 use super::{Book, CellBudget, Grid, MAX_COLUMNS, MAX_ROWS, Region, SheetKind};
+use crate::formats::push_entity;
 use crate::{LoadError, LoadLimits, SourceFormat};
 use quick_xml::Reader;
-use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::events::{BytesStart, Event};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Cursor, Read as _};
 
@@ -117,23 +118,6 @@ fn meta_title(meta: &[u8]) -> Option<String> {
     }
     let title = super::super::collapse_whitespace(&title);
     (!title.is_empty()).then_some(title)
-}
-
-/// Appends the character a predefined entity or character reference stands for (quick-xml
-/// expands no custom entities, so there is no billion-laughs expansion).
-fn push_entity(out: &mut String, reference: &BytesRef<'_>) {
-    if let Ok(Some(c)) = reference.resolve_char_ref() {
-        super::super::push_clean(out, c.encode_utf8(&mut [0; 4]));
-        return;
-    }
-    out.push_str(match &**reference {
-        "amp" => "&",
-        "lt" => "<",
-        "gt" => ">",
-        "quot" => "\"",
-        "apos" => "'",
-        _ => "",
-    });
 }
 
 /// The value of the attribute with qualified name `name`.
