@@ -4,26 +4,38 @@
 //! it proves the targets build and run, and catches regressions on known-nasty files.
 
 use kb_ingest::loader::SourceFormat;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn fixtures() -> Vec<(String, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
-    let scans = dir.join("scans");
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .expect("tests/fixtures exists")
-        .chain(std::fs::read_dir(&scans).expect("tests/fixtures/scans exists"))
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .filter(|p| p.metadata().is_ok_and(|m| m.len() <= 1024 * 1024))
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&p).unwrap())
-        })
-        .collect();
+    let mut files = Vec::new();
+    collect(&dir, &dir, &mut files);
     files.sort();
-    assert!(files.len() >= 10, "fixtures missing from {}", dir.display());
+    // Every reader's fixtures are seeds: scans, office files, mail, sheets.
+    for folder in ["scans/", "office/", "mail/", "sheets/"] {
+        assert!(
+            files.iter().any(|(name, _)| name.starts_with(folder)),
+            "no fixtures in {}{folder}",
+            dir.display()
+        );
+    }
     files
+}
+
+/// Files up to 1 MiB under `dir`, named by their path below `root`.
+fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, Vec<u8>)>) {
+    for entry in std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(Result::ok)
+    {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(root, &path, files);
+        } else if path.metadata().is_ok_and(|m| m.len() <= 1024 * 1024) {
+            let name = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            files.push((name, std::fs::read(&path).unwrap()));
+        }
+    }
 }
 
 /// The input itself and deterministic variations of it.

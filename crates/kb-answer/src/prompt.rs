@@ -6,7 +6,7 @@
 //! without knowing the hash of a text that contains it, and a KEY that occurs in a source is
 //! never used. The rules tell the model that what is fenced is data, never instructions.
 
-use kb_core::{ChatMessage, Hit};
+use kb_core::{ChatMessage, ChunkPayload, Hit};
 use sha2::{Digest, Sha256};
 
 /// The rules the chat model answers under.
@@ -29,32 +29,48 @@ pub fn fence_key(question: &str, hits: &[Hit]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(question.as_bytes());
     for hit in hits {
-        let p = &hit.payload;
-        for part in [p.title.as_str(), p.doc_id.as_str(), p.text.as_str()] {
+        for part in [label(&hit.payload), hit.payload.text.clone()] {
             hasher.update([0]);
             hasher.update(part.as_bytes());
-        }
-        for heading in &p.heading_path {
-            hasher.update([1]);
-            hasher.update(heading.as_bytes());
         }
     }
     let mut digest = hasher.finalize();
     loop {
         let key: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-        let inside = |s: &str| s.contains(&key);
-        let taken = hits.iter().any(|h| {
-            let p = &h.payload;
-            inside(&p.text)
-                || inside(&p.title)
-                || inside(p.doc_id.as_str())
-                || p.heading_path.iter().any(|h| inside(h))
-        });
-        if !taken {
+        if !used_by(&key, hits) {
             return key;
         }
         digest = Sha256::digest(digest);
     }
+}
+
+/// Whether a fence key occurs in any source's text or label.
+fn used_by(key: &str, hits: &[Hit]) -> bool {
+    hits.iter()
+        .any(|h| h.payload.text.contains(key) || label(&h.payload).contains(key))
+}
+
+/// A source's label, on one line: title, document id, section, where in the file the passage
+/// is (page, slide, sheet rows) and, for e-mail, who sent it when. All of it comes from the
+/// document, so the fence key avoids it like the text.
+fn label(p: &ChunkPayload) -> String {
+    let mut out = format!("{} ({})", one_line(&p.title), one_line(p.doc_id.as_str()));
+    if !p.heading_path.is_empty() {
+        let headings: Vec<String> = p.heading_path.iter().map(|h| one_line(h)).collect();
+        out.push_str(&format!(" — {}", headings.join(" > ")));
+    }
+    if let Some(location) = &p.location {
+        out.push_str(&format!(", {}", one_line(&location.to_string())));
+    }
+    if let Some(message) = &p.meta.message {
+        if let Some(from) = &message.from {
+            out.push_str(&format!(", e-mail from {}", one_line(from)));
+        }
+        if let Some(date) = &message.date {
+            out.push_str(&format!(", {}", one_line(date)));
+        }
+    }
+    out
 }
 
 /// One line of a source's label: a title or heading cannot start a line of its own.
@@ -69,17 +85,7 @@ pub fn format_sources(hits: &[Hit], key: &str) -> String {
     for (i, hit) in hits.iter().enumerate() {
         let p = &hit.payload;
         out.push_str(&format!("<source {key}>\n"));
-        out.push_str(&format!(
-            "[{}] {} ({})",
-            i + 1,
-            one_line(&p.title),
-            one_line(p.doc_id.as_str())
-        ));
-        if !p.heading_path.is_empty() {
-            let headings: Vec<String> = p.heading_path.iter().map(|h| one_line(h)).collect();
-            out.push_str(&format!(" — {}", headings.join(" > ")));
-        }
-        out.push('\n');
+        out.push_str(&format!("[{}] {}\n", i + 1, label(p)));
         out.push_str(p.text.trim());
         out.push_str(&format!("\n</source {key}>\n\n"));
     }
@@ -217,5 +223,46 @@ mod tests {
         let key = fence_key("q", &a);
         let holding = vec![hit("a.md", "A", &[], &format!("Text one. {key}"))];
         assert!(!holding[0].payload.text.contains(&fence_key("q", &holding)));
+    }
+
+    #[test]
+    fn a_label_says_where_in_the_file_and_which_e_mail_and_the_key_avoids_it() {
+        let mut slide = hit("deck.pptx", "Q3 review", &["Pipeline"], "Kestrel renews.");
+        slide.payload.location = Some(kb_core::Location::Slides { first: 7, last: 7 });
+        let mut mail = hit("mail/caps.eml", "Hotel caps", &[], "The cap is 180 EUR.");
+        mail.payload.meta.message = Some(kb_core::MessageHeaders {
+            from: Some("Finance\n<finance@example.com>".into()),
+            date: Some("2026-11-16T09:30:00+01:00".into()),
+            ..Default::default()
+        });
+        let hits = vec![slide, mail];
+
+        let user = build_messages("Who renews?", &hits)[1].content.clone();
+
+        assert!(
+            user.contains("[1] Q3 review (deck.pptx) — Pipeline, Slide 7\n"),
+            "{user}"
+        );
+        assert!(
+            user.contains(
+                "[2] Hotel caps (mail/caps.eml), e-mail from Finance <finance@example.com>, \
+                 2026-11-16T09:30:00+01:00\n"
+            ),
+            "{user}"
+        );
+
+        // A key written in a sender's name or a location is taken, so never chosen.
+        let key = fence_key("Who renews?", &hits);
+        assert!(!used_by(&key, &hits));
+        let mut forged = hits.clone();
+        forged[1].payload.meta.message.as_mut().unwrap().from = Some(format!("{key} <x@y>"));
+        assert!(used_by(&key, &forged));
+        let mut sheet = hits.clone();
+        sheet[0].payload.location = Some(kb_core::Location::Rows {
+            sheet: format!("Budget {key}"),
+            first: 2,
+            last: 9,
+        });
+        assert!(used_by(&key, &sheet));
     }
 }

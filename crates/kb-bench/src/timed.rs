@@ -199,6 +199,16 @@ impl Catalog for TimedCatalog {
         self.clock.time(Stage::Catalog, self.inner.chunks(id)).await
     }
 
+    async fn chunk_range(
+        &self,
+        id: &DocumentId,
+        ordinals: std::ops::RangeInclusive<u32>,
+    ) -> Result<Vec<StoredChunk>, CatalogError> {
+        self.clock
+            .time(Stage::Catalog, self.inner.chunk_range(id, ordinals))
+            .await
+    }
+
     async fn all_point_ids(&self) -> Result<Vec<Uuid>, CatalogError> {
         self.clock
             .time(Stage::Catalog, self.inner.all_point_ids())

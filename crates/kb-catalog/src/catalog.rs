@@ -9,6 +9,7 @@ use kb_core::{
     StoredChunk,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
+use std::ops::RangeInclusive;
 use uuid::Uuid;
 
 use crate::SqliteCatalog;
@@ -54,35 +55,37 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn chunks(&self, id: &DocumentId) -> Result<Vec<StoredChunk>, CatalogError> {
-        let rows = sqlx::query(
-            "SELECT point_id, ordinal, heading_json, byte_start, byte_end, token_count, \
-             chunk_hash, text, location_json FROM chunks WHERE doc_id = ? ORDER BY ordinal",
-        )
+        sqlx::query(&format!(
+            "SELECT {CHUNK_COLUMNS} FROM chunks WHERE doc_id = ? ORDER BY ordinal"
+        ))
         .bind(id.as_str())
         .fetch_all(&self.pool)
         .await
-        .map_err(db_err("list chunks"))?;
-        rows.iter()
-            .map(|row| {
-                let heading: String = row.get("heading_json");
-                Ok(StoredChunk {
-                    point_id: parse_uuid(row.get("point_id"))?,
-                    chunk_hash: row.get("chunk_hash"),
-                    chunk: Chunk {
-                        ordinal: row.get::<i64, _>("ordinal") as u32,
-                        text: row.get("text"),
-                        heading_path: parse_json(&heading, "heading path")?,
-                        byte_start: row.get::<i64, _>("byte_start") as usize,
-                        byte_end: row.get::<i64, _>("byte_end") as usize,
-                        token_count: row.get::<i64, _>("token_count") as usize,
-                        location: row
-                            .get::<Option<String>, _>("location_json")
-                            .map(|l| parse_json(&l, "chunk location"))
-                            .transpose()?,
-                    },
-                })
-            })
-            .collect()
+        .map_err(db_err("list chunks"))?
+        .iter()
+        .map(chunk_from_row)
+        .collect()
+    }
+
+    async fn chunk_range(
+        &self,
+        id: &DocumentId,
+        ordinals: RangeInclusive<u32>,
+    ) -> Result<Vec<StoredChunk>, CatalogError> {
+        // UNIQUE (doc_id, ordinal) is the index this reads.
+        sqlx::query(&format!(
+            "SELECT {CHUNK_COLUMNS} FROM chunks \
+             WHERE doc_id = ? AND ordinal BETWEEN ? AND ? ORDER BY ordinal"
+        ))
+        .bind(id.as_str())
+        .bind(i64::from(*ordinals.start()))
+        .bind(i64::from(*ordinals.end()))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("read chunks"))?
+        .iter()
+        .map(chunk_from_row)
+        .collect()
     }
 
     async fn all_point_ids(&self) -> Result<Vec<Uuid>, CatalogError> {
@@ -349,4 +352,27 @@ impl Catalog for SqliteCatalog {
             })
             .collect()
     }
+}
+
+const CHUNK_COLUMNS: &str = "point_id, ordinal, heading_json, byte_start, byte_end, token_count, \
+    chunk_hash, text, location_json";
+
+fn chunk_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredChunk, CatalogError> {
+    let heading: String = row.get("heading_json");
+    Ok(StoredChunk {
+        point_id: parse_uuid(row.get("point_id"))?,
+        chunk_hash: row.get("chunk_hash"),
+        chunk: Chunk {
+            ordinal: row.get::<i64, _>("ordinal") as u32,
+            text: row.get("text"),
+            heading_path: parse_json(&heading, "heading path")?,
+            byte_start: row.get::<i64, _>("byte_start") as usize,
+            byte_end: row.get::<i64, _>("byte_end") as usize,
+            token_count: row.get::<i64, _>("token_count") as usize,
+            location: row
+                .get::<Option<String>, _>("location_json")
+                .map(|l| parse_json(&l, "chunk location"))
+                .transpose()?,
+        },
+    })
 }

@@ -93,6 +93,30 @@ async fn committing_a_document_stores_it_with_its_chunks() {
 }
 
 #[tokio::test]
+async fn a_range_of_chunks_is_read_without_the_rest_of_the_document() {
+    let (cat, _dir) = catalog().await;
+    let d = doc("leave.md", "v1");
+    let c = chunks(&d, 6);
+    cat.commit_document(&d, &c).await.unwrap();
+    let other = doc("travel.md", "v1");
+    cat.commit_document(&other, &chunks(&other, 6))
+        .await
+        .unwrap();
+
+    assert_eq!(cat.chunk_range(&d.id, 2..=4).await.unwrap(), c[2..=4]);
+    assert_eq!(cat.chunk_range(&d.id, 0..=0).await.unwrap(), c[..1]);
+    // A range past the end is cut at the last chunk.
+    assert_eq!(cat.chunk_range(&d.id, 4..=40).await.unwrap(), c[4..]);
+    assert!(cat.chunk_range(&d.id, 9..=12).await.unwrap().is_empty());
+    assert!(
+        cat.chunk_range(&DocumentId::new("gone.md"), 0..=3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn document_metadata_round_trips() {
     let (cat, _dir) = catalog().await;
     let mut d = doc("handbook.pdf", "v1");

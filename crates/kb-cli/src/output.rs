@@ -169,7 +169,21 @@ pub fn print_answer(a: &Answer) {
         } else {
             format!(" — {}", c.heading_path.join(" > "))
         };
-        println!("[{}] {} ({}){section}", c.n, c.title, c.document);
+        let place = c
+            .location_label
+            .as_ref()
+            .map(|l| format!(", {l}"))
+            .unwrap_or_default();
+        let sender = c
+            .message
+            .as_ref()
+            .and_then(|m| m.from.as_ref())
+            .map(|from| format!(", e-mail from {from}"))
+            .unwrap_or_default();
+        println!(
+            "[{}] {} ({}){section}{place}{sender}",
+            c.n, c.title, c.document
+        );
     }
     println!("\nmode: {:?}, {:.0} ms", a.mode, a.timings.total_ms);
 }

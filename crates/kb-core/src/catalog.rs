@@ -5,6 +5,7 @@ use crate::error::CatalogError;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
+use std::ops::RangeInclusive;
 use uuid::Uuid;
 
 /// A document as the catalog knows it.
@@ -100,6 +101,19 @@ pub trait Catalog: Send + Sync + Debug {
     async fn find_message(&self, message_id: &str) -> Result<Option<DocumentId>, CatalogError>;
 
     async fn chunks(&self, id: &DocumentId) -> Result<Vec<StoredChunk>, CatalogError>;
+
+    /// The chunks of a document whose ordinals lie in `ordinals`, in order: a cited passage
+    /// and its neighbours, without reading the whole document. The default filters
+    /// [`Catalog::chunks`]; a store with an index on ordinals should do better.
+    async fn chunk_range(
+        &self,
+        id: &DocumentId,
+        ordinals: RangeInclusive<u32>,
+    ) -> Result<Vec<StoredChunk>, CatalogError> {
+        let mut chunks = self.chunks(id).await?;
+        chunks.retain(|c| ordinals.contains(&c.chunk.ordinal));
+        Ok(chunks)
+    }
 
     /// Point ids of every chunk in the catalog.
     async fn all_point_ids(&self) -> Result<Vec<Uuid>, CatalogError>;

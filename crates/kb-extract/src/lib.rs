@@ -293,7 +293,8 @@ pub struct LoadedDocument {
     pub source_offset: Option<usize>,
     /// Size of the source file in bytes.
     pub size_bytes: u64,
-    /// sha256 of the source bytes.
+    /// The version of the document: sha256 of the source bytes, and of the text read too when
+    /// the reader left part of the file out (see [`version_hash`]).
     pub content_hash: String,
     /// Where the pages, slides or sheet rows of the source start in [`Self::text`], in
     /// order; empty for formats without such places. Chunks are located by them.
@@ -534,6 +535,7 @@ pub fn parse_bytes_with_limits(
                 .map(|s| s.to_string_lossy().replace(['-', '_'], " "))
                 .unwrap_or_default()
         });
+    let content_hash = version_hash(bytes, &text, &extracted.notes);
     Ok(LoadedDocument {
         format: text_format,
         source_format: format,
@@ -543,13 +545,28 @@ pub fn parse_bytes_with_limits(
         encoding: extracted.encoding,
         source_offset,
         size_bytes: size,
-        content_hash: kb_core::content_hash(bytes),
+        content_hash,
         marks: extracted.marks,
         notes: extracted.notes,
         message: extracted.message,
         parts: extracted.parts,
         quoted: extracted.quoted,
     })
+}
+
+/// The version of a document read from `bytes`: their sha256 when the whole file was read.
+/// When the reader left something out (`notes`: pages OCR could not read because it is not
+/// installed or timed out, pages past `ingest.ocr.max_pages`, …), the text read is hashed with
+/// the bytes, so that a later run that reads more of the same file (OCR installed since, a
+/// higher limit) sees a new version instead of an unchanged file, while a run that reads the
+/// same text again still sees the file unchanged.
+fn version_hash(bytes: &[u8], text: &str, notes: &[String]) -> String {
+    if notes.is_empty() {
+        return kb_core::content_hash(bytes);
+    }
+    let file = kb_core::content_hash(bytes);
+    let read = kb_core::content_hash(text.as_bytes());
+    kb_core::content_hash(format!("{file}\nread {read}").as_bytes())
 }
 
 /// Rows of a CSV or TSV file are located in a sheet named after the file's stem, as a

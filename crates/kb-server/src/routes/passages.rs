@@ -148,27 +148,28 @@ pub async fn chunk(
         .await?
         .filter(|d| disclosure::may_read(&caller, &d.groups))
         .ok_or_else(not_found)?;
-    let mut chunks: Vec<Chunk> = state
+    let count = document.chunk_count;
+    let chunk_not_found = || ApiError::ChunkNotFound {
+        document: id.to_string(),
+        n,
+        count,
+    };
+    if n >= count {
+        return Err(chunk_not_found());
+    }
+    let window: Vec<Chunk> = state
         .catalog
-        .chunks(&id)
+        .chunk_range(&id, n.saturating_sub(context)..=n.saturating_add(context))
         .await?
         .into_iter()
         .map(|stored| stored.chunk)
         .collect();
-    let count = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
-    let at = chunks
+    let at = window
         .iter()
         .position(|c| c.ordinal == n)
-        .ok_or_else(|| ApiError::ChunkNotFound {
-            document: id.to_string(),
-            n,
-            count,
-        })?;
-    let context = context as usize;
-    let first = at.saturating_sub(context);
-    let last = (at + context).min(chunks.len() - 1);
-    let mut window = chunks.drain(first..=last).map(Passage::from);
-    let before: Vec<Passage> = window.by_ref().take(at - first).collect();
+        .ok_or_else(chunk_not_found)?;
+    let mut window = window.into_iter().map(Passage::from);
+    let before: Vec<Passage> = window.by_ref().take(at).collect();
     let chunk = window
         .next()
         .expect("BUG: the window holds the chunk found");

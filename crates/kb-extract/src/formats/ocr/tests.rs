@@ -575,3 +575,40 @@ fn image_only_pdf(pages: usize) -> Vec<u8> {
     doc.save_to(&mut bytes).unwrap();
     bytes
 }
+
+#[test]
+fn a_file_read_in_part_is_a_new_version_once_more_of_it_can_be_read() {
+    if !ocr_installed() {
+        return;
+    }
+    let fakes = Fakes::new();
+    let not_installed = OcrSettings {
+        tesseract: Some(fakes.dir.path().join("no-such-tesseract")),
+        ..OcrSettings::default()
+    };
+    let installed = OcrSettings {
+        tesseract: Some(fakes.tesseract("eng chi_sim osd", "Addendum", 90)),
+        ..OcrSettings::default()
+    };
+
+    let partial = read("mixed-text-and-scan.pdf", not_installed.clone()).unwrap();
+    let partial_again = read("mixed-text-and-scan.pdf", not_installed).unwrap();
+    let whole = read("mixed-text-and-scan.pdf", installed).unwrap();
+
+    assert_eq!(partial.notes.len(), 1, "{:?}", partial.notes);
+    assert_eq!(
+        partial.content_hash, partial_again.content_hash,
+        "the same partial read is the same version: an unchanged file"
+    );
+    assert!(whole.notes.is_empty(), "{:?}", whole.notes);
+    assert!(whole.text.contains("Addendum"), "{}", whole.text);
+    assert_ne!(
+        whole.content_hash, partial.content_hash,
+        "reading the page OCR left out makes a new version"
+    );
+    assert_eq!(
+        whole.content_hash,
+        kb_core::content_hash(&scan("mixed-text-and-scan.pdf")),
+        "a file read whole is versioned by its bytes alone"
+    );
+}
