@@ -1,10 +1,9 @@
 //! Word documents (DOCX) → Markdown.
 //!
 //! A DOCX is a zip of XML parts. The main document part (found through `_rels/.rels`), its
-//! styles, its numbering definitions and the core properties are read with `zip`, each bounded
-//! by what is left of [`LoadLimits::max_expanded_bytes`] both by the size the zip declares and
-//! by the bytes actually inflated (a zip may lie about sizes), and parsed with `quick-xml`,
-//! which expands no custom entities.
+//! styles, its numbering definitions and the core properties are read through
+//! [`super::package`], within one expansion budget ([`LoadLimits::max_expanded_bytes`]), and
+//! parsed with `quick-xml`, which expands no custom entities.
 //!
 //! Kept: paragraphs; headings (paragraph styles named "heading N" or "Title", or with an
 //! outline level, following `basedOn`); list items (numbering on the paragraph or its style,
@@ -21,12 +20,12 @@
 
 mod styles;
 
+use super::package::Package;
 use super::{MarkdownWriter, push_entity};
 use crate::{LoadError, LoadLimits, SourceFormat};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 use std::collections::HashMap;
-use std::io::{Cursor, Read};
 use styles::{Numbering, Styles};
 
 /// A DOCX as Markdown, with the title from its core properties if it has one.
@@ -36,31 +35,10 @@ pub(crate) struct DocxText {
     pub(crate) markdown: String,
 }
 
-const OLE_MAGIC: &[u8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1";
-
 pub(crate) fn to_markdown(bytes: &[u8], limits: &LoadLimits) -> Result<DocxText, LoadError> {
-    if bytes.starts_with(OLE_MAGIC) {
-        let encrypted_package: Vec<u8> = "EncryptedPackage"
-            .encode_utf16()
-            .flat_map(u16::to_le_bytes)
-            .collect();
-        return Err(if find(bytes, &encrypted_package).is_some() {
-            LoadError::Encrypted {
-                format: SourceFormat::Docx,
-            }
-        } else {
-            corrupt("it is an old Word 97-2003 .doc file; save it as .docx")
-        });
-    }
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| corrupt(format!("not a zip archive, so not a DOCX file ({e})")))?;
-    let mut parts = Parts {
-        archive: &mut archive,
-        left: limits.max_expanded_bytes,
-        limit: limits.max_expanded_bytes,
-    };
-
-    let main = parts
+    let mut package =
+        Package::open_document(bytes, SourceFormat::Docx, limits, "Word 97-2003 .doc")?;
+    let main = package
         .read("_rels/.rels")?
         .and_then(|rels| main_document_part(&rels))
         .unwrap_or_else(|| "word/document.xml".to_owned());
@@ -72,18 +50,18 @@ pub(crate) fn to_markdown(bytes: &[u8], limits: &LoadLimits) -> Result<DocxText,
             format!("{folder}/{name}")
         }
     };
-    let document = parts
+    let document = package
         .read(&main)?
         .ok_or_else(|| corrupt(format!("it has no {main}, so it is not a Word document")))?;
-    let styles = match parts.read(&in_folder("styles.xml"))? {
+    let styles = match package.read(&in_folder("styles.xml"))? {
         Some(xml) => Styles::parse(&xml)?,
         None => Styles::default(),
     };
-    let numbering = match parts.read(&in_folder("numbering.xml"))? {
+    let numbering = match package.read(&in_folder("numbering.xml"))? {
         Some(xml) => Numbering::parse(&xml)?,
         None => Numbering::default(),
     };
-    let title = parts
+    let title = package
         .read("docProps/core.xml")?
         .and_then(|core| core_title(&core));
 
@@ -100,59 +78,6 @@ fn corrupt(detail: impl Into<String>) -> LoadError {
 
 fn xml_error(part: &str, error: impl std::fmt::Display) -> LoadError {
     corrupt(format!("{part} is not well-formed XML ({error})"))
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Reads parts of the zip within one expansion budget.
-struct Parts<'a> {
-    archive: &'a mut zip::ZipArchive<Cursor<&'a [u8]>>,
-    /// Bytes that may still be inflated.
-    left: u64,
-    limit: u64,
-}
-
-impl Parts<'_> {
-    /// The part `name` as text, or `None` if the zip has no such part.
-    fn read(&mut self, name: &str) -> Result<Option<String>, LoadError> {
-        let too_much = LoadError::ExpandsTooMuch {
-            format: SourceFormat::Docx,
-            limit: self.limit,
-        };
-        let file = match self.archive.by_name(name) {
-            Ok(file) => file,
-            Err(zip::result::ZipError::FileNotFound) => return Ok(None),
-            Err(
-                zip::result::ZipError::UnsupportedArchive(zip::result::ZipError::PASSWORD_REQUIRED)
-                | zip::result::ZipError::InvalidPassword,
-            ) => {
-                return Err(LoadError::Encrypted {
-                    format: SourceFormat::Docx,
-                });
-            }
-            Err(e) => return Err(corrupt(format!("cannot open {name} ({e})"))),
-        };
-        if file.size() > self.left {
-            return Err(too_much);
-        }
-        let mut bytes = Vec::new();
-        file.take(self.left + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| corrupt(format!("cannot inflate {name} ({e})")))?;
-        let read = bytes.len() as u64;
-        if read > self.left {
-            return Err(too_much);
-        }
-        self.left -= read;
-        let text =
-            String::from_utf8(bytes).map_err(|_| corrupt(format!("{name} is not UTF-8 XML")))?;
-        Ok(Some(match text.strip_prefix('\u{feff}') {
-            Some(rest) => rest.to_owned(),
-            None => text,
-        }))
-    }
 }
 
 /// The value of the attribute with local name `name`.

@@ -11,6 +11,7 @@ pub(crate) mod html;
 pub(crate) mod mail;
 pub(crate) mod ocr;
 pub(crate) mod office;
+pub(crate) mod package;
 pub(crate) mod pdf;
 pub(crate) mod sheet;
 pub(crate) mod text;

@@ -1,5 +1,5 @@
 use super::*;
-use std::io::Write;
+use std::io::{Cursor, Write};
 
 const W: &str = r#"xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main""#;
 

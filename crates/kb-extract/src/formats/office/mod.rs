@@ -9,17 +9,17 @@
 //! ODT and RTF documents become Markdown the way DOCX does: headings, paragraphs, lists and
 //! tables, without places (they have no pages a reader could check).
 //!
-//! The zip formats share the DOCX reader's bounds: every part read counts against one
-//! expansion budget ([`LoadLimits::max_expanded_bytes`]), so a zip bomb is refused with
+//! The zip formats are read through [`super::package`], as DOCX is: every part read counts
+//! against one expansion budget ([`LoadLimits::max_expanded_bytes`]), so a zip bomb is refused with
 //! [`LoadError::ExpandsTooMuch`]. XML entities are never expanded beyond the five predefined
 //! ones and character references, so a "billion laughs" document stays its own size.
 
 mod odf;
-mod package;
 mod pptx;
 mod rtf;
 #[cfg(test)]
 mod tests;
+mod xml;
 
 use super::{MarkdownWriter, Read};
 use crate::{LoadError, LoadLimits, SourceFormat};

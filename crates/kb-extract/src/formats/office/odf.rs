@@ -2,10 +2,9 @@
 //! paragraphs, lists and tables; a presentation's `draw:page`s as slides with their
 //! `presentation:notes`.
 
-use super::package::{
-    Package, attr, corrupt, element_text, push_entity, push_text, xml_error, xml_reader,
-};
+use super::xml::{attr, corrupt, element_text, push_entity, push_text, xml_error, xml_reader};
 use super::{Block, MarkdownWriter, Marker, Read, Shape, Slide, reading_order, write_blocks};
+use crate::formats::package::Package;
 use crate::{LoadError, LoadLimits, SourceFormat};
 use quick_xml::events::{BytesStart, Event};
 use std::collections::HashMap;
@@ -69,7 +68,7 @@ pub(super) fn read(
         SourceFormat::Odp => "PowerPoint 97-2003 .ppt",
         _ => "Word 97-2003 .doc",
     };
-    let mut package = Package::open(bytes, format, limits, legacy)?;
+    let mut package = Package::open_document(bytes, format, limits, legacy)?;
     if let Some(manifest) = package.read("META-INF/manifest.xml")?
         && is_encrypted(&manifest)
     {

@@ -1,11 +1,12 @@
 //! PowerPoint 2007+ decks (PresentationML): slides in the order `ppt/presentation.xml` lists
 //! them, each slide's shapes in reading order, tables, and the speaker notes.
 
-use super::package::{
-    Package, Relationship, attr, element_text, prefixed_attr, push_entity, push_text,
-    relationships, xml_error, xml_reader,
+use super::xml::{
+    Relationship, attr, element_text, prefixed_attr, push_entity, push_text, relationships,
+    xml_error, xml_reader,
 };
 use super::{Block, Marker, Read, Shape, Slide, reading_order, write_slides};
+use crate::formats::package::Package;
 use crate::{LoadError, LoadLimits, SourceFormat};
 use quick_xml::events::{BytesStart, Event};
 use std::collections::HashMap;
@@ -19,7 +20,7 @@ const ROW_BAND: i64 = 228_600;
 const SKIPPED_PLACEHOLDERS: &[&str] = &["sldNum", "dt", "ftr", "hdr", "sldImg"];
 
 pub(super) fn read(bytes: &[u8], limits: &LoadLimits) -> Result<Read, LoadError> {
-    let mut package = Package::open(bytes, FORMAT, limits, "PowerPoint 97-2003 .ppt")?;
+    let mut package = Package::open_document(bytes, FORMAT, limits, "PowerPoint 97-2003 .ppt")?;
     let main = relationships(&mut package, "")?
         .into_iter()
         .find(|r| r.is("officeDocument"))

@@ -3,7 +3,6 @@
 
 use super::*;
 use kb_core::Mark;
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -18,19 +17,7 @@ fn read_fixture(format: SourceFormat, name: &str) -> Result<Read, LoadError> {
     read(format, &fixture(name), &LoadLimits::default())
 }
 
-/// A zip of `(name, content)` parts, stored without compression.
-fn zip(parts: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    let mut zip = zip::ZipWriter::new(&mut out);
-    let options =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for (name, content) in parts {
-        zip.start_file(*name, options).unwrap();
-        zip.write_all(content.as_bytes()).unwrap();
-    }
-    zip.finish().unwrap();
-    out.into_inner()
-}
+use crate::formats::package::stored_zip as zip;
 
 /// The text each mark points at (after the blank line that separates blocks), up to the end
 /// of its line.

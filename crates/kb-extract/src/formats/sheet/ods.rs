@@ -12,17 +12,19 @@
 //! never read. A cell spanning columns or rows (`number-columns-spanned`) is a merged
 //! region. Tables whose style sets `table:display="false"` are hidden.
 //!
-//! The zip parts are bounded as XLSX parts are; an encrypted ODS (its manifest lists
+//! The zip parts are read within the file's expansion budget (see [`crate::formats::package`]),
+//! `content.xml` as a stream; an encrypted ODS (its manifest lists
 //! `encryption-data`) is refused as encrypted; the title is `dc:title` from `meta.xml`.
 
 use super::value::{NumberStyle, boolean, iso_datetime, iso_duration, number};
 use super::{Book, CellBudget, Grid, MAX_COLUMNS, MAX_ROWS, Region, SheetKind};
+use crate::formats::package::Package;
 use crate::formats::push_entity;
 use crate::{LoadError, LoadLimits, SourceFormat};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Cursor, Read as _};
+use std::io::{BufRead, BufReader};
 
 const FORMAT: SourceFormat = SourceFormat::Ods;
 /// Merged regions kept per sheet (each is a few bytes of XML; the rest are not filled).
@@ -40,29 +42,25 @@ pub(super) fn read(
             "it is an OLE file (an Excel 97-2003 workbook named .ods?); rename it to .xls",
         ));
     }
-    super::workbook::check_expansion(FORMAT, bytes, limits.max_expanded_bytes)?;
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| corrupt(format!("not a zip archive, so not an ODS file ({e})")))?;
-    if let Some(manifest) = part(&mut archive, "META-INF/manifest.xml")?
+    let mut package = Package::open(bytes, FORMAT, limits)?;
+    if let Some(manifest) = package.read_bytes("META-INF/manifest.xml")?
         && find(&manifest, b"encryption-data")
     {
         return Err(LoadError::Encrypted { format: FORMAT });
     }
-    let title = part(&mut archive, "meta.xml")?.and_then(|meta| meta_title(&meta));
-    let content = match archive.by_name("content.xml") {
-        Ok(file) => file,
-        Err(zip::result::ZipError::FileNotFound) => {
-            return Err(corrupt("it has no content.xml, so it is not an ODS file"));
-        }
-        Err(e) => return Err(corrupt(format!("cannot open content.xml ({e})"))),
-    };
-    // The expansion check bounded this part already; the `take` keeps a lying zip honest.
-    let reader = BufReader::new(content.take(limits.max_expanded_bytes));
+    let title = package
+        .read_bytes("meta.xml")?
+        .and_then(|meta| meta_title(&meta));
+    let mut content = package
+        .part("content.xml")?
+        .ok_or_else(|| corrupt("it has no content.xml, so it is not an ODS file"))?;
     let mut book = Book {
         title,
         ..Book::default()
     };
-    Content::new(reader).read(&mut book, budget)?;
+    // Streamed: the whole of content.xml is never held at once.
+    let read = Content::new(BufReader::new(&mut content)).read(&mut book, budget);
+    content.check(read)?;
     Ok(book)
 }
 
@@ -79,24 +77,6 @@ fn xml_error(e: impl std::fmt::Display) -> LoadError {
 
 fn find(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// A small part of the zip (the manifest, the metadata), or `None` when missing.
-fn part(
-    archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
-    name: &str,
-) -> Result<Option<Vec<u8>>, LoadError> {
-    const MAX_PART: u64 = 4 * 1024 * 1024;
-    let file = match archive.by_name(name) {
-        Ok(file) => file,
-        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
-        Err(e) => return Err(corrupt(format!("cannot open {name} ({e})"))),
-    };
-    let mut bytes = Vec::new();
-    file.take(MAX_PART)
-        .read_to_end(&mut bytes)
-        .map_err(|e| corrupt(format!("cannot inflate {name} ({e})")))?;
-    Ok(Some(bytes))
 }
 
 /// `dc:title` in `meta.xml`.

@@ -50,19 +50,7 @@ fn limits(max_sheet_cells: u64) -> LoadLimits {
 const MAIN: &str = "http://schemas.openxmlformats.org/spreadsheetml/2006/main";
 const RELS: &str = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
 
-/// A zip of `parts`, stored (not compressed).
-fn zip(parts: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = Cursor::new(Vec::new());
-    let mut zip = zip::ZipWriter::new(&mut out);
-    let options =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for (name, content) in parts {
-        zip.start_file(*name, options).unwrap();
-        zip.write_all(content).unwrap();
-    }
-    zip.finish().unwrap();
-    out.into_inner()
-}
+use crate::formats::package::stored_zip as zip;
 
 /// An XLSX whose sheets are `(name, state, sheetData inner XML)`.
 fn xlsx(sheets: &[(&str, &str, &str)]) -> Vec<u8> {

@@ -17,6 +17,7 @@
 
 use super::value::{NumberStyle, cell_text};
 use super::{Book, CellBudget, Grid, Region, SheetKind};
+use crate::formats::package::{self, Package};
 use crate::{LoadError, LoadLimits, SourceFormat};
 use calamine::{Reader, SheetType, SheetVisible, Xls, Xlsx, XlsxError};
 use std::collections::HashMap;
@@ -32,7 +33,7 @@ pub(super) fn read(
     budget: &mut CellBudget,
 ) -> Result<Book, LoadError> {
     if bytes.starts_with(OLE_MAGIC) {
-        if has_encrypted_package(bytes) {
+        if package::has_encrypted_package(bytes) {
             return Err(LoadError::Encrypted { format });
         }
         read_xls(format, bytes, limits, budget)
@@ -52,15 +53,6 @@ fn corrupt(format: SourceFormat, detail: impl Into<String>) -> LoadError {
         format,
         detail: detail.into(),
     }
-}
-
-/// Whether an OLE container holds an `EncryptedPackage` stream (an encrypted OOXML file).
-fn has_encrypted_package(bytes: &[u8]) -> bool {
-    let name: Vec<u8> = "EncryptedPackage"
-        .encode_utf16()
-        .flat_map(u16::to_le_bytes)
-        .collect();
-    bytes.windows(name.len()).any(|w| w == name)
 }
 
 fn kind(typ: SheetType, visible: SheetVisible) -> Option<SheetKind> {
@@ -108,7 +100,11 @@ fn read_xlsx(
     limits: &LoadLimits,
     budget: &mut CellBudget,
 ) -> Result<Book, LoadError> {
-    check_expansion(format, bytes, limits.max_expanded_bytes)?;
+    // calamine inflates parts without a bound of its own.
+    Package::open(bytes, format, limits)?.inflate_all(|name| {
+        let name = name.to_ascii_lowercase();
+        name.ends_with(".xml") || name.ends_with(".rels")
+    })?;
     let mut xlsx =
         guarded(format, || Xlsx::new(Cursor::new(bytes)))?.map_err(|e| xlsx_error(format, &e))?;
     let mut book = Book {
@@ -176,60 +172,6 @@ fn xlsx_error(format: SourceFormat, e: &XlsxError) -> LoadError {
         XlsxError::Password => LoadError::Encrypted { format },
         e => corrupt(format, format!("it is not a readable Excel workbook ({e})")),
     }
-}
-
-/// Inflates each XML part of the zip into nothing, refusing the file if they come to more
-/// than `limit` bytes, declared or actual.
-pub(super) fn check_expansion(
-    format: SourceFormat,
-    bytes: &[u8],
-    limit: u64,
-) -> Result<(), LoadError> {
-    let too_much = || LoadError::ExpandsTooMuch { format, limit };
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| corrupt(format, format!("not a readable zip archive ({e})")))?;
-    let parsed = |name: &str| {
-        let name = name.to_ascii_lowercase();
-        name.ends_with(".xml") || name.ends_with(".rels")
-    };
-    let mut declared = 0u64;
-    for i in 0..archive.len() {
-        if let Ok(file) = archive.by_index_raw(i)
-            && file.name().is_ok_and(|n| parsed(&n))
-        {
-            declared = declared.saturating_add(file.size());
-        }
-    }
-    if declared > limit {
-        return Err(too_much());
-    }
-    let mut left = limit;
-    for i in 0..archive.len() {
-        let file = match archive.by_index(i) {
-            Ok(file) => file,
-            Err(
-                zip::result::ZipError::UnsupportedArchive(zip::result::ZipError::PASSWORD_REQUIRED)
-                | zip::result::ZipError::InvalidPassword,
-            ) => return Err(LoadError::Encrypted { format }),
-            Err(e) => {
-                return Err(corrupt(
-                    format,
-                    format!("cannot open a part of the zip ({e})"),
-                ));
-            }
-        };
-        let name = file.name().map(|n| n.into_owned()).unwrap_or_default();
-        if !parsed(&name) {
-            continue;
-        }
-        let inflated = std::io::copy(&mut file.take(left + 1), &mut std::io::sink())
-            .map_err(|e| corrupt(format, format!("cannot inflate {name} ({e})")))?;
-        if inflated > left {
-            return Err(too_much());
-        }
-        left -= inflated;
-    }
-    Ok(())
 }
 
 // --- XLS -----------------------------------------------------------------------------------
