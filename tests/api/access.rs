@@ -7,8 +7,11 @@
 //! chat model receives. The OpenAI-compatible facade (`/v1/chat/completions`, plain and
 //! streamed) builds its own filter, so it is in the same matrix.
 
-use crate::helpers::{ADMIN_TOKEN, TestApp, spawn_app, spawn_app_with, use_fake_chat};
+use crate::helpers::{
+    ADMIN_TOKEN, QdrantServer, TestApp, spawn_app, spawn_app_with, use_fake_chat,
+};
 use crate::stream::stream_as;
+use kb_config::Settings;
 use kb_testkit::{FakeEngine, Route};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -162,12 +165,29 @@ async fn keys_for_every_combination(app: &TestApp) -> Vec<Key> {
 
 #[tokio::test]
 async fn no_key_ever_sees_a_document_outside_its_groups() {
+    access_matrix(|_| {}).await;
+}
+
+/// The same matrix with the access filter inside a Qdrant server's query (scripts/test.sh
+/// starts the server).
+#[tokio::test]
+async fn no_key_ever_sees_a_document_outside_its_groups_on_a_qdrant_server() {
+    let Some(server) = QdrantServer::from_env() else {
+        return;
+    };
+    access_matrix(move |s| server.use_in(s)).await;
+}
+
+/// Every key asks, searches and streams every question through every route; `index` picks
+/// the index backend.
+async fn access_matrix(index: impl FnOnce(&mut Settings) + Send + 'static) {
     let engine = FakeEngine::builder().chat_model("fake-chat").start().await;
     let base_url = engine.base_url();
     let app = spawn_app_with(move |s| {
         use_fake_chat(s, base_url);
         s.server.rate_limit_per_minute = 0;
         s.answer.min_score = -1.0;
+        index(s);
     })
     .await;
     let dir = tempfile::tempdir().unwrap();

@@ -234,7 +234,17 @@ async fn reingesting_unchanged_files_makes_no_embedding_calls() {
     let first = &shared.first_ingest;
     assert!(first["stats"]["added"].as_u64().unwrap() >= 20, "{first}");
     assert!(first["stats"]["embedding_calls"].as_u64().unwrap() > 0);
-    assert!(first["failures"].as_array().unwrap().is_empty(), "{first}");
+    // Every sample is read; the scans only where OCR is installed (scripts/test.sh installs it).
+    let failures = first["failures"].as_array().unwrap();
+    assert!(
+        failures.is_empty()
+            || !crate::helpers::ocr_installed()
+                && failures.iter().all(|f| f["reason"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("OCR is not installed")),
+        "{first}"
+    );
 
     let again = shared.app().ingest(&[crate::helpers::samples_dir()]).await;
 

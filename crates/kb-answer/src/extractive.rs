@@ -37,11 +37,11 @@ pub fn candidate_sentences(hits: &[Hit]) -> Vec<Sentence> {
         let mut position = 0;
         let mut header: Option<Vec<String>> = None;
         let mut heading = hit.payload.heading_path.last().cloned();
-        for line in hit.payload.text.lines() {
-            if let Some(title) = heading_text(line) {
+        for line in logical_lines(&hit.payload.text) {
+            if let Some(title) = heading_text(&line) {
                 heading = Some(title);
             }
-            let Some(line) = clean_line(line, &mut header) else {
+            let Some(line) = clean_line(&line, &mut header) else {
                 continue;
             };
             for sentence in line.unicode_sentences() {
@@ -59,6 +59,51 @@ pub fn candidate_sentences(hits: &[Hit]) -> Vec<Sentence> {
         }
     }
     out
+}
+
+/// The source's lines with the line breaks inside a paragraph joined, as Markdown reads them
+/// (PDF, OCR and hard-wrapped text break lines where the page or the editor did), so that a
+/// sentence wrapped over two lines is quoted whole. Headings, table rows, fenced code and
+/// blank lines end a paragraph; a list item starts one.
+fn logical_lines(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut open = false;
+    let mut fenced = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            fenced = !fenced;
+            open = false;
+            out.push(line.to_owned());
+            continue;
+        }
+        let block = fenced || trimmed.is_empty() || trimmed.starts_with(['#', '|']);
+        match out.last_mut() {
+            Some(last) if open && !block && !starts_list_item(trimmed) => {
+                let cjk = |c: char| c as u32 >= 0x3000;
+                let glue = last.ends_with(cjk) && trimmed.starts_with(cjk);
+                if !glue {
+                    last.push(' ');
+                }
+                last.push_str(trimmed);
+            }
+            _ => out.push(line.to_owned()),
+        }
+        open = !block;
+    }
+    out
+}
+
+/// Whether a line starts a list item or a quotation (`- `, `* `, `+ `, `> `, `1. `, `2) `).
+fn starts_list_item(line: &str) -> bool {
+    if let Some(rest) = line.strip_prefix(['-', '*', '+', '>']) {
+        return rest.is_empty() || rest.starts_with(' ');
+    }
+    let digits = line.chars().take_while(char::is_ascii_digit).count();
+    digits > 0 && {
+        let rest = &line[digits..];
+        rest.starts_with(". ") || rest.starts_with(") ")
+    }
 }
 
 /// The text of an ATX heading line (`## When promotions happen`).
@@ -241,6 +286,33 @@ mod tests {
         );
         assert_eq!(heading_text("#hashtag"), None);
         assert_eq!(heading_text("## **Bold** ##"), Some("Bold".into()));
+    }
+
+    #[test]
+    fn a_sentence_wrapped_over_lines_is_quoted_whole() {
+        let hits = vec![hit(
+            "Assembly point: the courtyard of Invalidenstrasse 117,\nopposite the main entrance.\n\n\
+             - Fire wardens bring the visitor list\n  and check every floor.\n- Drills twice a year, every spring and autumn.\n\
+             | City | Cap |\n|---|---|\n| Zurich | EUR 250 |\nThe caps include taxes and\nbreakfast.\n\
+             根据国家规定，2027 年春节放假时间为\n2 月 6 日至 2 月 12 日，共 7 天。",
+        )];
+
+        let s: Vec<String> = candidate_sentences(&hits)
+            .into_iter()
+            .map(|s| s.text)
+            .collect();
+
+        assert_eq!(
+            s,
+            vec![
+                "Assembly point: the courtyard of Invalidenstrasse 117, opposite the main entrance.",
+                "Fire wardens bring the visitor list and check every floor.",
+                "Drills twice a year, every spring and autumn.",
+                "City: Zurich; Cap: EUR 250",
+                "The caps include taxes and breakfast.",
+                "根据国家规定，2027 年春节放假时间为 2 月 6 日至 2 月 12 日，共 7 天。",
+            ]
+        );
     }
 
     #[test]

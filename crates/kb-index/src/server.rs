@@ -2,7 +2,8 @@
 //!
 //! Every write waits for the server to apply it (`wait=true`), so a write that returned is as
 //! durable as the server's own WAL makes it and visible to the next read. The server optimises
-//! in the background, so [`VectorIndex::optimize`] is a no-op here.//!
+//! in the background, so [`VectorIndex::optimize`] is a no-op here.
+//!
 //! `convert` turns kb's vectors, filters and ids into qdrant-client's and its points back
 //! into hits; this module holds the connection, the collection and [`VectorIndex`].
 
@@ -10,6 +11,7 @@ mod convert;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -50,6 +52,9 @@ pub struct QdrantServerIndex {
     collection: String,
     /// Derives the BM25 vector of every point written and of every question.
     bm25: Bm25Encoder,
+    /// The collection's dense vector size once [`VectorIndex::ensure`] has read it (0 before):
+    /// vectors of another size are refused here, before a request is sent.
+    dims: AtomicUsize,
 }
 
 /// Hand-written so that the API key never reaches a log.
@@ -88,6 +93,7 @@ impl QdrantServerIndex {
             url: url.to_owned(),
             collection: collection.to_owned(),
             bm25: Bm25Encoder::new(),
+            dims: AtomicUsize::new(0),
         })
     }
 
@@ -290,7 +296,23 @@ impl QdrantServerIndex {
         Ok(())
     }
 
+    /// Refuse a vector whose size is not the collection's (when `ensure` has read it): the
+    /// server would refuse it too, with a message kb cannot act on.
+    fn check_dims(&self, len: usize) -> Result<(), IndexError> {
+        match self.dims.load(Ordering::Relaxed) {
+            0 => Ok(()),
+            found if found == len => Ok(()),
+            found => Err(IndexError::DimensionMismatch {
+                expected: len,
+                found,
+            }),
+        }
+    }
+
     fn error(&self, context: &str, err: QdrantError) -> IndexError {
+        if let Some(mismatch) = dimension_mismatch(&err) {
+            return mismatch;
+        }
         let message = format!(
             "qdrant server {} collection `{}`: {context}",
             self.url, self.collection
@@ -343,6 +365,7 @@ impl VectorIndex for QdrantServerIndex {
                 })?
             }
         };
+        self.dims.store(found, Ordering::Relaxed);
         if found != dims {
             return Err(IndexError::DimensionMismatch {
                 expected: dims,
@@ -358,6 +381,9 @@ impl VectorIndex for QdrantServerIndex {
             return Ok(());
         }
         let count = points.len();
+        for point in &points {
+            self.check_dims(point.vector.len())?;
+        }
         let points = points
             .into_iter()
             .map(|point| {
@@ -381,6 +407,7 @@ impl VectorIndex for QdrantServerIndex {
         if query.k == 0 {
             return Ok(Vec::new());
         }
+        self.check_dims(query.vector.len())?;
         let retrieval = query.retrieval;
         let filter = server_filter(&Conditions::from_filter(query.filter));
         let terms = self.bm25.query(query.text);
@@ -516,5 +543,52 @@ impl VectorIndex for QdrantServerIndex {
     async fn optimize(&self) -> Result<(), IndexError> {
         // The server builds its indexes in the background.
         Ok(())
+    }
+}
+
+/// The server's refusal of a vector of the wrong size ("Wrong input: Vector dimension error:
+/// expected dim: 4, got 5 for vector 'dense'") as [`IndexError::DimensionMismatch`], for a
+/// process that has not read the collection's size yet.
+fn dimension_mismatch(err: &QdrantError) -> Option<IndexError> {
+    let QdrantError::ResponseError { status } = err else {
+        return None;
+    };
+    if status.code() != Code::InvalidArgument {
+        return None;
+    }
+    let rest = status
+        .message()
+        .split_once("Vector dimension error: expected dim: ")?
+        .1;
+    let (found, rest) = rest.split_once(", got ")?;
+    let expected: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some(IndexError::DimensionMismatch {
+        expected: expected.parse().ok()?,
+        found: found.trim().parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_servers_dimension_error_becomes_a_dimension_mismatch() {
+        let refused = QdrantError::ResponseError {
+            status: tonic::Status::invalid_argument(
+                "Wrong input: Vector dimension error: expected dim: 384, got 768 for vector 'dense'",
+            ),
+        };
+        assert!(matches!(
+            dimension_mismatch(&refused),
+            Some(IndexError::DimensionMismatch {
+                expected: 768,
+                found: 384
+            })
+        ));
+        let other = QdrantError::ResponseError {
+            status: tonic::Status::invalid_argument("Wrong input: something else"),
+        };
+        assert!(dimension_mismatch(&other).is_none());
     }
 }

@@ -3,7 +3,8 @@
 //! The cases in [`cases`] only see an `Arc<dyn VectorIndex>`; [`conformance_suite!`] runs each
 //! of them against the embedded index (always, in a temporary folder) and against a Qdrant
 //! server when `KB_TEST_QDRANT_URL` is set (e.g. `http://localhost:6334`, with
-//! `KB_TEST_QDRANT_API_KEY` if the server wants one). Each server case uses its own collection,
+//! `KB_TEST_QDRANT_API_KEY` if the server wants one; scripts/test.sh starts one and sets
+//! `KB_REQUIRE_QDRANT=1`, which turns a skip into a failure). Each server case uses its own collection,
 //! named after the test run and the case, and drops it afterwards, even when the case fails.
 //!
 //! The embedded-only behaviour (persistence across reopen, the folder lock, a real HNSW build)
@@ -814,6 +815,12 @@ impl Harness {
     /// `None` (after saying why) when no server is configured.
     fn server(case: &str) -> Option<Self> {
         let Ok(url) = std::env::var("KB_TEST_QDRANT_URL") else {
+            // scripts/test.sh starts a server and sets this: there, a skip is a failure.
+            assert!(
+                !std::env::var("KB_REQUIRE_QDRANT").is_ok_and(|v| v == "1"),
+                "KB_REQUIRE_QDRANT=1 but KB_TEST_QDRANT_URL is not set: start a server with \
+                 scripts/qdrant-node.sh and point KB_TEST_QDRANT_URL at its gRPC port"
+            );
             eprintln!("skipping qdrant server case `{case}`: KB_TEST_QDRANT_URL is not set");
             return None;
         };
