@@ -8,7 +8,8 @@
 # The binary: $KB_QDRANT_BIN, else the one unpacked from ../shared/qdrant/qdrant.xz (the
 # Qdrant 1.19.0 server built for the machines kb is developed on) into
 # ~/.cache/kb-qdrant/qdrant, else `qdrant` on PATH (an official release binary:
-# https://github.com/qdrant/qdrant/releases). Extra arguments go to the server.
+# https://github.com/qdrant/qdrant/releases). Extra arguments go to the server;
+# `--binary` alone prints the binary's path and starts nothing.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -40,6 +41,11 @@ free_port() {
 }
 
 bin="$(binary)"
+if [ "${1:-}" = "--binary" ]; then
+  # Only say where the binary is (scripts/test.sh exports it for the cluster test).
+  echo "$bin"
+  exit 0
+fi
 rest="$(free_port)"
 grpc="$(free_port)"
 while [ "$grpc" = "$rest" ]; do grpc="$(free_port)"; done

@@ -53,6 +53,9 @@ trap 'kill "$qdrant_pid" 2>/dev/null || true; rm -rf "$qdrant_dir"' EXIT
 echo "Qdrant server for the tests: REST 127.0.0.1:$qdrant_rest, gRPC 127.0.0.1:$qdrant_grpc"
 export KB_TEST_QDRANT_URL="http://127.0.0.1:$qdrant_grpc"
 export KB_REQUIRE_QDRANT=1
+# The cluster test (tests/cluster.rs) starts three nodes of its own from this binary.
+KB_QDRANT_BIN="$(./scripts/qdrant-node.sh --binary)"
+export KB_QDRANT_BIN
 
 cargo fmt --all --check
 cargo clippy --locked --workspace --all-targets -- -D warnings

@@ -65,6 +65,18 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Another handle on the same server (for a task of its own); the server stays up as long
+    /// as this one is kept.
+    pub fn handle(&self) -> TestApp {
+        TestApp {
+            address: self.address.clone(),
+            client: self.client.clone(),
+            data_dir: self.data_dir.clone(),
+            _shutdown: None,
+            _temp: None,
+        }
+    }
+
     /// `POST path` with the admin token.
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         self.post_as(ADMIN_TOKEN, path, body).await

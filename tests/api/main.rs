@@ -7,6 +7,7 @@ mod acl_metadata;
 mod admin_confinement;
 mod ask;
 mod cli;
+mod cluster;
 mod documents;
 mod engine_failover;
 mod errors;

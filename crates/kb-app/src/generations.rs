@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use kb_config::Settings;
 use kb_core::{IndexError, VectorIndex};
-use kb_index::{EmbeddedIndex, QdrantServerIndex};
+use kb_index::{CollectionLayout, EmbeddedIndex, QdrantServerIndex};
 use secrecy::ExposeSecret;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -79,8 +79,17 @@ impl<'a> SettingsGenerations<'a> {
     }
 
     fn connect(&self, url: &str, name: &str) -> Result<QdrantServerIndex, IndexError> {
-        let key = self.settings.index.api_key.as_ref();
-        QdrantServerIndex::connect(url, key.map(|k| k.expose_secret()), name)
+        let index = &self.settings.index;
+        let key = index.api_key.as_ref();
+        Ok(
+            QdrantServerIndex::connect(url, key.map(|k| k.expose_secret()), name)?.with_layout(
+                CollectionLayout {
+                    shard_number: index.shard_number,
+                    replication_factor: index.replication_factor,
+                    write_consistency_factor: index.write_consistency_factor,
+                },
+            ),
+        )
     }
 }
 

@@ -161,6 +161,16 @@ pub struct IndexSettings {
     pub collection: String,
     /// Folder of the embedded index; default `{data_dir}/index`.
     pub path: Option<PathBuf>,
+    /// On a Qdrant cluster, the shards of the collection kb creates (default: the server's,
+    /// one per node at creation in distributed mode).
+    pub shard_number: Option<u32>,
+    /// Copies of each shard on different nodes (default 1: losing a node loses its shards).
+    /// 2 or more keeps every shard readable and writable with a node down.
+    pub replication_factor: Option<u32>,
+    /// How many copies of a shard must confirm a write before it returns (default 1); at most
+    /// `replication_factor`. With `replication_factor` = 2 keep it at 1 to write through the
+    /// loss of a node.
+    pub write_consistency_factor: Option<u32>,
 }
 
 impl Default for IndexSettings {
@@ -170,6 +180,9 @@ impl Default for IndexSettings {
             api_key: None,
             collection: "kb_chunks".into(),
             path: None,
+            shard_number: None,
+            replication_factor: None,
+            write_consistency_factor: None,
         }
     }
 }
@@ -234,6 +247,43 @@ impl Settings {
     }
 
     /// Check every value that can be wrong, naming its key.
+    /// The collection layout settings: whole numbers from 1, for a server only, and no more
+    /// write confirmations than copies.
+    fn validate_index_layout(&self) -> Result<(), ConfigError> {
+        let index = &self.index;
+        for (key, value) in [
+            ("index.shard_number", index.shard_number),
+            ("index.replication_factor", index.replication_factor),
+            (
+                "index.write_consistency_factor",
+                index.write_consistency_factor,
+            ),
+        ] {
+            match value {
+                Some(0) => return Err(invalid(key, "must be at least 1")),
+                Some(_) if index.url.is_none() => {
+                    return Err(invalid(
+                        key,
+                        "applies to a Qdrant server (set index.url); the embedded index is one shard in one copy",
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if let Some(writes) = index.write_consistency_factor
+            && writes > index.replication_factor.unwrap_or(1)
+        {
+            return Err(invalid(
+                "index.write_consistency_factor",
+                format!(
+                    "{writes} is more than index.replication_factor ({}): no write could ever be confirmed",
+                    index.replication_factor.unwrap_or(1)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.server.host.trim().is_empty() {
             return Err(invalid("server.host", "must not be empty"));
@@ -279,6 +329,7 @@ impl Settings {
             url::Url::parse(url)
                 .map_err(|e| invalid("index.url", format!("{url:?} is not a URL: {e}")))?;
         }
+        self.validate_index_layout()?;
         if self.index.collection.trim().is_empty() {
             return Err(invalid("index.collection", "must not be empty"));
         }
@@ -404,6 +455,53 @@ mod tests {
             let s = load_with(jail, Some("kb.toml")).unwrap();
             assert_eq!(s.server.port, 9100);
             assert_eq!(s.server.host, "0.0.0.0");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_cluster_layout_is_checked_against_the_server_and_itself() {
+        figment::Jail::expect_with(|jail| {
+            let server = "[index]\nurl = \"http://127.0.0.1:6334\"\n";
+            let s = load_toml(
+                jail,
+                &format!("{server}shard_number = 3\nreplication_factor = 2\nwrite_consistency_factor = 1\n"),
+            )
+            .expect("a valid layout");
+            assert_eq!(
+                (
+                    s.index.shard_number,
+                    s.index.replication_factor,
+                    s.index.write_consistency_factor
+                ),
+                (Some(3), Some(2), Some(1))
+            );
+
+            for (toml, key, says) in [
+                (
+                    "[index]\nreplication_factor = 2\n",
+                    "index.replication_factor",
+                    "set index.url",
+                ),
+                (
+                    &format!("{server}shard_number = 0\n") as &str,
+                    "index.shard_number",
+                    "at least 1",
+                ),
+                (
+                    &format!("{server}replication_factor = 2\nwrite_consistency_factor = 3\n"),
+                    "index.write_consistency_factor",
+                    "more than index.replication_factor (2)",
+                ),
+                (
+                    &format!("{server}write_consistency_factor = 2\n"),
+                    "index.write_consistency_factor",
+                    "more than index.replication_factor (1)",
+                ),
+            ] {
+                let err = load_toml(jail, toml).unwrap_err().to_string();
+                assert!(err.contains(key) && err.contains(says), "{toml}: {err}");
+            }
             Ok(())
         });
     }

@@ -30,4 +30,4 @@ mod sparse;
 
 pub use embedded::{EmbeddedIndex, EmbeddedIndexInfo, HnswParams};
 pub use payload::{DENSE_VECTOR, PUBLIC_GROUP, SPARSE_VECTOR};
-pub use server::QdrantServerIndex;
+pub use server::{CollectionLayout, QdrantServerIndex};

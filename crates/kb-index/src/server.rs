@@ -45,6 +45,15 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How qdrant-client's channel pool words a failed connection (`channel_pool.rs`).
 const CONNECT_FAILED: &str = "Failed to connect to";
 
+/// How a collection is spread over the nodes of a Qdrant cluster; each `None` is the server's
+/// default. Applied when kb creates the collection (an existing one keeps its own).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CollectionLayout {
+    pub shard_number: Option<u32>,
+    pub replication_factor: Option<u32>,
+    pub write_consistency_factor: Option<u32>,
+}
+
 /// A collection on a Qdrant server, reached over gRPC.
 pub struct QdrantServerIndex {
     client: Qdrant,
@@ -52,6 +61,8 @@ pub struct QdrantServerIndex {
     collection: String,
     /// Derives the BM25 vector of every point written and of every question.
     bm25: Bm25Encoder,
+    /// How the collection is laid out over a cluster's nodes when kb creates it.
+    layout: CollectionLayout,
     /// The collection's dense vector size once [`VectorIndex::ensure`] has read it (0 before):
     /// vectors of another size are refused here, before a request is sent.
     dims: AtomicUsize,
@@ -94,7 +105,15 @@ impl QdrantServerIndex {
             collection: collection.to_owned(),
             bm25: Bm25Encoder::new(),
             dims: AtomicUsize::new(0),
+            layout: CollectionLayout::default(),
         })
+    }
+
+    /// Create the collection (when it does not exist yet) with `layout`.
+    #[must_use]
+    pub fn with_layout(mut self, layout: CollectionLayout) -> Self {
+        self.layout = layout;
+        self
     }
 
     /// The collection this index reads and writes.
@@ -169,17 +188,23 @@ impl QdrantServerIndex {
             SPARSE_VECTOR,
             SparseVectorParamsBuilder::default().modifier(Modifier::Idf),
         );
-        let created = self
-            .client
-            .create_collection(
-                CreateCollectionBuilder::new(&self.collection)
-                    .vectors_config(vectors)
-                    .sparse_vectors_config(sparse),
-            )
-            .await;
+        let mut request = CreateCollectionBuilder::new(&self.collection)
+            .vectors_config(vectors)
+            .sparse_vectors_config(sparse);
+        let layout = self.layout;
+        if let Some(n) = layout.shard_number {
+            request = request.shard_number(n);
+        }
+        if let Some(n) = layout.replication_factor {
+            request = request.replication_factor(n);
+        }
+        if let Some(n) = layout.write_consistency_factor {
+            request = request.write_consistency_factor(n);
+        }
+        let created = self.client.create_collection(request).await;
         match created {
             Ok(_) => {
-                info!(url = %self.url, collection = %self.collection, dims, "created qdrant collection");
+                info!(url = %self.url, collection = %self.collection, dims, ?layout, "created qdrant collection");
                 Ok(())
             }
             // Another process created it between our check and our create: fine, `ensure`
