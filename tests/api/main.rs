@@ -24,6 +24,7 @@ mod openai_client;
 mod openapi;
 mod prompt_injection;
 mod qdrant_server;
+mod replicas;
 mod retrieval;
 mod samples;
 mod served;

@@ -137,6 +137,25 @@ impl KbServe {
         assert!(status.success(), "kill -TERM failed: {status}");
     }
 
+    /// The peak resident memory of the process so far (VmHWM, KiB), where /proc tells it.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// SIGKILL: no shutdown, no goodbye to the requests in flight.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL kb serve");
+        self.child.wait().expect("reap kb serve");
+    }
+
     /// Wait for the process to exit (at most `limit`).
     pub async fn wait(&mut self, limit: Duration) -> ExitStatus {
         let started = Instant::now();
