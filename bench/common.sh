@@ -11,7 +11,10 @@ export BENCH_PROFILE=${BENCH_PROFILE:-release}
 case $BENCH_PROFILE in
     release) BIN=$CARGO_TARGET_DIR/release; cargo_profile=(--release) ;;
     dev-opt) BIN=$CARGO_TARGET_DIR/debug; cargo_profile=(); export CARGO_PROFILE_DEV_OPT_LEVEL=3 ;;
-    *) echo "BENCH_PROFILE must be release or dev-opt" >&2; exit 2 ;;
+    # The test build as it is (dependencies at opt-level 3, kb's own crates at 0): for
+    # comparisons within one run only (bench/scale.sh), never for absolute figures.
+    dev) BIN=$CARGO_TARGET_DIR/debug; cargo_profile=() ;;
+    *) echo "BENCH_PROFILE must be release, dev-opt or dev" >&2; exit 2 ;;
 esac
 PY=$BENCH/.venv/bin/python
 DATA=$BENCH/data

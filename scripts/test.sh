@@ -73,6 +73,14 @@ cargo test --locked --workspace --all-targets
 # `--all-targets` leaves out doctests.
 cargo test --locked --workspace --doc
 
+# The index conformance suite once more, its server cases on a 3-node Qdrant cluster (the
+# collection sharded over the nodes): embedded, single node and cluster all pass the same cases.
+read -r cluster_rest cluster_grpc cluster_pids cluster_dir < <(./scripts/qdrant-cluster.sh 3)
+trap 'kill "$qdrant_pid" ${cluster_pids//,/ } 2>/dev/null || true; rm -rf "$qdrant_dir" "$cluster_dir"' EXIT
+echo "Qdrant cluster for the conformance suite: REST 127.0.0.1:$cluster_rest (3 nodes)"
+KB_TEST_QDRANT_URL="http://127.0.0.1:$cluster_grpc" \
+  cargo test --locked -p kb-index --test conformance -- server::
+
 # The fuzz targets (fuzz/: a workspace of its own, with its own Cargo.lock) build on stable as
 # plain binaries, and their smoke test runs every target body over tests/fixtures and
 # mutations of them (fuzzing itself needs nightly: see fuzz/README.md). They share the target
