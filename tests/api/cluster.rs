@@ -295,6 +295,9 @@ async fn asks_never_fail_and_no_chunk_is_lost_while_a_cluster_node_is_killed_and
         "chunks lost or left over after the node came back (during the outage: {status} {during})"
     );
     eprintln!(
-        "{asked} asks, 0 failed; outage ingest answered {status}; {catalogued} chunks catalogued and indexed"
+        "{asked} asks, 0 failed; {} chunks before the outage; the ingest during it answered \
+         {status} ({} chunks added); after the node came back: {catalogued} chunks catalogued, \
+         {indexed} indexed",
+        first["stats"]["chunks"], during["stats"]["chunks"]
     );
 }
