@@ -124,6 +124,82 @@ async fn generated_answers_keep_valid_citations_and_report_usage() {
 }
 
 #[tokio::test]
+async fn a_miscited_answer_cites_the_passage_it_quotes_in_ask_stream_and_facade() {
+    // Arrange: three locker documents; the model quotes the second source but writes [3].
+    let engine = FakeEngine::builder().chat_model("fake-chat").start().await;
+    let (app, _dir) = app_with_chat(&engine).await;
+    let _more = ingest_more_lockers(&app).await;
+    engine.set_cited_source(2);
+    engine.set_miscited_as(Some(3));
+    let question = "Where is my locker?";
+
+    // Act
+    let answer = app.ask(question).await;
+    let (status, _, events) =
+        crate::stream::stream_as(&app, crate::helpers::ADMIN_TOKEN, question).await;
+    let completion = app
+        .post_request("/v1/chat/completions", crate::helpers::ADMIN_TOKEN)
+        .json(&json!({"model": "kb", "messages": [{"role": "user", "content": question}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(completion.status(), 200);
+    let completion: Value = completion.json().await.unwrap();
+
+    // Assert: every route cites the source the sentence was quoted from, as [2].
+    let sources = locker_sources(&engine.last_request(Route::Chat).unwrap());
+    let second = &sources[1];
+    let quoted = format!("{} [2]", first_sentence(&second.document));
+    assert!(
+        answer["answer"].as_str().unwrap().ends_with(&quoted),
+        "expected an answer ending {quoted:?}: {answer}"
+    );
+    assert_cites_only(&answer["citations"], second);
+    assert_eq!(answer["moved_citations"], 1, "{answer}");
+    assert_eq!(answer["unsupported_sentences"], json!([]), "{answer}");
+
+    assert_eq!(status, 200);
+    let (name, done) = events.last().unwrap();
+    assert_eq!(name, "done", "{events:?}");
+    assert_cites_only(&done["citations"], second);
+    assert_eq!(done["moved_citations"], 1, "{done}");
+
+    assert_cites_only(&completion["sources"], second);
+    let content = completion["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap();
+    assert!(content.contains(&quoted), "{content}");
+    assert!(app.metrics().await.contains("kb_citations_moved_total"));
+}
+
+#[tokio::test]
+async fn a_sentence_no_source_supports_is_flagged_and_cites_nothing() {
+    // Arrange: the model adds a claim of its own and cites a locker source for it.
+    let engine = FakeEngine::builder().chat_model("fake-chat").start().await;
+    let (app, _dir) = app_with_chat(&engine).await;
+    let _more = ingest_more_lockers(&app).await;
+    engine.set_chat_reply(Some(
+        "Employees may keep a bicycle in the locker room overnight [1].".into(),
+    ));
+
+    // Act
+    let answer = app.ask("Where is my locker?").await;
+
+    // Assert
+    assert_eq!(
+        answer["answer"], "Employees may keep a bicycle in the locker room overnight.",
+        "{answer}"
+    );
+    assert_eq!(answer["citations"], json!([]), "{answer}");
+    assert_eq!(
+        answer["unsupported_sentences"],
+        json!(["Employees may keep a bicycle in the locker room overnight."]),
+        "{answer}"
+    );
+    assert_eq!(answer["removed_citations"], 1, "{answer}");
+}
+
+#[tokio::test]
 async fn citations_naming_no_retrieved_source_are_removed_and_counted() {
     // Arrange: three sources retrieved; the model cites [2] and a [9] that names none.
     let engine = FakeEngine::builder().chat_model("fake-chat").start().await;

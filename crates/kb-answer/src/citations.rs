@@ -56,7 +56,7 @@ pub fn check(answer: &str, sources: usize) -> CheckedAnswer {
 }
 
 /// Collapse the spaces a removed marker leaves behind ("days [9]." → "days.").
-fn tidy(text: &str) -> String {
+pub(crate) fn tidy(text: &str) -> String {
     static SPACE_BEFORE_PUNCT: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"[ \t]+([.,;:!?。，])").expect("BUG: valid regex"));
     static DOUBLE_SPACE: LazyLock<Regex> =

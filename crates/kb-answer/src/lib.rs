@@ -3,6 +3,7 @@
 //!
 //! - [`prompt`] holds the grounded prompt template,
 //! - [`citations`] parses and validates `[n]` markers,
+//! - [`support`] checks each cited sentence against the passages it cites, and repairs,
 //! - [`extractive`] answers without a chat model, from the best-matching sentences,
 //! - [`sanitize`] neutralises links and images in answers (the model reads untrusted text),
 //! - [`rewrite`] turns a follow-up question into a standalone one before retrieval,
@@ -16,6 +17,7 @@ pub mod prompt;
 pub mod rewrite;
 pub mod sanitize;
 pub mod source_urls;
+pub mod support;
 
 pub use answerer::{
     Answer, AnswerError, AnswerMode, AnswerOptions, Answerer, AskEvent, AskRequest, AskStream,

@@ -116,11 +116,12 @@ pub(crate) fn transcript(messages: &[ChatMessage]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use kb_core::{ChunkPayload, DocumentId};
 
-    fn hit(doc: &str, title: &str, headings: &[&str], text: &str) -> Hit {
+    /// A retrieved chunk of `doc` (for the tests of this crate).
+    pub(crate) fn hit(doc: &str, title: &str, headings: &[&str], text: &str) -> Hit {
         Hit {
             id: uuid::Uuid::nil(),
             score: 0.8,

@@ -74,6 +74,13 @@ pub fn record_answer(answer: &Answer) {
         metrics::counter!("kb_refusals_total").increment(1);
     }
     metrics::counter!("kb_citations_removed_total").increment(answer.removed_citations as u64);
+    // The citation check: markers moved to the passage that supports their sentence, and
+    // sentences and numbers no passage supports.
+    metrics::counter!("kb_citations_moved_total").increment(answer.moved_citations as u64);
+    metrics::counter!("kb_unsupported_sentences_total")
+        .increment(answer.unsupported_sentences.len() as u64);
+    metrics::counter!("kb_unsupported_numbers_total")
+        .increment(answer.unsupported_numbers.len() as u64);
     // Links, images and raw HTML neutralised in answers (off `answer.allowed_link_hosts`).
     metrics::counter!("kb_answer_links_removed_total").increment(answer.removed_links as u64);
     let t = &answer.timings;

@@ -117,8 +117,20 @@ pub struct Answer {
     pub retrieval: Retrieval,
     pub usage: Usage,
     pub timings: Timings,
-    /// Citation markers removed because they named no retrieved source.
+    /// Citation markers removed: they named no retrieved source, or no passage supports
+    /// their sentence.
     pub removed_citations: usize,
+    /// Citation markers changed to the passage that supports their sentence (the model cited
+    /// another one).
+    #[serde(default)]
+    pub moved_citations: usize,
+    /// Sentences of a generated answer that no retrieved passage supports (they cite nothing
+    /// after the check): read them with care.
+    #[serde(default)]
+    pub unsupported_sentences: Vec<String>,
+    /// Numbers and dates of a generated answer that no passage its sentence rests on states.
+    #[serde(default)]
+    pub unsupported_numbers: Vec<String>,
     /// Links, images and raw HTML removed from the answer because they pointed to a host not
     /// on `answer.allowed_link_hosts`.
     #[serde(default)]

@@ -64,6 +64,9 @@ impl Answerer {
             usage: Usage::default(),
             timings: Timings::default(),
             removed_citations: 0,
+            moved_citations: 0,
+            unsupported_sentences: Vec::new(),
+            unsupported_numbers: Vec::new(),
             removed_links: text.removed,
             rewrite: None,
         })

@@ -217,6 +217,9 @@ impl Answerer {
                 usage: Usage::default(),
                 timings: Timings::default(),
                 removed_citations: 0,
+                moved_citations: 0,
+                unsupported_sentences: Vec::new(),
+                unsupported_numbers: Vec::new(),
                 removed_links: 0,
                 rewrite: None,
             }
@@ -239,6 +242,8 @@ impl Answerer {
             %retrieval,
             citations = answer.citations.len(),
             removed_citations = answer.removed_citations,
+            moved_citations = answer.moved_citations,
+            unsupported_sentences = answer.unsupported_sentences.len(),
             removed_links = answer.removed_links,
             prompt_tokens = answer.usage.prompt_tokens,
             completion_tokens = answer.usage.completion_tokens,

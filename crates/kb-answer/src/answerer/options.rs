@@ -51,6 +51,9 @@ pub struct AnswerOptions {
     /// to `root`, each segment percent-encoded. Readers see these links, never server paths.
     /// Default: none.
     pub source_urls: SourceUrls,
+    /// Leave out of a generated answer the sentences no retrieved passage supports (they are
+    /// listed in `unsupported_sentences` either way). Default false: they stay, uncited.
+    pub drop_unsupported: bool,
 }
 
 impl Default for AnswerOptions {
@@ -71,6 +74,7 @@ impl Default for AnswerOptions {
             max_history_messages: 20,
             allowed_link_hosts: AllowedHosts::default(),
             source_urls: SourceUrls::default(),
+            drop_unsupported: false,
         }
     }
 }

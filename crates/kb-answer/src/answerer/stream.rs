@@ -86,7 +86,8 @@ impl Answerer {
             };
             let generation_started = Instant::now();
             let mut deltas = chat.stream(&request).await.map_err(AnswerError::Chat)?;
-            let hosts = self.options.allowed_link_hosts.clone();
+            let options = self.options.clone();
+            let hosts = options.allowed_link_hosts.clone();
             let stream = async_stream::stream! {
                 // The answer cites some of the sources, by their numbers.
                 let numbered = sources.clone();
@@ -116,12 +117,14 @@ impl Answerer {
                 if !rest.is_empty() {
                     yield Ok(AskEvent::Delta { text: rest });
                 }
-                let checked = checked_answer(&text, relevant.len(), &hosts);
+                let checked = checked_answer(&text, &relevant, &options);
                 timings.generate_ms = ms(generation_started);
                 timings.total_ms = ms(started);
                 info!(
                     citations = checked.cited.len(),
                     removed_citations = checked.removed,
+                    moved_citations = checked.moved,
+                    unsupported_sentences = checked.unsupported_sentences.len(),
                     removed_links = checked.removed_links,
                     prompt_tokens = usage.prompt_tokens,
                     completion_tokens = usage.completion_tokens,
@@ -140,6 +143,9 @@ impl Answerer {
                         usage,
                         timings,
                         removed_citations: checked.removed,
+                        moved_citations: checked.moved,
+                        unsupported_sentences: checked.unsupported_sentences,
+                        unsupported_numbers: checked.unsupported_numbers,
                         removed_links: checked.removed_links,
                         rewrite,
                     },

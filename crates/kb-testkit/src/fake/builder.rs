@@ -112,6 +112,7 @@ impl FakeEngineBuilder {
                 dimensions: self.dimensions,
                 chat_reply: None,
                 cited_source: 1,
+                miscited_as: None,
                 obey_injections: false,
                 next_chat_replies: VecDeque::new(),
                 requests: [Vec::new(), Vec::new()],

@@ -91,6 +91,13 @@ impl FakeEngine {
         self.state.lock().cited_source = n;
     }
 
+    /// Play a model that gets its citation wrong: it quotes source `[n]` of
+    /// [`set_cited_source`](Self::set_cited_source) but writes `[wrong]` after it (`None`:
+    /// cite what it quotes again).
+    pub fn set_miscited_as(&self, wrong: Option<u32>) {
+        self.state.lock().miscited_as = wrong;
+    }
+
     /// Play a model that obeys instructions planted in its sources (see
     /// [`obedient_answer`](crate::obedient_answer)): when a message holds one, the answer is
     /// what it asks for; otherwise the usual answer.

@@ -110,20 +110,34 @@ pub(super) async fn chat_completions(
             )
         })
         .collect();
-    let (reply, chunk_delay, obey, cited) = {
+    let (reply, chunk_delay, obey, cited, miscited) = {
         let mut m = state.lock();
         let reply = m
             .next_chat_replies
             .pop_front()
             .or_else(|| m.chat_reply.clone());
-        (reply, m.chunk_delay, m.obey_injections, m.cited_source)
+        (
+            reply,
+            m.chunk_delay,
+            m.obey_injections,
+            m.cited_source,
+            m.miscited_as,
+        )
     };
     let answer = reply
         .or_else(|| {
             obey.then(|| obedient_answer(messages.iter().copied()))
                 .flatten()
         })
-        .unwrap_or_else(|| fake_answer_citing(messages.iter().copied(), cited));
+        .unwrap_or_else(|| {
+            let answer = fake_answer_citing(messages.iter().copied(), cited);
+            match miscited {
+                Some(wrong) => answer
+                    .strip_suffix(&format!(" [{cited}]"))
+                    .map_or(answer.clone(), |quote| format!("{quote} [{wrong}]")),
+                None => answer,
+            }
+        });
     let prompt_tokens: usize = messages.iter().map(|(_, c)| word_count(c)).sum();
     let completion_tokens = word_count(&answer);
     let usage = json!({

@@ -64,6 +64,7 @@ pub(super) struct Mutable {
     pub(super) dimensions: usize,
     pub(super) chat_reply: Option<String>,
     pub(super) cited_source: u32,
+    pub(super) miscited_as: Option<u32>,
     pub(super) obey_injections: bool,
     pub(super) next_chat_replies: VecDeque<String>,
     pub(super) requests: [Vec<Value>; 2],

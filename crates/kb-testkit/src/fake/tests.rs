@@ -186,6 +186,29 @@ async fn the_cited_source_can_be_chosen() {
 }
 
 #[tokio::test]
+async fn a_miscited_answer_quotes_one_source_and_cites_another() {
+    // Arrange
+    let engine = FakeEngine::start().await;
+    engine.set_cited_source(2);
+    engine.set_miscited_as(Some(1));
+    let body = json!({"model": "m", "messages": [{"role": "user",
+        "content": "[1] Leave is 25 days.\n[2] Lockers are upstairs. More.\nQuestion: x"}]});
+
+    // Act
+    let answer: Value = post(&engine, "/chat/completions", body)
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "Lockers are upstairs. [1]"
+    );
+}
+
+#[tokio::test]
 async fn a_client_that_leaves_a_slow_stream_is_counted_as_abandoned() {
     // Arrange
     let engine = FakeEngine::start().await;
