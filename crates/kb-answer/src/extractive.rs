@@ -82,7 +82,10 @@ fn logical_lines(text: &str) -> Vec<String> {
             Some(last) if open && !block && !starts_list_item(trimmed) => {
                 let cjk = |c: char| c as u32 >= 0x3000;
                 let glue = last.ends_with(cjk) && trimmed.starts_with(cjk);
-                if !glue {
+                if let Some(word) = hyphenated(last, trimmed) {
+                    // "reim-" + "bursed": one word again.
+                    last.truncate(word);
+                } else if !glue {
                     last.push(' ');
                 }
                 last.push_str(trimmed);
@@ -92,6 +95,17 @@ fn logical_lines(text: &str) -> Vec<String> {
         open = !block;
     }
     out
+}
+
+/// Where the hyphen of a word broken over two lines is (`reim-` then `bursed`): a letter, a
+/// hyphen ending the line, a lower-case letter starting the next. `None` for a hyphen that is
+/// part of the text ("part-time" at a line end stays, as does "Q3 -").
+fn hyphenated(line: &str, next: &str) -> Option<usize> {
+    let cut = line.strip_suffix('-')?;
+    let before = cut.chars().next_back()?;
+    let after = next.chars().next()?;
+    (before.is_alphabetic() && after.is_lowercase() && !cut.ends_with(|c: char| c == '-'))
+        .then_some(cut.len())
 }
 
 /// Whether a line starts a list item or a quotation (`- `, `* `, `+ `, `> `, `1. `, `2) `).
@@ -293,7 +307,8 @@ mod tests {
         let hits = vec![hit(
             "Assembly point: the courtyard of Invalidenstrasse 117,\nopposite the main entrance.\n\n\
              - Fire wardens bring the visitor list\n  and check every floor.\n- Drills twice a year, every spring and autumn.\n\
-             | City | Cap |\n|---|---|\n| Zurich | EUR 250 |\nThe caps include taxes and\nbreakfast.\n\
+             | City | Cap |\n|---|---|\n| Zurich | EUR 250 |\nThe caps include taxes and\nbreakfast.\n\n\
+             Expenses are reim-\nbursed within 30 days.\n\
              根据国家规定，2027 年春节放假时间为\n2 月 6 日至 2 月 12 日，共 7 天。",
         )];
 
@@ -310,9 +325,19 @@ mod tests {
                 "Drills twice a year, every spring and autumn.",
                 "City: Zurich; Cap: EUR 250",
                 "The caps include taxes and breakfast.",
+                "Expenses are reimbursed within 30 days.",
                 "根据国家规定，2027 年春节放假时间为 2 月 6 日至 2 月 12 日，共 7 天。",
             ]
         );
+    }
+
+    #[test]
+    fn only_a_word_broken_at_the_line_end_is_joined() {
+        assert_eq!(hyphenated("reim-", "bursed"), Some(4));
+        assert_eq!(hyphenated("full-", "Time staff"), None);
+        assert_eq!(hyphenated("Q3 -", "results"), None);
+        assert_eq!(hyphenated("a --", "b"), None);
+        assert_eq!(hyphenated("no hyphen", "here"), None);
     }
 
     #[test]
