@@ -190,3 +190,86 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A database error with a SQLSTATE, as Postgres would send it.
+    #[derive(Debug)]
+    struct Sqlstate(&'static str);
+
+    impl fmt::Display for Sqlstate {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "sqlstate {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Sqlstate {}
+
+    impl sqlx::error::DatabaseError for Sqlstate {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn failed(code: &'static str) -> CatalogError {
+        db_err("commit documents")(sqlx::Error::Database(Box::new(Sqlstate(code))))
+    }
+
+    #[tokio::test]
+    async fn deadlocks_and_serialization_failures_are_run_again() {
+        for code in ["40P01", "40001"] {
+            let attempts = AtomicU32::new(0);
+
+            let result = retrying("test", || async {
+                match attempts.fetch_add(1, Ordering::SeqCst) {
+                    0 | 1 => Err(failed(code)),
+                    _ => Ok("committed"),
+                }
+            })
+            .await;
+
+            assert_eq!(result.unwrap(), "committed");
+            assert_eq!(attempts.load(Ordering::SeqCst), 3, "{code}");
+        }
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_returned_at_once_and_retries_end() {
+        let attempts = AtomicU32::new(0);
+        let unique = retrying("test", || async {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(failed("23505"))
+        })
+        .await;
+        assert!(unique.is_err());
+        assert_eq!(attempts.load(Ordering::SeqCst), 1);
+
+        let attempts = AtomicU32::new(0);
+        let endless = retrying("test", || async {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(failed("40P01"))
+        })
+        .await;
+        assert!(is_transient(&endless.unwrap_err()));
+        assert_eq!(attempts.load(Ordering::SeqCst), MAX_RETRIES + 1);
+    }
+}
