@@ -1,4 +1,5 @@
-//! `sqlx::migrate!` embeds the workspace's migrations at compile time: rebuild when they change.
+//! `sqlx::migrate!` embeds the workspace's migrations (`migrations/sqlite/` and
+//! `migrations/postgres/`) at compile time: rebuild when they change.
 
 fn main() {
     println!("cargo:rerun-if-changed=../../migrations");

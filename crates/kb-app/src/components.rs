@@ -2,7 +2,7 @@
 
 use crate::generations::{IndexGenerations, SettingsGenerations};
 use kb_answer::Answerer;
-use kb_catalog::SqliteCatalog;
+use kb_catalog::{CatalogLocation, CatalogStore, DatabaseUrl};
 use kb_config::{EmbedderProvider, Settings};
 use kb_core::{CatalogError, ChatModel, Embedder, IndexError, VectorIndex};
 use kb_embed_local::{LocalEmbedError, LocalEmbedder};
@@ -31,12 +31,13 @@ pub enum BuildError {
 /// The adapters behind the boundary traits.
 #[derive(Clone)]
 pub struct Components {
-    pub catalog: Arc<SqliteCatalog>,
+    /// The catalog and key store: the SQLite file or the Postgres database of the settings.
+    pub catalog: Arc<CatalogStore>,
     pub index: Arc<dyn VectorIndex>,
     pub embedder: Arc<dyn Embedder>,
     pub chat: Option<Arc<dyn ChatModel>>,
     pub engine: Option<EngineClient>,
-    /// Records every engine call in the catalog's SQLite file; [`close`](Self::close) writes
+    /// Records every engine call in the catalog's database; [`close`](Self::close) writes
     /// what is queued.
     pub usage: Option<Arc<UsageLedger>>,
 }
@@ -53,7 +54,8 @@ impl Components {
         settings: &Settings,
         mut recorders: Vec<Arc<dyn UsageRecorder>>,
     ) -> Result<Self, BuildError> {
-        let catalog = Arc::new(SqliteCatalog::open(&settings.catalog_path()).await?);
+        let location = Self::catalog_location(settings)?;
+        let catalog = Arc::new(CatalogStore::open(&location).await?);
         let generation = kb_ingest::reindex::generation(catalog.as_ref()).await?;
         let index = match SettingsGenerations::new(settings).open(generation) {
             Ok(index) => index,
@@ -66,9 +68,9 @@ impl Components {
             (None, None)
         } else {
             let engine = EngineClient::new(settings.engine.clone())?;
-            // After the catalog: it has migrated the shared file, so the ledger finds nothing
-            // to do.
-            let db = UsageDb::open(&settings.catalog_path()).await?;
+            // After the catalog: it has migrated the shared database, so the ledger finds
+            // nothing to do.
+            let db = UsageDb::open_at(&location).await?;
             let ledger = Arc::new(UsageLedger::start(db, &settings.usage));
             recorders.push(ledger.recorder());
             let recorders = FanOut::new(recorders);
@@ -105,6 +107,18 @@ impl Components {
             engine,
             usage,
         })
+    }
+
+    /// Where the settings keep the catalog: the Postgres database of `catalog.url`, else the
+    /// SQLite file of `catalog.path` (default `{data_dir}/kb.db`). The API keys and the usage
+    /// ledger are there too.
+    pub fn catalog_location(settings: &Settings) -> Result<CatalogLocation, CatalogError> {
+        match &settings.catalog.url {
+            Some(url) => DatabaseUrl::parse(url.clone())
+                .map(CatalogLocation::Postgres)
+                .map_err(|e| CatalogError::database("catalog.url", e)),
+            None => Ok(CatalogLocation::File(settings.catalog_path())),
+        }
     }
 
     /// Write the queued usage records and close the databases.

@@ -1,115 +1,39 @@
-//! kb's catalog in SQLite: documents, chunks, ingest runs, and the write-ahead records
-//! (pending points, tombstones) that let the vector index be reconciled after a crash.
+//! kb's catalog: documents, chunks, ingest runs, and the write-ahead records (pending points,
+//! tombstones) that let the vector index be reconciled after a crash; also the API keys.
 //!
-//! The schema lives in the workspace's `migrations/` folder and is applied on open.
+//! Two backends behind kb-core's [`Catalog`](kb_core::Catalog) and
+//! [`KeyStore`](kb_core::KeyStore), chosen by the settings ([`CatalogLocation`]) and opened
+//! as a [`CatalogStore`]:
 //!
-//! The rooms: `catalog` implements [`Catalog`](kb_core::Catalog) for [`SqliteCatalog`], one
-//! query per method; `documents` reads and writes document rows and swaps a document's
-//! chunks; `write_ahead` drops the pending records and tombstones of committed points; `runs`
-//! tells whether the process that recorded a run is gone; `sql` holds the helpers every query
-//! shares (error context, timestamps, JSON and UUID columns). [`files`] keeps the database
-//! files private, and `keys` stores the API keys. This module opens the database and holds
-//! the query helpers the rooms share.
+//! - [`SqliteCatalog`]: one SQLite file, the embedded default (`catalog.path`);
+//! - [`PgCatalog`]: a Postgres database that several `kb serve` replicas and `kb ingest`
+//!   processes share (`catalog.url`, a [`DatabaseUrl`] whose password is never shown).
+//!
+//! Each applies its own migration set on open (`migrations/sqlite/`, `migrations/postgres/`:
+//! the same versions, kept in step) and has its own SQL. What they share: `rows` turns rows
+//! into records, `sql` holds the helpers every query uses (error context, timestamps, JSON
+//! and UUID columns), `keys` makes API keys, `runs` names the process that records a run.
+//! [`files`] keeps SQLite's files private. With the `testing` feature, [`testing`] gives
+//! tests a fresh Postgres database of their own.
 
-mod catalog;
-mod documents;
 pub mod files;
 mod keys;
+mod postgres;
+mod rows;
 mod runs;
 mod sql;
-mod write_ahead;
+mod sqlite;
+mod store;
+mod url;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 #[cfg(test)]
 mod tests;
 
 pub use keys::NewKey;
-
-use kb_core::CatalogError;
-use sql::{db_err, parse_uuid};
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
-use uuid::Uuid;
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
-
-/// The SQLite catalog. Cheap to clone (a connection pool).
-#[derive(Debug, Clone)]
-pub struct SqliteCatalog {
-    pool: SqlitePool,
-}
-
-impl SqliteCatalog {
-    /// Open (creating if missing) the database file at `path` and apply pending migrations.
-    ///
-    /// The file and its `-wal`/`-shm` are made private to this user, and a folder created for
-    /// them is 0700 ([`files`]).
-    pub async fn open(path: &Path) -> Result<Self, CatalogError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            files::create_private_dir(parent).map_err(|e| {
-                CatalogError::database(format!("cannot create folder {}", parent.display()), e)
-            })?;
-            files::warn_if_open_to_others(parent);
-        }
-        files::secure_database_files(path, true).map_err(|e| {
-            CatalogError::database(format!("cannot make {} private", path.display()), e)
-        })?;
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .map_err(|e| CatalogError::database(path.display().to_string(), e))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(|e| CatalogError::database(format!("cannot open {}", path.display()), e))?;
-        Self::from_pool(pool).await
-    }
-
-    /// Use an existing pool (e.g. from `#[sqlx::test]`) and apply migrations.
-    pub async fn from_pool(pool: SqlitePool) -> Result<Self, CatalogError> {
-        MIGRATOR.run(&pool).await.map_err(CatalogError::migration)?;
-        Ok(Self { pool })
-    }
-
-    /// The point ids a query selects (its one column).
-    async fn point_id_query(&self, sql: &str, what: &str) -> Result<Vec<Uuid>, CatalogError> {
-        let rows: Vec<String> = sqlx::query_scalar(sql)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err(what))?;
-        rows.iter().map(|s| parse_uuid(s)).collect()
-    }
-
-    /// Every row a query selects, converted.
-    async fn all_rows<T>(
-        &self,
-        sql: &str,
-        what: &str,
-        convert: fn(&sqlx::sqlite::SqliteRow) -> Result<T, CatalogError>,
-    ) -> Result<Vec<T>, CatalogError> {
-        let rows = sqlx::query(sql)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err(what))?;
-        rows.iter().map(convert).collect()
-    }
-
-    /// Check that the database answers (for readiness probes).
-    pub async fn ping(&self) -> Result<(), CatalogError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(db_err("ping"))?;
-        Ok(())
-    }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-}
+pub use postgres::{PgCatalog, connect as connect_postgres};
+pub use sqlite::SqliteCatalog;
+pub use store::{CatalogLocation, CatalogStore};
+pub use url::{DatabaseUrl, DatabaseUrlError};

@@ -9,7 +9,7 @@ use kb_answer::{Answer, AskRequest};
 use kb_app::{
     BuildError, Components, IndexGenerations, ServerInfo, SettingsGenerations, ingest_options,
 };
-use kb_catalog::SqliteCatalog;
+use kb_catalog::CatalogStore;
 use kb_config::Settings;
 use kb_core::{DocumentId, DocumentRecord, Filter, IndexError};
 use kb_ingest::{IngestReport, Progress, RunRequest};
@@ -274,7 +274,7 @@ async fn check(args: CheckArgs, settings: &Settings) -> anyhow::Result<ExitCode>
         }
         report.after.consistent
     } else {
-        let catalog = open_catalog(&settings.catalog_path()).await?;
+        let catalog = open_catalog(settings).await?;
         let generation = kb_ingest::reindex::generation(&catalog).await?;
         let index = match SettingsGenerations::new(settings).open(generation) {
             Err(IndexError::Locked(what)) => return Err(index_locked(settings, &what)),
@@ -297,10 +297,12 @@ async fn check(args: CheckArgs, settings: &Settings) -> anyhow::Result<ExitCode>
     })
 }
 
-async fn open_catalog(path: &Path) -> anyhow::Result<SqliteCatalog> {
-    SqliteCatalog::open(path)
+/// The catalog the settings name: the SQLite file or the Postgres database.
+async fn open_catalog(settings: &Settings) -> anyhow::Result<CatalogStore> {
+    let location = Components::catalog_location(settings)?;
+    CatalogStore::open(&location)
         .await
-        .with_context(|| format!("opening the catalog {}", path.display()))
+        .with_context(|| format!("opening the catalog {location}"))
 }
 
 async fn ask(args: AskArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
@@ -434,6 +436,7 @@ async fn eval(args: EvalArgs, mut settings: Settings) -> anyhow::Result<ExitCode
     // The evaluation gets a catalog and an embedded index of its own under the scratch folder.
     settings.data_dir = scratch.clone();
     settings.catalog.path = None;
+    settings.catalog.url = None;
     settings.index.path = None;
     if settings.index.url.is_some() {
         settings.index.collection = format!(

@@ -1,12 +1,13 @@
 //! `kb keys`: API keys for readers and admins.
 //!
-//! Keys live in the catalog database, so these commands open only SQLite (never the vector
-//! index) and work while `kb serve` runs; servers see a new key at once and stop accepting a
+//! Keys live in the catalog database, so these commands open only the catalog (SQLite or
+//! Postgres, never the vector index) and work while `kb serve` runs; servers see a new key at once and stop accepting a
 //! revoked one within `server.key_cache_secs`.
 
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
-use kb_catalog::{NewKey, SqliteCatalog};
+use kb_app::Components;
+use kb_catalog::{CatalogStore, NewKey};
 use kb_config::Settings;
 use kb_core::{AccessRole, ApiKeyRecord, KeyStore};
 use secrecy::ExposeSecret;
@@ -56,16 +57,16 @@ impl From<RoleArg> for AccessRole {
 }
 
 pub async fn run(command: KeysCommand, settings: &Settings) -> anyhow::Result<ExitCode> {
-    let path = settings.catalog_path();
-    let catalog = SqliteCatalog::open(&path)
+    let location = Components::catalog_location(settings)?;
+    let catalog = CatalogStore::open(&location)
         .await
-        .with_context(|| format!("opening the catalog {}", path.display()))?;
+        .with_context(|| format!("opening the catalog {location}"))?;
     let result = keys(command, &catalog).await;
     catalog.close().await;
     result
 }
 
-async fn keys(command: KeysCommand, catalog: &SqliteCatalog) -> anyhow::Result<ExitCode> {
+async fn keys(command: KeysCommand, catalog: &CatalogStore) -> anyhow::Result<ExitCode> {
     match command {
         KeysCommand::Create { name, role, groups } => {
             let role = AccessRole::from(role);

@@ -1,9 +1,11 @@
-//! `kb usage`: the usage ledger summed, read straight from the SQLite file (no server needed;
-//! a running server keeps writing to it meanwhile).
+//! `kb usage`: the usage ledger summed, read straight from the catalog's database, the SQLite
+//! file or Postgres (no server needed; running servers keep writing to it meanwhile).
 
 use anyhow::{Context, bail};
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
+use kb_app::Components;
+use kb_catalog::CatalogLocation;
 use kb_config::Settings;
 use kb_usage::{GroupBy, Since, UsageDb, UsageReport, UsageRow};
 use std::process::ExitCode;
@@ -33,16 +35,22 @@ pub async fn usage(args: UsageArgs, settings: &Settings) -> anyhow::Result<ExitC
         .as_deref()
         .map(|s| Since::parse(s, chrono::Utc::now()))
         .transpose()?;
-    let path = settings.catalog_path();
-    if !path.exists() {
-        bail!(
-            "no usage recorded: {} does not exist (kb serve, kb ingest and kb ask record engine calls there when an engine is configured)",
-            path.display()
-        );
-    }
-    let db = UsageDb::open_existing(&path)
-        .await
-        .with_context(|| format!("opening the usage ledger {}", path.display()))?;
+    let db = match Components::catalog_location(settings)? {
+        CatalogLocation::File(path) => {
+            if !path.exists() {
+                bail!(
+                    "no usage recorded: {} does not exist (kb serve, kb ingest and kb ask record engine calls there when an engine is configured)",
+                    path.display()
+                );
+            }
+            UsageDb::open_existing(&path)
+                .await
+                .with_context(|| format!("opening the usage ledger {}", path.display()))?
+        }
+        CatalogLocation::Postgres(url) => UsageDb::open_postgres(&url)
+            .await
+            .with_context(|| format!("opening the usage ledger {url}"))?,
+    };
     let report = kb_usage::report(&db, since, args.by, &settings.usage.prices).await;
     db.close().await;
     let report = report.context("reading the usage ledger")?;

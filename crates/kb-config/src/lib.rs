@@ -14,7 +14,7 @@ use kb_embed_local::LocalEmbedderConfig;
 use kb_engine::{EngineConfig, EngineError, RemoteEmbedderOptions};
 use kb_ingest::IngestConfig;
 use kb_usage::UsageConfig;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -187,11 +187,16 @@ impl Default for IndexSettings {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CatalogSettings {
-    /// SQLite file; default `{data_dir}/kb.db`.
+    /// SQLite file; default `{data_dir}/kb.db`. Not together with `url`.
     pub path: Option<PathBuf>,
+    /// A Postgres database instead of the SQLite file, for several `kb serve` replicas and
+    /// `kb ingest` processes to share: `postgres://user:password@host:port/database`
+    /// (`KB__CATALOG__URL`). The catalog, the API keys and the usage ledger live there. Never
+    /// printed: messages show it with the password as `***`.
+    pub url: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -284,6 +289,44 @@ impl Settings {
         Ok(())
     }
 
+    /// The catalog: a Postgres URL (never repeated in a message), or a SQLite path, not both.
+    fn validate_catalog(&self) -> Result<(), ConfigError> {
+        let Some(url) = &self.catalog.url else {
+            return Ok(());
+        };
+        if self.catalog.path.is_some() {
+            return Err(invalid(
+                "catalog.url",
+                "set either catalog.url (a Postgres database) or catalog.path (a SQLite file), not both",
+            ));
+        }
+        let text = url.expose_secret().trim();
+        let postgres = ["postgres://", "postgresql://"].iter().any(|scheme| {
+            text.get(..scheme.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+        });
+        if !postgres {
+            return Err(invalid(
+                "catalog.url",
+                "must start with postgres:// or postgresql:// (a SQLite file is catalog.path)",
+            ));
+        }
+        // The parser's errors name the problem, never the text (which holds the password).
+        match url::Url::parse(text) {
+            Err(e) => Err(ConfigError::Invalid {
+                key: "catalog.url".to_owned(),
+                message: "is not a URL; write it as postgres://user:password@host:port/database"
+                    .to_owned(),
+                source: Some(Box::new(e)),
+            }),
+            Ok(parsed) if parsed.host_str().is_none_or(str::is_empty) => Err(invalid(
+                "catalog.url",
+                "names no host; write it as postgres://user:password@host:port/database",
+            )),
+            Ok(_) => Ok(()),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.server.host.trim().is_empty() {
             return Err(invalid("server.host", "must not be empty"));
@@ -330,6 +373,7 @@ impl Settings {
                 .map_err(|e| invalid("index.url", format!("{url:?} is not a URL: {e}")))?;
         }
         self.validate_index_layout()?;
+        self.validate_catalog()?;
         if self.index.collection.trim().is_empty() {
             return Err(invalid("index.collection", "must not be empty"));
         }
@@ -656,6 +700,58 @@ mod tests {
                 ),
                 "{err}"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_postgres_catalog_url_comes_from_the_environment_and_is_not_printed() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "KB__CATALOG__URL",
+                "postgresql://kb:pg-secret-pw@db.internal:5432/kb",
+            );
+            let s = load_with(jail, None).unwrap();
+            assert!(s.catalog.url.is_some());
+            assert!(!format!("{s:?}").contains("pg-secret-pw"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_catalog_url_must_be_postgres_and_not_beside_a_path() {
+        figment::Jail::expect_with(|jail| {
+            let both = load_toml(
+                jail,
+                "[catalog]\npath = \"kb.db\"\nurl = \"postgres://kb:pw-one@h/kb\"\n",
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                both.starts_with("configuration key catalog.url: set either catalog.url"),
+                "{both}"
+            );
+            let sqlite = load_toml(jail, "[catalog]\nurl = \"sqlite://pw-two/kb.db\"\n")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                sqlite.contains("must start with postgres:// or postgresql://"),
+                "{sqlite}"
+            );
+            let broken = load_toml(
+                jail,
+                "[catalog]\nurl = \"postgres://kb:pw-three@[::1/kb\"\n",
+            )
+            .unwrap_err();
+            let text = chain(&broken).to_string();
+            assert!(text.contains("catalog.url: is not a URL"), "{text}");
+            let hostless = load_toml(jail, "[catalog]\nurl = \"postgres:///kb\"\n")
+                .unwrap_err()
+                .to_string();
+            assert!(hostless.contains("names no host"), "{hostless}");
+            for (error, password) in [(&both, "pw-one"), (&sqlite, "pw-two"), (&text, "pw-three")] {
+                assert!(!error.contains(password), "{error}");
+            }
             Ok(())
         });
     }

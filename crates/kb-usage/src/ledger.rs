@@ -2,9 +2,9 @@
 //! batches.
 
 use crate::config::UsageConfig;
-use crate::db::UsageDb;
+use crate::db::{Pool, UsageDb};
 use kb_engine::{CallRecord, UsageRecorder};
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{Postgres, QueryBuilder, Sqlite};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
@@ -185,8 +185,34 @@ fn log_drops(counters: &Counters) {
 }
 
 async fn insert(db: &UsageDb, batch: &[CallRecord]) -> Result<(), sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
-    let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
+    // One multi-row INSERT in one transaction, in each backend's dialect of placeholders.
+    match &db.pool {
+        Pool::Sqlite(pool) => {
+            let mut tx = pool.begin().await?;
+            insert_query::<Sqlite>(batch)
+                .build()
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        }
+        Pool::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            insert_query::<Postgres>(batch)
+                .build()
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        }
+    }
+}
+
+fn insert_query<'a, DB>(batch: &'a [CallRecord]) -> QueryBuilder<'a, DB>
+where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut query: QueryBuilder<DB> = QueryBuilder::new(
         "INSERT INTO engine_calls (at_ms, endpoint, model, kind, prompt_tokens, \
          completion_tokens, latency_ms, outcome) ",
     );
@@ -196,16 +222,15 @@ async fn insert(db: &UsageDb, batch: &[CallRecord]) -> Result<(), sqlx::Error> {
                 .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
                 .unwrap_or_default();
         row.push_bind(at_ms)
-            .push_bind(&r.endpoint)
-            .push_bind(&r.model)
+            .push_bind(r.endpoint.as_str())
+            .push_bind(r.model.as_str())
             .push_bind(r.kind.as_str())
             .push_bind(saturating_i64(r.prompt_tokens))
             .push_bind(saturating_i64(r.completion_tokens))
             .push_bind(saturating_i64(r.latency_ms))
-            .push_bind(&r.outcome);
+            .push_bind(r.outcome.as_str());
     });
-    query.build().execute(&mut *tx).await?;
-    tx.commit().await
+    query
 }
 
 fn saturating_i64(n: u64) -> i64 {

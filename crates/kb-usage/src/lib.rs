@@ -1,8 +1,9 @@
-//! kb's usage ledger: every engine call attempt (retries and failures included) in SQLite,
-//! priced with the `[usage] prices` table, and summed for `kb usage`.
+//! kb's usage ledger: every engine call attempt (retries and failures included) in the
+//! catalog's database, priced with the `[usage] prices` table, and summed for `kb usage`.
 //!
-//! - [`UsageDb`] opens the catalog's SQLite file (`{data_dir}/kb.db`, WAL) with the
-//!   workspace's one migration set, the same one `kb-catalog` applies.
+//! - [`UsageDb`] opens the catalog's database, the SQLite file (`{data_dir}/kb.db`, WAL) or
+//!   the Postgres database of `catalog.url` (where every replica writes its rows), with the
+//!   workspace's migration set for it, the same one `kb-catalog` applies.
 //! - [`UsageLedger`] is the writing side: its [`UsageLedger::recorder`] is a
 //!   [`kb_engine::UsageRecorder`] that only puts records on a bounded queue (an engine call
 //!   never waits for, or fails because of, the ledger); a background task inserts them in

@@ -1,11 +1,10 @@
 //! Sums of the ledger for `kb usage`: by model, endpoint, day or kind, since a time.
 
 use crate::config::Price;
-use crate::db::UsageDb;
+use crate::db::{Pool, UsageDb};
 use crate::error::UsageError;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
-use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
@@ -26,15 +25,21 @@ pub enum GroupBy {
 
 impl GroupBy {
     /// The SQL expression of the row key (a fixed string: nothing from the user).
-    fn column(self) -> &'static str {
-        match self {
-            Self::Model => "model",
-            Self::Endpoint => "endpoint",
-            Self::Day => "strftime('%Y-%m-%d', at_ms / 1000, 'unixepoch')",
-            Self::Kind => "kind",
+    fn column(self, pool: &Pool) -> &'static str {
+        match (self, pool) {
+            (Self::Model, _) => "model",
+            (Self::Endpoint, _) => "endpoint",
+            (Self::Day, Pool::Sqlite(_)) => "strftime('%Y-%m-%d', at_ms / 1000, 'unixepoch')",
+            (Self::Day, Pool::Postgres(_)) => {
+                "to_char(to_timestamp(at_ms / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+            }
+            (Self::Kind, _) => "kind",
         }
     }
 }
+
+/// The key of the total row: a typed constant (Postgres refuses to group by a bare literal).
+const TOTAL_KEY: &str = "CAST('total' AS TEXT)";
 
 impl FromStr for GroupBy {
     type Err = String;
@@ -163,20 +168,24 @@ pub async fn report(
     let mut total = UsageRow::new("total".to_owned());
     let mut unpriced = BTreeSet::new();
 
-    let sums = sqlx::query(&format!(
-        "SELECT {key} AS k, model, COUNT(*) AS calls, SUM(outcome <> 'ok') AS failures, \
-                SUM(prompt_tokens) AS prompt, SUM(completion_tokens) AS completion \
-         FROM engine_calls WHERE at_ms >= ? GROUP BY k, model",
-        key = by.column()
-    ))
-    .bind(since_ms)
-    .fetch_all(&db.pool)
+    // Sums are cast to BIGINT: Postgres' SUM of BIGINT is NUMERIC.
+    let sums: Vec<(String, String, i64, i64, i64, i64)> = fetch(
+        db,
+        &format!(
+            "SELECT {key} AS k, model, COUNT(*) AS calls, \
+                    CAST(SUM(CASE WHEN outcome <> 'ok' THEN 1 ELSE 0 END) AS BIGINT) AS failures, \
+                    CAST(SUM(prompt_tokens) AS BIGINT) AS prompt, \
+                    CAST(SUM(completion_tokens) AS BIGINT) AS completion \
+             FROM engine_calls WHERE at_ms >= {since} GROUP BY k, model",
+            key = by.column(&db.pool),
+            since = placeholder(&db.pool),
+        ),
+        since_ms,
+    )
     .await
     .map_err(UsageError::query("summing calls"))?;
-    for r in &sums {
-        let key: String = r.get("k");
-        let model: String = r.get("model");
-        let (prompt, completion) = (count(r, "prompt"), count(r, "completion"));
+    for (key, model, calls, failures, prompt, completion) in sums {
+        let (prompt, completion) = (unsigned(prompt), unsigned(completion));
         let cost = match prices.get(&model) {
             Some(price) => Some(price.cost(prompt, completion)),
             None if prompt + completion == 0 => Some(0.0),
@@ -190,20 +199,20 @@ pub async fn report(
                 .or_insert_with(|| UsageRow::new(key)),
             &mut total,
         ] {
-            row.calls += count(r, "calls");
-            row.failures += count(r, "failures");
+            row.calls += unsigned(calls);
+            row.failures += unsigned(failures);
             row.prompt_tokens += prompt;
             row.completion_tokens += completion;
             row.cost = row.cost.zip(cost).map(|(a, b)| a + b);
         }
     }
 
-    for (key, p50, p95) in percentiles(db, by.column(), since_ms).await? {
+    for (key, p50, p95) in percentiles(db, by.column(&db.pool), since_ms).await? {
         if let Some(row) = rows.get_mut(&key) {
             (row.latency_p50_ms, row.latency_p95_ms) = (Some(p50), Some(p95));
         }
     }
-    if let Some((_, p50, p95)) = percentiles(db, "'total'", since_ms).await?.pop() {
+    if let Some((_, p50, p95)) = percentiles(db, TOTAL_KEY, since_ms).await?.pop() {
         (total.latency_p50_ms, total.latency_p95_ms) = (Some(p50), Some(p95));
     }
     Ok(UsageReport {
@@ -215,34 +224,59 @@ pub async fn report(
     })
 }
 
-fn count(row: &sqlx::sqlite::SqliteRow, column: &str) -> u64 {
-    u64::try_from(row.get::<i64, _>(column)).unwrap_or_default()
+fn unsigned(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or_default()
 }
 
-/// p50 and p95 (nearest rank) of the successful calls' latency per `key`, computed by SQLite
-/// with window functions so that no row leaves the database.
+/// The one parameter of a report query, in the backend's dialect.
+fn placeholder(pool: &Pool) -> &'static str {
+    match pool {
+        Pool::Sqlite(_) => "?",
+        Pool::Postgres(_) => "$1",
+    }
+}
+
+/// The rows of `sql`, whose one parameter is `since_ms`.
+async fn fetch<T>(db: &UsageDb, sql: &str, since_ms: i64) -> Result<Vec<T>, sqlx::Error>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin,
+{
+    match &db.pool {
+        Pool::Sqlite(pool) => sqlx::query_as(sql).bind(since_ms).fetch_all(pool).await,
+        Pool::Postgres(pool) => sqlx::query_as(sql).bind(since_ms).fetch_all(pool).await,
+    }
+}
+
+/// p50 and p95 (nearest rank) of the successful calls' latency per `key`, computed by the
+/// database with window functions so that no row leaves it.
 async fn percentiles(
     db: &UsageDb,
     key: &str,
     since_ms: i64,
 ) -> Result<Vec<(String, u64, u64)>, UsageError> {
-    let rows = sqlx::query(&format!(
-        "SELECT k, \
-                MIN(CASE WHEN rn = (n * 50 + 99) / 100 THEN latency_ms END) AS p50, \
-                MIN(CASE WHEN rn = (n * 95 + 99) / 100 THEN latency_ms END) AS p95 \
-         FROM (SELECT {key} AS k, latency_ms, \
-                      ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY latency_ms) AS rn, \
-                      COUNT(*) OVER (PARTITION BY {key}) AS n \
-               FROM engine_calls WHERE at_ms >= ? AND outcome = 'ok') \
-         GROUP BY k"
-    ))
-    .bind(since_ms)
-    .fetch_all(&db.pool)
+    let rows: Vec<(String, Option<i64>, Option<i64>)> = fetch(
+        db,
+        &format!(
+            "SELECT k, \
+                    MIN(CASE WHEN rn = (n * 50 + 99) / 100 THEN latency_ms END) AS p50, \
+                    MIN(CASE WHEN rn = (n * 95 + 99) / 100 THEN latency_ms END) AS p95 \
+             FROM (SELECT {key} AS k, latency_ms, \
+                          ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY latency_ms) AS rn, \
+                          COUNT(*) OVER (PARTITION BY {key}) AS n \
+                   FROM engine_calls WHERE at_ms >= {since} AND outcome = 'ok') AS ok_calls \
+             GROUP BY k",
+            since = placeholder(&db.pool),
+        ),
+        since_ms,
+    )
     .await
     .map_err(UsageError::query("latency percentiles"))?;
     Ok(rows
-        .iter()
-        .map(|r| (r.get("k"), count(r, "p50"), count(r, "p95")))
+        .into_iter()
+        .filter_map(|(key, p50, p95)| Some((key, unsigned(p50?), unsigned(p95?))))
         .collect())
 }
 

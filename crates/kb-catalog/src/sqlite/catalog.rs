@@ -5,18 +5,21 @@
 
 use async_trait::async_trait;
 use kb_core::{
-    Catalog, CatalogError, Chunk, DocumentId, DocumentRecord, DocumentSource, IngestRun, RunStats,
+    Catalog, CatalogError, DocumentId, DocumentRecord, DocumentSource, IngestRun, RunStats,
     StoredChunk,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 use std::ops::RangeInclusive;
 use uuid::Uuid;
 
-use crate::SqliteCatalog;
-use crate::documents::{DOCUMENT_COLUMNS, ROWS_PER_INSERT, commit_in, document_from_row};
+use super::SqliteCatalog;
+use super::documents::{ROWS_PER_INSERT, commit_in};
+use super::write_ahead::{WriteAhead, forget_write_ahead};
+use crate::rows::{
+    CHUNK_COLUMNS, DOCUMENT_COLUMNS, RUN_COLUMNS, chunk_from_row, document_from_row, run_from_row,
+};
 use crate::runs::RunOwner;
-use crate::sql::{db_err, now, parse_json, parse_uuid, to_json};
-use crate::write_ahead::{WriteAhead, forget_write_ahead};
+use crate::sql::{db_err, now, parse_uuid, to_json};
 
 #[async_trait]
 impl Catalog for SqliteCatalog {
@@ -327,52 +330,15 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn list_runs(&self, limit: u32) -> Result<Vec<IngestRun>, CatalogError> {
-        let rows = sqlx::query(
-            "SELECT id, started_at, finished_at, status, stats_json FROM ingest_runs \
-             ORDER BY id DESC LIMIT ?",
-        )
-        .bind(limit as i64)
+        sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM ingest_runs ORDER BY id DESC LIMIT ?"
+        ))
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
-        .map_err(db_err("list runs"))?;
-        rows.iter()
-            .map(|row| {
-                let stats: String = row.get("stats_json");
-                Ok(IngestRun {
-                    id: row.get("id"),
-                    started_at: row.get("started_at"),
-                    finished_at: row.get("finished_at"),
-                    status: row.get("status"),
-                    stats: if stats == "{}" {
-                        RunStats::default()
-                    } else {
-                        parse_json(&stats, "run stats")?
-                    },
-                })
-            })
-            .collect()
+        .map_err(db_err("list runs"))?
+        .iter()
+        .map(run_from_row)
+        .collect()
     }
-}
-
-const CHUNK_COLUMNS: &str = "point_id, ordinal, heading_json, byte_start, byte_end, token_count, \
-    chunk_hash, text, location_json";
-
-fn chunk_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredChunk, CatalogError> {
-    let heading: String = row.get("heading_json");
-    Ok(StoredChunk {
-        point_id: parse_uuid(row.get("point_id"))?,
-        chunk_hash: row.get("chunk_hash"),
-        chunk: Chunk {
-            ordinal: row.get::<i64, _>("ordinal") as u32,
-            text: row.get("text"),
-            heading_path: parse_json(&heading, "heading path")?,
-            byte_start: row.get::<i64, _>("byte_start") as usize,
-            byte_end: row.get::<i64, _>("byte_end") as usize,
-            token_count: row.get::<i64, _>("token_count") as usize,
-            location: row
-                .get::<Option<String>, _>("location_json")
-                .map(|l| parse_json(&l, "chunk location"))
-                .transpose()?,
-        },
-    })
 }

@@ -1,82 +1,15 @@
-use super::*;
-use crate::runs::RunOwner;
-use kb_core::point_id;
+//! The catalog conformance cases: each runs against SQLite and Postgres (see `mod.rs`).
+
+use super::{chunks, doc, source, stored_key_hashes};
+use crate::{CatalogStore, NewKey};
 use kb_core::{
-    Catalog, Chunk, DocumentId, DocumentMeta, DocumentRecord, DocumentSource, IngestRun, Location,
-    MessageHeaders, RunStats, StoredChunk,
+    API_KEY_PREFIX, AccessRole, Catalog, DocumentId, DocumentMeta, KeyStore, KeyStoreError,
+    Location, MessageHeaders, RunStats, key_hash,
 };
+use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-#[tokio::test]
-async fn a_folder_that_cannot_be_created_is_the_cause_of_the_open_error() {
-    // Arrange: the catalog's folder would be inside a regular file.
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("plain-file");
-    std::fs::write(&file, "").unwrap();
-
-    // Act
-    let error = SqliteCatalog::open(&file.join("sub").join("kb.db"))
-        .await
-        .unwrap_err();
-
-    // Assert
-    let source = std::error::Error::source(&error).expect("the io error is the source");
-    assert!(source.is::<std::io::Error>(), "{source:?}");
-    let text = kb_core::error::chain(&error).to_string();
-    assert!(
-        text.starts_with("catalog database error: cannot create folder "),
-        "{text}"
-    );
-    assert_eq!(text.matches(&source.to_string()).count(), 1, "{text}");
-}
-
-fn doc(id: &str, hash: &str) -> DocumentRecord {
-    DocumentRecord {
-        id: DocumentId::new(id),
-        path: format!("/handbook/{id}"),
-        title: "Leave".into(),
-        content_hash: hash.into(),
-        size_bytes: 10,
-        text_bytes: 10,
-        chunk_count: 0,
-        groups: vec!["all".into()],
-        meta: DocumentMeta::default(),
-        created_at: 0,
-        updated_at: 0,
-        source: None,
-    }
-}
-
-fn chunks(d: &DocumentRecord, n: u32) -> Vec<StoredChunk> {
-    (0..n)
-        .map(|i| StoredChunk {
-            point_id: point_id(&d.id, &d.content_hash, i),
-            chunk_hash: format!("h{i}"),
-            chunk: Chunk {
-                ordinal: i,
-                text: format!("chunk {i}"),
-                heading_path: vec!["Leave".into()],
-                byte_start: 0,
-                byte_end: 7,
-                token_count: 2,
-                location: None,
-            },
-        })
-        .collect()
-}
-
-/// A fresh catalog in a temporary folder (kept alive by the returned guard).
-pub(crate) async fn catalog() -> (SqliteCatalog, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let cat = SqliteCatalog::open(&dir.path().join("kb.db"))
-        .await
-        .unwrap();
-    (cat, dir)
-}
-
-#[tokio::test]
-async fn committing_a_document_stores_it_with_its_chunks() {
-    let (cat, _dir) = catalog().await;
+pub(super) async fn committing_a_document_stores_it_with_its_chunks(cat: &CatalogStore) {
     let d = doc("leave.md", "v1");
     let c = chunks(&d, 3);
     cat.record_pending_points(&c.iter().map(|c| c.point_id).collect::<Vec<_>>())
@@ -92,9 +25,7 @@ async fn committing_a_document_stores_it_with_its_chunks() {
     assert!(cat.orphan_candidates().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_range_of_chunks_is_read_without_the_rest_of_the_document() {
-    let (cat, _dir) = catalog().await;
+pub(super) async fn a_range_of_chunks_is_read_without_the_rest_of_the_document(cat: &CatalogStore) {
     let d = doc("leave.md", "v1");
     let c = chunks(&d, 6);
     cat.commit_document(&d, &c).await.unwrap();
@@ -116,9 +47,7 @@ async fn a_range_of_chunks_is_read_without_the_rest_of_the_document() {
     );
 }
 
-#[tokio::test]
-async fn document_metadata_round_trips() {
-    let (cat, _dir) = catalog().await;
+pub(super) async fn document_metadata_round_trips(cat: &CatalogStore) {
     let mut d = doc("handbook.pdf", "v1");
     d.meta = DocumentMeta {
         owner: Some("People Team".into()),
@@ -139,9 +68,7 @@ async fn document_metadata_round_trips() {
     assert_eq!(cat.list_documents().await.unwrap()[0].meta, changed.meta);
 }
 
-#[tokio::test]
-async fn chunk_locations_and_message_headers_round_trip() {
-    let (cat, _dir) = catalog().await;
+pub(super) async fn chunk_locations_and_message_headers_round_trip(cat: &CatalogStore) {
     let mut d = doc("thread.eml", "v1");
     d.meta.message = Some(MessageHeaders {
         from: Some("Ana <ana@example.com>".into()),
@@ -163,9 +90,9 @@ async fn chunk_locations_and_message_headers_round_trip() {
     assert_eq!(cat.get_document(&d.id).await.unwrap().unwrap().meta, d.meta);
 }
 
-#[tokio::test]
-async fn a_message_is_found_by_its_message_id_before_its_attachments() {
-    let (cat, _dir) = catalog().await;
+pub(super) async fn a_message_is_found_by_its_message_id_before_its_attachments(
+    cat: &CatalogStore,
+) {
     let headers = MessageHeaders {
         message_id: Some("abc@example.com".into()),
         ..MessageHeaders::default()
@@ -182,17 +109,7 @@ async fn a_message_is_found_by_its_message_id_before_its_attachments() {
     assert_eq!(cat.find_message("other@example.com").await.unwrap(), None);
 }
 
-fn source(path: &str, groups: Option<&[&str]>) -> DocumentSource {
-    DocumentSource {
-        path: path.into(),
-        root: "/handbook".into(),
-        cli_groups: groups.map(|g| g.iter().map(|s| (*s).to_owned()).collect()),
-    }
-}
-
-#[tokio::test]
-async fn a_documents_source_round_trips_and_can_be_recorded_alone() {
-    let (cat, _dir) = catalog().await;
+pub(super) async fn a_documents_source_round_trips_and_can_be_recorded_alone(cat: &CatalogStore) {
     let mut d = doc("budget.md", "v1");
     d.source = Some(source("/handbook/finance/budget.md", Some(&["finance"])));
     let legacy = doc("old.md", "v1");
@@ -222,9 +139,7 @@ async fn a_documents_source_round_trips_and_can_be_recorded_alone() {
     assert!(missing.is_err());
 }
 
-#[tokio::test]
-async fn two_documents_cannot_come_from_one_file() {
-    let (cat, _dir) = catalog().await;
+pub(super) async fn two_documents_cannot_come_from_one_file(cat: &CatalogStore) {
     let mut first = doc("budget.md", "v1");
     first.source = Some(source("/handbook/finance/budget.md", None));
     let mut copy = doc("finance/budget.md", "v1");
@@ -239,9 +154,7 @@ async fn two_documents_cannot_come_from_one_file() {
     assert!(cat.get_document(&copy.id).await.unwrap().is_none());
 }
 
-#[tokio::test]
-async fn a_new_version_tombstones_the_old_points() {
-    let (cat, _dir) = catalog().await;
+pub(super) async fn a_new_version_tombstones_the_old_points(cat: &CatalogStore) {
     let v1 = doc("leave.md", "v1");
     let old = chunks(&v1, 2);
     cat.commit_document(&v1, &old).await.unwrap();
@@ -263,9 +176,9 @@ async fn a_new_version_tombstones_the_old_points() {
     assert_eq!(cat.all_point_ids().await.unwrap(), vec![new[0].point_id]);
 }
 
-#[tokio::test]
-async fn a_group_of_documents_commits_together_and_returns_every_replaced_point() {
-    let (cat, _dir) = catalog().await;
+pub(super) async fn a_group_of_documents_commits_together_and_returns_every_replaced_point(
+    cat: &CatalogStore,
+) {
     let v1 = doc("leave.md", "v1");
     let old = chunks(&v1, 2);
     cat.commit_document(&v1, &old).await.unwrap();
@@ -291,9 +204,7 @@ async fn a_group_of_documents_commits_together_and_returns_every_replaced_point(
     assert!(cat.pending_points().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_group_that_fails_commits_none_of_its_documents() {
-    let (cat, _dir) = catalog().await;
+pub(super) async fn a_group_that_fails_commits_none_of_its_documents(cat: &CatalogStore) {
     let (good, bad) = (doc("good.md", "v1"), doc("bad.md", "v1"));
     let mut bad_chunks = chunks(&bad, 2);
     // Two chunks with one point id: the second insert violates the primary key.
@@ -308,9 +219,7 @@ async fn a_group_that_fails_commits_none_of_its_documents() {
     assert!(cat.all_point_ids().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn pending_points_of_an_uncommitted_run_are_orphan_candidates() {
-    let (cat, _dir) = catalog().await;
+pub(super) async fn pending_points_of_an_uncommitted_run_are_orphan_candidates(cat: &CatalogStore) {
     let d = doc("leave.md", "v1");
     let c = chunks(&d, 2);
     let ids: Vec<Uuid> = c.iter().map(|c| c.point_id).collect();
@@ -324,9 +233,7 @@ async fn pending_points_of_an_uncommitted_run_are_orphan_candidates() {
     assert_eq!(orphans, expected);
 }
 
-#[tokio::test]
-async fn write_ahead_records_are_listed_until_cleared() {
-    let (cat, _dir) = catalog().await;
+pub(super) async fn write_ahead_records_are_listed_until_cleared(cat: &CatalogStore) {
     let v1 = doc("leave.md", "v1");
     let old = chunks(&v1, 2);
     cat.commit_document(&v1, &old).await.unwrap();
@@ -349,9 +256,9 @@ async fn write_ahead_records_are_listed_until_cleared() {
     assert!(cat.tombstones().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn removing_a_document_deletes_chunks_and_returns_their_points() {
-    let (cat, _dir) = catalog().await;
+pub(super) async fn removing_a_document_deletes_chunks_and_returns_their_points(
+    cat: &CatalogStore,
+) {
     let d = doc("leave.md", "v1");
     let c = chunks(&d, 2);
     cat.commit_document(&d, &c).await.unwrap();
@@ -363,58 +270,7 @@ async fn removing_a_document_deletes_chunks_and_returns_their_points() {
     assert!(cat.all_point_ids().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn runs_of_processes_that_are_gone_are_marked_interrupted() {
-    let (cat, _dir) = catalog().await;
-    let mine = cat.start_run().await.unwrap();
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let dead_pid = child.id();
-    child.wait().unwrap();
-    let me = RunOwner::current();
-    let insert = |host: Option<String>, pid: Option<u32>, token: Option<String>| {
-        let pool = cat.pool.clone();
-        async move {
-            sqlx::query(
-                "INSERT INTO ingest_runs (started_at, status, host, pid, process_token) \
-                 VALUES (0, 'running', ?, ?, ?)",
-            )
-            .bind(host)
-            .bind(pid.map(i64::from))
-            .bind(token)
-            .execute(&pool)
-            .await
-            .unwrap()
-            .last_insert_rowid()
-        }
-    };
-    let killed = insert(Some(me.host.clone()), Some(dead_pid), Some("old".into())).await;
-    let same_pid_earlier_process =
-        insert(Some(me.host.clone()), Some(me.pid), Some("old".into())).await;
-    let other_host = insert(Some("elsewhere".into()), Some(dead_pid), Some("x".into())).await;
-    let before_owners_were_recorded = insert(None, None, None).await;
-
-    let stale = cat.interrupt_stale_runs().await.unwrap();
-
-    assert_eq!(
-        stale,
-        [
-            killed,
-            same_pid_earlier_process,
-            before_owners_were_recorded
-        ]
-    );
-    let status =
-        |id: i64, runs: &[IngestRun]| runs.iter().find(|r| r.id == id).unwrap().status.clone();
-    let runs = cat.list_runs(10).await.unwrap();
-    assert_eq!(status(killed, &runs), "interrupted");
-    assert_eq!(status(mine, &runs), "running");
-    assert_eq!(status(other_host, &runs), "running");
-    assert!(cat.interrupt_stale_runs().await.unwrap().is_empty());
-}
-
-#[tokio::test]
-async fn runs_and_meta_round_trip() {
-    let (cat, _dir) = catalog().await;
+pub(super) async fn runs_and_meta_round_trip(cat: &CatalogStore) {
     let run = cat.start_run().await.unwrap();
     let stats = RunStats {
         added: 2,
@@ -433,4 +289,128 @@ async fn runs_and_meta_round_trip() {
         cat.get_meta("embedding_model").await.unwrap().as_deref(),
         Some("local:all-MiniLM-L6-v2")
     );
+}
+
+fn reader(name: &str, groups: &[&str]) -> NewKey {
+    NewKey {
+        name: name.into(),
+        role: AccessRole::Reader,
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+    }
+}
+
+pub(super) async fn an_issued_key_is_found_by_its_hash_and_only_the_hash_is_stored(
+    cat: &CatalogStore,
+) {
+    let (record, key) = cat
+        .issue_key(&reader("alice", &["hr", "finance", "hr"]))
+        .await
+        .unwrap();
+
+    let key = key.expose_secret();
+    assert!(
+        key.starts_with(API_KEY_PREFIX) && key.len() == 4 + 64,
+        "{key}"
+    );
+    assert_eq!(record.groups, vec!["finance", "hr"]);
+    let found = cat.find_active_key(&key_hash(key)).await.unwrap();
+    assert_eq!(found, Some(record));
+    assert_eq!(
+        cat.find_active_key(&key_hash("kbk_nope")).await.unwrap(),
+        None
+    );
+    assert_eq!(stored_key_hashes(cat).await, vec![key_hash(key)]);
+}
+
+pub(super) async fn a_revoked_key_stops_authenticating_and_frees_its_name(cat: &CatalogStore) {
+    let (first, key) = cat.issue_key(&reader("bot", &[])).await.unwrap();
+    let taken = cat.issue_key(&reader("bot", &[])).await.unwrap_err();
+    assert!(matches!(taken, KeyStoreError::NameTaken(_)), "{taken}");
+
+    let revoked = cat.revoke_key("bot").await.unwrap().expect("revoked");
+
+    assert_eq!(revoked.id, first.id);
+    assert!(revoked.revoked_at.is_some());
+    let hash = key_hash(key.expose_secret());
+    assert_eq!(cat.find_active_key(&hash).await.unwrap(), None);
+    assert_eq!(
+        cat.revoke_key(&first.id).await.unwrap(),
+        None,
+        "already revoked"
+    );
+    let (second, _) = cat.issue_key(&reader("bot", &[])).await.unwrap();
+    let listed = cat.list_keys().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(
+        listed
+            .iter()
+            .any(|k| k.id == second.id && k.revoked_at.is_none())
+    );
+}
+
+pub(super) async fn bad_names_and_groups_are_refused_before_anything_is_stored(cat: &CatalogStore) {
+    assert!(cat.issue_key(&reader("a b", &[])).await.is_err());
+    assert!(cat.issue_key(&reader("ok", &["hr,finance"])).await.is_err());
+
+    assert!(cat.list_keys().await.unwrap().is_empty());
+}
+
+pub(super) async fn a_run_of_this_process_is_never_taken_for_a_stale_one(cat: &CatalogStore) {
+    let run = cat.start_run().await.unwrap();
+
+    let stale = cat.interrupt_stale_runs().await.unwrap();
+
+    assert!(stale.is_empty(), "{stale:?}");
+    assert_eq!(cat.list_runs(1).await.unwrap()[0].status, "running");
+    cat.finish_run(run, "completed", &RunStats::default())
+        .await
+        .unwrap();
+    let runs = cat.list_runs(1).await.unwrap();
+    assert_eq!((runs[0].id, runs[0].status.as_str()), (run, "completed"));
+    assert!(runs[0].finished_at.is_some());
+}
+
+pub(super) async fn runs_are_listed_newest_first_up_to_the_limit(cat: &CatalogStore) {
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let run = cat.start_run().await.unwrap();
+        cat.finish_run(run, "completed", &RunStats::default())
+            .await
+            .unwrap();
+        ids.push(run);
+    }
+
+    let runs = cat.list_runs(2).await.unwrap();
+
+    let listed: Vec<i64> = runs.iter().map(|r| r.id).collect();
+    assert_eq!(listed, [ids[2], ids[1]]);
+}
+
+pub(super) async fn documents_are_listed_in_id_order(cat: &CatalogStore) {
+    for id in ["b.md", "a/z.md", "B.md", "a.md"] {
+        let d = doc(id, "v1");
+        cat.commit_document(&d, &chunks(&d, 1)).await.unwrap();
+    }
+
+    let listed: Vec<String> = cat
+        .list_documents()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id.as_str().to_owned())
+        .collect();
+
+    assert_eq!(listed, ["B.md", "a.md", "a/z.md", "b.md"]);
+}
+
+pub(super) async fn set_meta_many_sets_all_keys_and_overwrites(cat: &CatalogStore) {
+    cat.set_meta("b", "old").await.unwrap();
+
+    cat.set_meta_many(&[("b", "new"), ("a", "1")])
+        .await
+        .unwrap();
+
+    assert_eq!(cat.get_meta("a").await.unwrap().as_deref(), Some("1"));
+    assert_eq!(cat.get_meta("b").await.unwrap().as_deref(), Some("new"));
+    assert_eq!(cat.get_meta("c").await.unwrap(), None);
 }

@@ -1,68 +1,11 @@
 //! Document rows, and swapping one document's chunks inside a transaction.
 
-use kb_core::{
-    CatalogError, DocumentId, DocumentMeta, DocumentRecord, DocumentSource, StoredChunk,
-};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use kb_core::{CatalogError, DocumentRecord, StoredChunk};
+use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
-use crate::sql::{db_err, parse_json, parse_uuid, to_json};
-use crate::write_ahead::{WriteAhead, forget_write_ahead};
-
-pub(crate) fn document_from_row(
-    row: &sqlx::sqlite::SqliteRow,
-) -> Result<DocumentRecord, CatalogError> {
-    let groups: String = row.get("groups_json");
-    let tags: String = row.get("tags_json");
-    let effective_date = row
-        .get::<Option<String>, _>("effective_date")
-        .map(|d| {
-            d.parse()
-                .map_err(|e| CatalogError::corrupt_because(format!("bad effective date {d:?}"), e))
-        })
-        .transpose()?;
-    let source = match (
-        row.get::<Option<String>, _>("source_path"),
-        row.get::<Option<String>, _>("source_root"),
-    ) {
-        (Some(path), Some(root)) => Some(DocumentSource {
-            path,
-            root,
-            cli_groups: row
-                .get::<Option<String>, _>("cli_groups_json")
-                .map(|g| parse_json(&g, "command-line groups"))
-                .transpose()?,
-        }),
-        _ => None,
-    };
-    Ok(DocumentRecord {
-        id: DocumentId::new(row.get::<String, _>("id")),
-        path: row.get("path"),
-        title: row.get("title"),
-        content_hash: row.get("content_hash"),
-        size_bytes: row.get::<i64, _>("size_bytes") as u64,
-        text_bytes: row.get::<i64, _>("text_bytes") as u64,
-        chunk_count: row.get::<i64, _>("chunk_count") as u32,
-        groups: parse_json(&groups, "groups")?,
-        meta: DocumentMeta {
-            owner: row.get("owner"),
-            effective_date,
-            tags: parse_json(&tags, "tags")?,
-            message: row
-                .get::<Option<String>, _>("message_json")
-                .map(|m| parse_json(&m, "message headers"))
-                .transpose()?,
-        },
-        created_at: row.get("created_at"),
-        updated_at: row.get("updated_at"),
-        source,
-    })
-}
-
-pub(crate) const DOCUMENT_COLUMNS: &str = "id, path, title, content_hash, size_bytes, text_bytes, \
-                                chunk_count, groups_json, owner, effective_date, tags_json, \
-                                created_at, updated_at, source_path, source_root, \
-                                cli_groups_json, message_json";
+use super::write_ahead::{WriteAhead, forget_write_ahead};
+use crate::sql::{db_err, parse_uuid, to_json};
 
 /// Swap one document's chunks inside `tx` (see
 /// [`Catalog::commit_document`](kb_core::Catalog::commit_document)).
