@@ -15,7 +15,7 @@ use kb_core::{DocumentId, DocumentRecord, Filter, IndexError};
 use kb_ingest::{IngestReport, Progress, RunRequest};
 use serde_json::{Value, json};
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
