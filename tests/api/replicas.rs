@@ -9,8 +9,8 @@
 //!   but those that were in flight when it died;
 //! - the usage ledger has rows from both (each replica names its engine endpoint after itself).
 //!
-//! The catalog is Postgres when `KB_TEST_POSTGRES_URL` is set (a database of the test's own),
-//! else one SQLite file on this machine's disk.
+//! The catalog is Postgres when `KB_TEST_POSTGRES_URL` is set (a database of the test's own;
+//! scripts/test.sh starts the server), else one SQLite file on this machine's disk.
 
 use crate::helpers::{QdrantServer, samples_dir};
 use crate::served::{KbServe, kb_command};
@@ -135,6 +135,36 @@ async fn ask(client: &reqwest::Client, base: &str, key: &str) -> (u16, Value) {
     }
 }
 
+/// A new database of this test's own on the Postgres server of `KB_TEST_POSTGRES_URL`
+/// (scripts/test.sh starts one and sets `KB_REQUIRE_POSTGRES=1`), as a URL; `None` without
+/// a server (the replicas then share a SQLite file).
+async fn postgres_database() -> Option<String> {
+    use sqlx::Connection;
+    let Ok(server) = std::env::var("KB_TEST_POSTGRES_URL") else {
+        assert!(
+            !std::env::var("KB_REQUIRE_POSTGRES").is_ok_and(|v| v == "1"),
+            "KB_REQUIRE_POSTGRES=1 but KB_TEST_POSTGRES_URL is not set"
+        );
+        eprintln!("no KB_TEST_POSTGRES_URL: the replicas share a SQLite catalog");
+        return None;
+    };
+    let name = format!("kb_replicas_{}", std::process::id());
+    let mut connection = sqlx::PgConnection::connect(&server)
+        .await
+        .expect("connect to the test Postgres server");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut connection)
+        .await
+        .expect("create the replicas' database");
+    let mut url = reqwest::Url::parse(&server).expect("KB_TEST_POSTGRES_URL is a URL");
+    url.set_path(&name);
+    Some(url.to_string())
+}
+
 /// `kb keys …` over the shared catalog (through the ingest process's settings).
 fn keys(data: &Path, config: &Path, args: &[&str]) -> String {
     let out = kb_command(data, Some(config))
@@ -157,9 +187,9 @@ async fn two_replicas_behind_haproxy_share_keys_answers_and_the_ledger_and_survi
     };
     let engine = FakeEngine::builder().chat_model("fake-chat").start().await;
     let work = tempfile::tempdir().unwrap();
-    let catalog = match std::env::var("KB_TEST_POSTGRES_URL") {
-        Ok(url) => format!("[catalog]\nurl = \"{url}\""),
-        Err(_) => format!(
+    let catalog = match postgres_database().await {
+        Some(url) => format!("[catalog]\nurl = \"{url}\""),
+        None => format!(
             "[catalog]\npath = \"{}\"",
             work.path().join("shared.db").display()
         ),
