@@ -104,8 +104,7 @@ fn hyphenated(line: &str, next: &str) -> Option<usize> {
     let cut = line.strip_suffix('-')?;
     let before = cut.chars().next_back()?;
     let after = next.chars().next()?;
-    (before.is_alphabetic() && after.is_lowercase() && !cut.ends_with('-'))
-        .then_some(cut.len())
+    (before.is_alphabetic() && after.is_lowercase() && !cut.ends_with('-')).then_some(cut.len())
 }
 
 /// Whether a line starts a list item or a quotation (`- `, `* `, `+ `, `> `, `1. `, `2) `).
