@@ -273,7 +273,9 @@ async fn check_rendered_passage(client: &Client, engine: &FakeEngine) {
         "the guide should be cut into 2 or 3 chunks (the page shows 2 on each side of the \
          cited one), not {chunks}: {document}"
     );
-    engine.set_chat_reply(Some("Lockers are on the second floor. [1]".into()));
+    // The model quotes and cites source [1] (kb checks that the passage supports it).
+    engine.set_chat_reply(None);
+    engine.set_cited_source(1);
     client.goto(&format!("{}/", app.address)).await.unwrap();
     let key = app.create_key("browser", "reader", "");
     type_into(client, "api-key", &key).await;
@@ -422,9 +424,10 @@ async fn the_chat_page_streams_an_answer_whose_citation_shows_the_passage() {
     engine.set_stream_chunk_delay(Duration::ZERO);
     // The server strips raw HTML from model output; the entity-escaped markup it leaves must
     // still be shown as typed, which only holds if the page inserts text, not HTML.
+    // (The citation follows the sentence its source supports: kb moves or removes others.)
     engine.set_chat_reply(Some(
-        "Lockers are on the <b>second</b> floor <img src=x onerror=alert(1)>. \
-         Door code &lt;b&gt;7&lt;/b&gt;. [1]"
+        "Lockers are on the <b>second</b> floor <img src=x onerror=alert(1)> [1]. \
+         Door code &lt;b&gt;7&lt;/b&gt;."
             .into(),
     ));
     client.set_window_size(390, 844).await.unwrap();
@@ -442,7 +445,7 @@ async fn the_chat_page_streams_an_answer_whose_citation_shows_the_passage() {
     let (_, answer) = ask_and_watch(&client).await;
     assert_eq!(
         answer,
-        "Lockers are on the second floor. Door code &lt;b&gt;7&lt;/b&gt;. [1]"
+        "Lockers are on the second floor [1]. Door code &lt;b&gt;7&lt;/b&gt;."
     );
     assert!(
         client
