@@ -188,7 +188,8 @@ pub trait Catalog: Send + Sync + Debug {
     async fn list_runs(&self, limit: u32) -> Result<Vec<IngestRun>, CatalogError>;
 
     /// Mark the runs left `running` by a process that no longer exists (killed, crashed) as
-    /// `interrupted`, and return their ids. Runs of live processes are left alone, and so are
-    /// runs of other hosts, whose processes cannot be looked at.
+    /// `interrupted`, and return their ids. Runs of live processes are left alone. On SQLite a
+    /// run is judged by its host and pid, so runs of other hosts are left alone too; on
+    /// Postgres by the session lock its process holds, so a dead process on any host is found.
     async fn interrupt_stale_runs(&self) -> Result<Vec<i64>, CatalogError>;
 }
