@@ -87,7 +87,6 @@ impl Answerer {
             let generation_started = Instant::now();
             let mut deltas = chat.stream(&request).await.map_err(AnswerError::Chat)?;
             let options = self.options.clone();
-            let hosts = options.allowed_link_hosts.clone();
             let stream = async_stream::stream! {
                 // The answer cites some of the sources, by their numbers.
                 let numbered = sources.clone();
@@ -96,7 +95,7 @@ impl Answerer {
                 let mut usage = rewrite_usage;
                 // Pieces go out as soon as they cannot be part of a link or image; a URL
                 // split across pieces is held until it is resolved.
-                let mut links = StreamSanitizer::new(hosts.clone());
+                let mut links = StreamSanitizer::new(options.allowed_link_hosts.clone());
                 while let Some(item) = deltas.next().await {
                     match item {
                         Ok(ChatDelta::Text(piece)) => {
